@@ -1,0 +1,195 @@
+//! The agent process serving a SpecTask (AgentInstance, one per SpecTask) and the
+//! conversations inside it (AgentThread, one per WorkSession).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::lifecycle::{Lifecycle, TransitionError, status_enum};
+
+status_enum!(
+    AgentInstanceStatus {
+        Starting => "starting",
+        Ready => "ready",
+        Stopped => "stopped",
+        Crashed => "crashed",
+    }
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentInstanceEvent {
+    /// `initialize` (and `authenticate`, if needed) succeeded.
+    Initialized,
+    Stop,
+    /// The process exited on its own or never answered.
+    Crash,
+    /// Start it again, after a stop or a crash, or on a person's request.
+    Restart,
+}
+
+impl AgentInstanceEvent {
+    pub const ALL: &'static [Self] = &[Self::Initialized, Self::Stop, Self::Crash, Self::Restart];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Initialized => "initialize",
+            Self::Stop => "stop",
+            Self::Crash => "crash",
+            Self::Restart => "restart",
+        }
+    }
+}
+
+impl Lifecycle for AgentInstanceStatus {
+    type Event = AgentInstanceEvent;
+    const NAME: &'static str = "agent instance";
+
+    fn status_name(&self) -> &'static str {
+        self.as_str()
+    }
+
+    fn apply(self, event: AgentInstanceEvent) -> Result<Self, TransitionError> {
+        use AgentInstanceEvent as E;
+        use AgentInstanceStatus as S;
+        Ok(match (self, event) {
+            (S::Starting, E::Initialized) => S::Ready,
+            (S::Starting | S::Ready | S::Crashed, E::Stop) => S::Stopped,
+            (S::Starting | S::Ready, E::Crash) => S::Crashed,
+            (S::Ready | S::Stopped | S::Crashed, E::Restart) => S::Starting,
+            _ => return Err(self.refuse(event.name())),
+        })
+    }
+}
+
+status_enum!(
+    AgentThreadStatus {
+        Opening => "opening",
+        Idle => "idle",
+        Prompting => "prompting",
+        Interrupted => "interrupted",
+        Closed => "closed",
+    }
+);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentThreadEvent {
+    /// `session/new` or `session/load` answered.
+    Opened,
+    /// A `session/prompt` was sent: a turn is running.
+    Prompt,
+    /// The prompt was answered (any stop reason, including `cancelled`).
+    TurnEnded,
+    /// The agent process died under it.
+    Interrupt,
+    /// Open it again in a restarted instance.
+    Resume,
+    Close,
+}
+
+impl AgentThreadEvent {
+    pub const ALL: &'static [Self] = &[
+        Self::Opened,
+        Self::Prompt,
+        Self::TurnEnded,
+        Self::Interrupt,
+        Self::Resume,
+        Self::Close,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Opened => "open",
+            Self::Prompt => "prompt",
+            Self::TurnEnded => "end the turn of",
+            Self::Interrupt => "interrupt",
+            Self::Resume => "resume",
+            Self::Close => "close",
+        }
+    }
+}
+
+impl Lifecycle for AgentThreadStatus {
+    type Event = AgentThreadEvent;
+    const NAME: &'static str = "agent thread";
+
+    fn status_name(&self) -> &'static str {
+        self.as_str()
+    }
+
+    fn apply(self, event: AgentThreadEvent) -> Result<Self, TransitionError> {
+        use AgentThreadEvent as E;
+        use AgentThreadStatus as S;
+        Ok(match (self, event) {
+            (S::Opening, E::Opened) => S::Idle,
+            (S::Idle, E::Prompt) => S::Prompting,
+            (S::Prompting, E::TurnEnded) => S::Idle,
+            (S::Opening | S::Idle | S::Prompting, E::Interrupt) => S::Interrupted,
+            (S::Interrupted, E::Resume) => S::Opening,
+            (S::Opening | S::Idle | S::Prompting | S::Interrupted, E::Close) => S::Closed,
+            _ => return Err(self.refuse(event.name())),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentInstance {
+    pub id: i64,
+    pub spec_task_id: i64,
+    pub profile: String,
+    pub status: AgentInstanceStatus,
+    pub pid: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentThread {
+    pub id: i64,
+    pub agent_instance_id: i64,
+    pub work_session_id: i64,
+    /// The ACP session id the agent gave for this thread.
+    pub acp_session_id: Option<String>,
+    pub status: AgentThreadStatus,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::lifecycle::testing::check_table;
+
+    #[test]
+    fn instance_transitions() {
+        use AgentInstanceEvent as E;
+        use AgentInstanceStatus as S;
+        let legal = [
+            (S::Starting, E::Initialized, S::Ready),
+            (S::Starting, E::Stop, S::Stopped),
+            (S::Ready, E::Stop, S::Stopped),
+            (S::Crashed, E::Stop, S::Stopped),
+            (S::Starting, E::Crash, S::Crashed),
+            (S::Ready, E::Crash, S::Crashed),
+            (S::Ready, E::Restart, S::Starting),
+            (S::Stopped, E::Restart, S::Starting),
+            (S::Crashed, E::Restart, S::Starting),
+        ];
+        check_table(S::ALL, AgentInstanceEvent::ALL, &legal);
+    }
+
+    #[test]
+    fn thread_transitions() {
+        use AgentThreadEvent as E;
+        use AgentThreadStatus as S;
+        let legal = [
+            (S::Opening, E::Opened, S::Idle),
+            (S::Idle, E::Prompt, S::Prompting),
+            (S::Prompting, E::TurnEnded, S::Idle),
+            (S::Opening, E::Interrupt, S::Interrupted),
+            (S::Idle, E::Interrupt, S::Interrupted),
+            (S::Prompting, E::Interrupt, S::Interrupted),
+            (S::Interrupted, E::Resume, S::Opening),
+            (S::Opening, E::Close, S::Closed),
+            (S::Idle, E::Close, S::Closed),
+            (S::Prompting, E::Close, S::Closed),
+            (S::Interrupted, E::Close, S::Closed),
+        ];
+        check_table(S::ALL, AgentThreadEvent::ALL, &legal);
+    }
+}

@@ -1,0 +1,67 @@
+//! Messages between sessions (CoordinationEvent) and the notes they share
+//! (SharedStateEntry).
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::lifecycle::status_enum;
+
+status_enum!(
+    CoordinationKind {
+        Handoff => "handoff",
+        Blocking => "blocking",
+        Unblocked => "unblocked",
+        Notification => "notification",
+        Request => "request",
+        Response => "response",
+        Broadcast => "broadcast",
+        Completion => "completion",
+        Spawn => "spawn",
+        Conflict => "conflict",
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct CoordinationEvent {
+    pub id: i64,
+    pub spec_task_id: i64,
+    pub kind: CoordinationKind,
+    /// The sending session; none when a person sent it.
+    pub from_session_id: Option<i64>,
+    /// The receiving session; none for everyone in the SpecTask.
+    pub to_session_id: Option<i64>,
+    pub message: String,
+    pub payload: serde_json::Value,
+    pub acknowledged_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The session that acknowledged it; none when a person did.
+    pub acknowledged_by: Option<i64>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A key/value note shared by every session of a SpecTask. Writes are a
+/// compare-and-set on `version`, so two sessions never silently overwrite each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SharedStateEntry {
+    pub spec_task_id: i64,
+    pub key: String,
+    pub value: serde_json::Value,
+    /// 1 on creation, +1 on every write.
+    pub version: i64,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Keys are short and printable so they can appear in prompts and URLs.
+pub fn validate_state_key(key: &str) -> Result<(), String> {
+    let ok = !key.is_empty()
+        && key.len() <= 128
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "key {key:?} must be 1-128 characters of letters, digits and - _ . : /"
+        ))
+    }
+}

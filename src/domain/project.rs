@@ -1,0 +1,222 @@
+//! A Project: a local git repository spectask works on, with its settings.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    /// Absolute path of the repository's top-level directory.
+    pub path: String,
+    #[serde(flatten)]
+    pub settings: ProjectSettings,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProjectSettings {
+    /// The branch task branches are cut from.
+    pub base_branch: String,
+    /// Where specs live in the repository, relative to its root.
+    pub spec_folder: String,
+    /// Run in a session's worktree before its work is merged, if set.
+    pub verification_command: Option<String>,
+    /// At most this many tasks plan at once; more wait in `planning_queued`.
+    pub planning_wip_limit: Option<i64>,
+    /// At most this many tasks implement at once; more wait in `implementation_queued`.
+    pub implementation_wip_limit: Option<i64>,
+    /// Default number of work sessions one task runs in parallel.
+    pub max_parallel_sessions: i64,
+}
+
+pub const DEFAULT_SPEC_FOLDER: &str = "specs";
+pub const DEFAULT_MAX_PARALLEL_SESSIONS: i64 = 3;
+pub const MAX_PARALLEL_SESSIONS_CEILING: i64 = 64;
+
+/// A change to some of a project's settings. `Some(None)` clears an optional one.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSettingsPatch {
+    pub name: Option<String>,
+    pub base_branch: Option<String>,
+    pub spec_folder: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub verification_command: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub planning_wip_limit: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<i64>)]
+    pub implementation_wip_limit: Option<Option<i64>>,
+    pub max_parallel_sessions: Option<i64>,
+}
+
+/// Distinguishes a field set to `null` (clear it) from a field left out (keep it).
+fn double_option<'de, T, D>(de: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(de).map(Some)
+}
+
+/// A setting a person gave that spectask cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidSetting {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> InvalidSetting {
+    InvalidSetting {
+        field,
+        message: message.into(),
+    }
+}
+
+impl ProjectSettings {
+    /// Applies a patch and checks the result; on error `self` is unchanged.
+    pub fn patched(&self, patch: &ProjectSettingsPatch) -> Result<ProjectSettings, InvalidSetting> {
+        let mut next = self.clone();
+        if let Some(b) = &patch.base_branch {
+            next.base_branch = b.clone();
+        }
+        if let Some(f) = &patch.spec_folder {
+            next.spec_folder = f.clone();
+        }
+        if let Some(v) = &patch.verification_command {
+            next.verification_command = v.clone().filter(|c| !c.trim().is_empty());
+        }
+        if let Some(v) = patch.planning_wip_limit {
+            next.planning_wip_limit = v;
+        }
+        if let Some(v) = patch.implementation_wip_limit {
+            next.implementation_wip_limit = v;
+        }
+        if let Some(v) = patch.max_parallel_sessions {
+            next.max_parallel_sessions = v;
+        }
+        next.validate()?;
+        Ok(next)
+    }
+
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        validate_branch_name(&self.base_branch).map_err(|m| invalid("base_branch", m))?;
+        validate_relative_folder(&self.spec_folder).map_err(|m| invalid("spec_folder", m))?;
+        for (field, limit) in [
+            ("planning_wip_limit", self.planning_wip_limit),
+            ("implementation_wip_limit", self.implementation_wip_limit),
+        ] {
+            if limit.is_some_and(|l| l < 1) {
+                return Err(invalid(field, "must be at least 1 (or null for no limit)"));
+            }
+        }
+        if !(1..=MAX_PARALLEL_SESSIONS_CEILING).contains(&self.max_parallel_sessions) {
+            return Err(invalid(
+                "max_parallel_sessions",
+                format!("must be between 1 and {MAX_PARALLEL_SESSIONS_CEILING}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The rules of `git check-ref-format --branch`, checked without running git so bad
+/// input is refused before anything touches the repository.
+pub fn validate_branch_name(name: &str) -> Result<(), String> {
+    let bad = name.is_empty()
+        || name.len() > 200
+        || name.starts_with(['-', '/', '.'])
+        || name.ends_with(['/', '.'])
+        || name.ends_with(".lock")
+        || name.contains("..")
+        || name.contains("//")
+        || name.contains("@{")
+        || name == "@"
+        || name.split('/').any(|part| part.starts_with('.') || part.ends_with(".lock"))
+        || name
+            .chars()
+            .any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c));
+    if bad {
+        Err(format!("{name:?} is not a valid git branch name"))
+    } else {
+        Ok(())
+    }
+}
+
+/// A folder inside the repository: relative, no `..`, not empty.
+pub fn validate_relative_folder(path: &str) -> Result<(), String> {
+    let p = std::path::Path::new(path);
+    let ok = !path.trim().is_empty()
+        && p.is_relative()
+        && p.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{path:?} must be a relative folder inside the repository, without `..`"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> ProjectSettings {
+        ProjectSettings {
+            base_branch: "main".into(),
+            spec_folder: "specs".into(),
+            verification_command: None,
+            planning_wip_limit: None,
+            implementation_wip_limit: None,
+            max_parallel_sessions: 3,
+        }
+    }
+
+    #[test]
+    fn patch_applies_and_clears() {
+        let mut s = settings();
+        s.verification_command = Some("cargo test".into());
+        let patch: ProjectSettingsPatch = serde_json::from_str(
+            r#"{"verification_command": null, "planning_wip_limit": 2, "spec_folder": ".kiro/specs"}"#,
+        )
+        .unwrap();
+        let next = s.patched(&patch).unwrap();
+        assert_eq!(next.verification_command, None);
+        assert_eq!(next.planning_wip_limit, Some(2));
+        assert_eq!(next.spec_folder, ".kiro/specs");
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let s = settings();
+        for (json, field) in [
+            (r#"{"base_branch": "bad..name"}"#, "base_branch"),
+            (r#"{"base_branch": "has space"}"#, "base_branch"),
+            (r#"{"spec_folder": "../outside"}"#, "spec_folder"),
+            (r#"{"spec_folder": "/abs"}"#, "spec_folder"),
+            (r#"{"planning_wip_limit": 0}"#, "planning_wip_limit"),
+            (r#"{"max_parallel_sessions": 0}"#, "max_parallel_sessions"),
+            (r#"{"max_parallel_sessions": 1000}"#, "max_parallel_sessions"),
+        ] {
+            let patch: ProjectSettingsPatch = serde_json::from_str(json).unwrap();
+            assert_eq!(s.patched(&patch).unwrap_err().field, field, "{json}");
+        }
+        assert!(serde_json::from_str::<ProjectSettingsPatch>(r#"{"bogus": 1}"#).is_err());
+    }
+
+    #[test]
+    fn branch_names() {
+        for ok in ["main", "release/1.2", "feature_x"] {
+            assert!(validate_branch_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-x", "a..b", "a b", "x.lock", "a/.b", "a:b", "a//b", "@"] {
+            assert!(validate_branch_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! spectask: a self-hosted orchestrator for spec-driven, multi-session AI coding.
+//! See ARCHITECTURE.md for the map of this crate.
+
+pub mod domain;
