@@ -2,3 +2,5 @@
 //! See ARCHITECTURE.md for the map of this crate.
 
 pub mod domain;
+pub mod auth;
+pub mod store;

@@ -1,0 +1,196 @@
+//! Storage: one trait, [`Store`], with one SQL implementation that runs on SQLite (the
+//! embedded default) and on PostgreSQL. The backend-specific parts (connecting,
+//! pragmas, migrations, event ordering) live in `sqlite.rs` and `postgres.rs`.
+//!
+//! Invariants every method keeps:
+//! - a state change and its [`Event`] row are written in one transaction;
+//! - a status change is a compare-and-set on the stored status, decided by the
+//!   domain's transition function, so concurrent changes give exactly one winner;
+//! - every write transaction starts with a write, so SQLite takes its write lock at
+//!   once (waiting on `busy_timeout`) instead of failing on a stale read snapshot.
+
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::auth::ApiToken;
+use crate::domain::*;
+
+pub use sql::SqlStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{entity} {id} not found")]
+    NotFound { entity: &'static str, id: String },
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    /// The state changed under the caller (a lost compare-and-set).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request names something that cannot be used (e.g. a session of another task).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    InvalidSetting(#[from] InvalidSetting),
+    /// A stored value the code does not understand: a bug or a newer schema.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub fn not_found(entity: &'static str, id: impl ToString) -> StoreError {
+    StoreError::NotFound {
+        entity,
+        id: id.to_string(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub name: String,
+    pub path: String,
+    pub settings: ProjectSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSpecTask {
+    pub project_id: i64,
+    pub title: String,
+    pub description: String,
+    pub prompt: String,
+    pub priority: Priority,
+    pub task_type: TaskType,
+    pub max_parallel_sessions: Option<i64>,
+    pub agent_profile: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpecTaskPatch {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub priority: Option<Priority>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SpecTaskFilter {
+    pub project_id: Option<i64>,
+    pub status: Option<SpecTaskStatus>,
+    /// Only tasks with an id below this (the previous page's `next_cursor`).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewWorkSession {
+    pub spec_task_id: i64,
+    pub parent_id: Option<i64>,
+    pub implementation_task_id: Option<i64>,
+    pub kind: WorkSessionKind,
+    pub name: String,
+    pub prompt: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCoordinationEvent {
+    pub spec_task_id: i64,
+    pub kind: CoordinationKind,
+    pub from_session_id: Option<i64>,
+    pub to_session_id: Option<i64>,
+    pub message: String,
+    pub payload: serde_json::Value,
+}
+
+/// Who made a change, as recorded in its event.
+pub type Actor<'a> = &'a str;
+
+/// Builds the event for a transition closure from the capacity the store computed
+/// inside its transaction (see [`Store::transition_spec_task`]).
+pub type MakeEvent<'a> = &'a (dyn Fn(Capacity) -> SpecTaskEvent + Send + Sync);
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Closes the pool; in-flight queries finish first.
+    async fn close(&self);
+
+    async fn create_token(&self, name: &str, token_hash: &str, actor: Actor<'_>) -> Result<ApiToken>;
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
+    async fn revoke_token(&self, id: i64, actor: Actor<'_>) -> Result<ApiToken>;
+    /// The active (not revoked) token with this hash.
+    async fn find_active_token(&self, token_hash: &str) -> Result<Option<ApiToken>>;
+
+    async fn create_project(&self, new: NewProject, actor: Actor<'_>) -> Result<Project>;
+    async fn list_projects(&self) -> Result<Vec<Project>>;
+    async fn get_project(&self, id: i64) -> Result<Project>;
+    /// Applies the patch through [`ProjectSettings::patched`]; invalid settings change nothing.
+    async fn update_project(&self, id: i64, patch: &ProjectSettingsPatch, actor: Actor<'_>) -> Result<Project>;
+
+    async fn create_spec_task(&self, new: NewSpecTask, actor: Actor<'_>) -> Result<SpecTask>;
+    /// Newest first. Returns the page and the cursor of the next one.
+    async fn list_spec_tasks(&self, filter: &SpecTaskFilter) -> Result<(Vec<SpecTask>, Option<i64>)>;
+    async fn get_spec_task(&self, id: i64) -> Result<SpecTask>;
+    async fn update_spec_task(&self, id: i64, patch: &SpecTaskPatch, actor: Actor<'_>) -> Result<SpecTask>;
+    /// Changes a SpecTask's status. Inside one transaction that serializes the
+    /// project's transitions: computes the WIP capacity, builds the event with
+    /// `make_event`, applies the domain transition, writes it as a compare-and-set,
+    /// records the event, and admits the oldest queued task if a slot freed up.
+    async fn transition_spec_task(&self, id: i64, make_event: MakeEvent<'_>, actor: Actor<'_>) -> Result<SpecTask>;
+
+    async fn create_work_session(&self, new: NewWorkSession, actor: Actor<'_>) -> Result<WorkSession>;
+    async fn list_work_sessions(&self, spec_task_id: i64) -> Result<Vec<WorkSession>>;
+    async fn get_work_session(&self, id: i64) -> Result<WorkSession>;
+    async fn transition_work_session(
+        &self,
+        id: i64,
+        event: WorkSessionEvent,
+        reason: Option<String>,
+        actor: Actor<'_>,
+    ) -> Result<WorkSession>;
+    /// Takes or renews the lease on a session for `owner`. Succeeds when the session is
+    /// unleased, already leased by `owner`, or its holder's heartbeat is older than
+    /// `stale_after_ms`; returns false when another live replica holds it.
+    async fn acquire_lease(&self, id: i64, owner: &str, stale_after_ms: i64) -> Result<bool>;
+
+    async fn post_coordination_event(&self, new: NewCoordinationEvent, actor: Actor<'_>) -> Result<CoordinationEvent>;
+    async fn list_coordination_events(&self, spec_task_id: i64) -> Result<Vec<CoordinationEvent>>;
+    async fn acknowledge_coordination_event(
+        &self,
+        spec_task_id: i64,
+        id: i64,
+        by_session: Option<i64>,
+        actor: Actor<'_>,
+    ) -> Result<CoordinationEvent>;
+
+    async fn list_shared_state(&self, spec_task_id: i64) -> Result<Vec<SharedStateEntry>>;
+    async fn get_shared_state(&self, spec_task_id: i64, key: &str) -> Result<SharedStateEntry>;
+    /// Writes `value` if the entry's version is `expected_version` (0: it must not exist).
+    async fn put_shared_state(
+        &self,
+        spec_task_id: i64,
+        key: &str,
+        value: &serde_json::Value,
+        expected_version: i64,
+        actor: Actor<'_>,
+    ) -> Result<SharedStateEntry>;
+
+    /// Events with an id above `after`, oldest first.
+    async fn list_events(&self, after: i64, spec_task_id: Option<i64>, limit: i64) -> Result<Vec<Event>>;
+}
+
+/// Opens the store a database URL names (`sqlite://…` or `postgres://…`), creating the
+/// SQLite file if needed and applying pending migrations.
+pub async fn connect(database_url: &str) -> anyhow::Result<SqlStore> {
+    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+        postgres::connect(database_url).await
+    } else if database_url.starts_with("sqlite:") {
+        sqlite::connect(database_url).await
+    } else {
+        anyhow::bail!("unsupported database URL {database_url:?}: use sqlite://PATH or postgres://…")
+    }
+}
