@@ -4,3 +4,8 @@
 pub mod domain;
 pub mod auth;
 pub mod store;
+pub mod api;
+pub mod git;
+pub mod app;
+pub mod cli;
+pub mod config;

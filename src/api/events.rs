@@ -1,0 +1,96 @@
+//! `/events` (the change log, by cursor) and `/tokens` (API tokens).
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Json, Path, Query};
+use super::{AppState, Caller, page_limit};
+use crate::auth::{ApiToken, generate_token, hash_token};
+use crate::domain::Event;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Only events with an id above this (default 0: from the start).
+    pub after: Option<i64>,
+    /// Only events of this spec task.
+    pub spec_task: Option<i64>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventPage {
+    pub items: Vec<Event>,
+    /// Pass as `after` to continue; equal to the request's `after` when nothing is new.
+    pub next_after: i64,
+}
+
+/// Events in the order they were committed.
+#[utoipa::path(get, path = "/events", tag = "events", params(EventsQuery),
+    responses((status = 200, body = EventPage), (status = 422, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, Query(q): Query<EventsQuery>) -> ApiResult<Json<EventPage>> {
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::Validation("after: must be 0 or more".into()));
+    }
+    let limit = page_limit(q.limit, 100, 1000)?;
+    let items = state.store.list_events(after, q.spec_task, limit).await?;
+    let next_after = items.last().map_or(after, |e| e.id);
+    Ok(Json(EventPage { items, next_after }))
+}
+
+/// List API tokens (never their values).
+#[utoipa::path(get, path = "/tokens", tag = "tokens", responses((status = 200, body = Vec<ApiToken>)))]
+pub async fn list_tokens(State(state): State<AppState>) -> ApiResult<Json<Vec<ApiToken>>> {
+    Ok(Json(state.store.list_tokens().await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub info: ApiToken,
+    /// The token itself. It is shown this once; only its hash is stored.
+    pub token: String,
+}
+
+/// Create an API token.
+#[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = CreateToken,
+    responses((status = 201, body = CreatedToken), (status = 422, body = ErrorBody)))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<CreateToken>,
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::Validation("name: 1 to 100 characters".into()));
+    }
+    let token = generate_token();
+    let info = state
+        .store
+        .create_token(name, &hash_token(&token), &caller.actor())
+        .await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { info, token })))
+}
+
+/// Revoke an API token; it stops working at once.
+#[utoipa::path(post, path = "/tokens/{id}/revoke", tag = "tokens", params(("id" = i64, Path)),
+    responses((status = 200, body = ApiToken), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<ApiToken>> {
+    Ok(Json(state.store.revoke_token(id, &caller.actor()).await?))
+}

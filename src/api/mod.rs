@@ -1,0 +1,106 @@
+//! The HTTP API under `/api/v1`, with its OpenAPI document generated from the
+//! handlers' annotations. Every route but `/healthz` requires a bearer token.
+
+mod auth;
+mod error;
+mod events;
+mod extract;
+mod projects;
+mod sessions;
+mod spec_tasks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use auth::Caller;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+
+use crate::store::Store;
+
+/// The largest request body accepted; larger ones get 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "spectask", description = "Spec-driven, multi-session AI coding: the REST API."),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    components(schemas(ErrorBody, ErrorDetail))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole HTTP surface: `/healthz`, and `/api/v1/*` behind the token check.
+pub fn router(state: AppState) -> Router {
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(projects::list, projects::create))
+        .routes(routes!(projects::get, projects::update))
+        .routes(routes!(spec_tasks::list, spec_tasks::create))
+        .routes(routes!(spec_tasks::get, spec_tasks::update))
+        .routes(routes!(spec_tasks::action))
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::get))
+        .routes(routes!(sessions::list_coordination, sessions::post_coordination))
+        .routes(routes!(sessions::acknowledge))
+        .routes(routes!(sessions::list_state))
+        .routes(routes!(sessions::get_state, sessions::put_state))
+        .routes(routes!(events::list))
+        .routes(routes!(events::list_tokens, events::create_token))
+        .routes(routes!(events::revoke_token))
+        .split_for_parts();
+    doc.paths.paths = doc
+        .paths
+        .paths
+        .into_iter()
+        .map(|(path, item)| (format!("/api/v1{path}"), item))
+        .collect();
+    let doc = Arc::new(doc);
+    let api = api
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// The page size a list route uses when the client names none, and the most it allows.
+pub(crate) fn page_limit(requested: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match requested {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::Validation(format!("limit must be between 1 and {max}, not {n}"))),
+    }
+}

@@ -1,0 +1,108 @@
+//! `/projects`: register a local git repository, list, get, update its settings.
+
+use std::path::Path as FsPath;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Json, Path};
+use super::{AppState, Caller};
+use crate::domain::*;
+use crate::git::{self, GitError};
+use crate::store::NewProject;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    /// Absolute path of a local git repository (any folder inside it).
+    pub path: String,
+    /// Defaults to the repository folder's name.
+    pub name: Option<String>,
+    /// Defaults to the branch the repository has checked out.
+    pub base_branch: Option<String>,
+    /// Defaults to `specs`.
+    pub spec_folder: Option<String>,
+    pub verification_command: Option<String>,
+    pub planning_wip_limit: Option<i64>,
+    pub implementation_wip_limit: Option<i64>,
+    /// Defaults to 3.
+    pub max_parallel_sessions: Option<i64>,
+}
+
+/// List registered projects.
+#[utoipa::path(get, path = "/projects", tag = "projects",
+    responses((status = 200, body = Vec<Project>), (status = 401, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Project>>> {
+    Ok(Json(state.store.list_projects().await?))
+}
+
+/// Register a local git repository as a project.
+#[utoipa::path(post, path = "/projects", tag = "projects", request_body = CreateProject,
+    responses((status = 201, body = Project), (status = 409, body = ErrorBody, description = "already registered"),
+              (status = 422, body = ErrorBody, description = "not a git repository, or bad settings")))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<CreateProject>,
+) -> ApiResult<(StatusCode, Json<Project>)> {
+    let path = FsPath::new(&body.path);
+    if !path.is_absolute() {
+        return Err(ApiError::Validation(format!("path {:?} must be absolute", body.path)));
+    }
+    let root = git::repo_root(path).await.map_err(|e| match e {
+        GitError::Spawn(_) => ApiError::Internal(e.into()),
+        other => ApiError::Validation(other.to_string()),
+    })?;
+    let base_branch = match body.base_branch {
+        Some(b) => b,
+        None => git::current_branch(&root)
+            .await
+            .map_err(anyhow::Error::from)?
+            .unwrap_or_else(|| "main".to_string()),
+    };
+    let name = body
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .or_else(|| root.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "project".to_string());
+    let settings = ProjectSettings {
+        base_branch,
+        spec_folder: body.spec_folder.unwrap_or_else(|| DEFAULT_SPEC_FOLDER.to_string()),
+        verification_command: body.verification_command.filter(|c| !c.trim().is_empty()),
+        planning_wip_limit: body.planning_wip_limit,
+        implementation_wip_limit: body.implementation_wip_limit,
+        max_parallel_sessions: body.max_parallel_sessions.unwrap_or(DEFAULT_MAX_PARALLEL_SESSIONS),
+    };
+    let new = NewProject {
+        name,
+        path: root.to_string_lossy().into_owned(),
+        settings,
+    };
+    let project = state.store.create_project(new, &caller.actor()).await?;
+    Ok((StatusCode::CREATED, Json(project)))
+}
+
+/// Get one project.
+#[utoipa::path(get, path = "/projects/{id}", tag = "projects", params(("id" = i64, Path)),
+    responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Project>> {
+    Ok(Json(state.store.get_project(id).await?))
+}
+
+/// Update a project's name or settings; `null` clears an optional setting.
+#[utoipa::path(patch, path = "/projects/{id}", tag = "projects", params(("id" = i64, Path)),
+    request_body = ProjectSettingsPatch,
+    responses((status = 200, body = Project), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Json(patch): Json<ProjectSettingsPatch>,
+) -> ApiResult<Json<Project>> {
+    Ok(Json(state.store.update_project(id, &patch, &caller.actor()).await?))
+}

@@ -1,0 +1,164 @@
+//! Work sessions (read-only until the orchestrator arrives), coordination events
+//! between sessions, and the shared state of a spec task.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Json, Path};
+use super::{AppState, Caller};
+use crate::domain::*;
+use crate::store::NewCoordinationEvent;
+
+/// The work sessions of a spec task, oldest first; `parent_id` gives the hierarchy.
+#[utoipa::path(get, path = "/spec-tasks/{id}/sessions", tag = "sessions", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<WorkSession>), (status = 404, body = ErrorBody)))]
+pub async fn list(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Vec<WorkSession>>> {
+    Ok(Json(state.store.list_work_sessions(id).await?))
+}
+
+/// Get one work session.
+#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = i64, Path)),
+    responses((status = 200, body = WorkSession), (status = 404, body = ErrorBody)))]
+pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<WorkSession>> {
+    Ok(Json(state.store.get_work_session(id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostCoordination {
+    pub kind: CoordinationKind,
+    /// The sending session; leave out when a person sends it.
+    pub from_session_id: Option<i64>,
+    /// The receiving session; leave out to address every session of the task.
+    pub to_session_id: Option<i64>,
+    pub message: String,
+    #[serde(default)]
+    pub payload: serde_json::Value,
+}
+
+/// The coordination events of a spec task, oldest first.
+#[utoipa::path(get, path = "/spec-tasks/{id}/coordination", tag = "coordination", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<CoordinationEvent>), (status = 404, body = ErrorBody)))]
+pub async fn list_coordination(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<CoordinationEvent>>> {
+    Ok(Json(state.store.list_coordination_events(id).await?))
+}
+
+/// Post a coordination event to one session or to all.
+#[utoipa::path(post, path = "/spec-tasks/{id}/coordination", tag = "coordination", params(("id" = i64, Path)),
+    request_body = PostCoordination,
+    responses((status = 201, body = CoordinationEvent), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn post_coordination(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Json(body): Json<PostCoordination>,
+) -> ApiResult<(StatusCode, Json<CoordinationEvent>)> {
+    if body.message.trim().is_empty() {
+        return Err(ApiError::Validation("message: must not be empty".into()));
+    }
+    let new = NewCoordinationEvent {
+        spec_task_id: id,
+        kind: body.kind,
+        from_session_id: body.from_session_id,
+        to_session_id: body.to_session_id,
+        message: body.message,
+        payload: body.payload,
+    };
+    let posted = state.store.post_coordination_event(new, &caller.actor()).await?;
+    Ok((StatusCode::CREATED, Json(posted)))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledge {
+    /// The acknowledging session; leave out when a person acknowledges.
+    pub by_session_id: Option<i64>,
+}
+
+/// Acknowledge a coordination event. A second acknowledgement is refused with 409.
+#[utoipa::path(post, path = "/spec-tasks/{id}/coordination/{event_id}/ack", tag = "coordination",
+    params(("id" = i64, Path), ("event_id" = i64, Path)), request_body = Acknowledge,
+    responses((status = 200, body = CoordinationEvent), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, event_id)): Path<(i64, i64)>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<Json<CoordinationEvent>> {
+    // The body is optional here: an empty one means a person acknowledges.
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+        _ => ApiError::BadRequest(e.body_text()),
+    })?;
+    let by = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<Acknowledge>(&body)
+            .map_err(|e| ApiError::Validation(format!("invalid body: {e}")))?
+            .by_session_id
+    };
+    let acked = state
+        .store
+        .acknowledge_coordination_event(id, event_id, by, &caller.actor())
+        .await?;
+    Ok(Json(acked))
+}
+
+/// Every shared-state entry of a spec task.
+#[utoipa::path(get, path = "/spec-tasks/{id}/state", tag = "shared state", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<SharedStateEntry>), (status = 404, body = ErrorBody)))]
+pub async fn list_state(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<SharedStateEntry>>> {
+    Ok(Json(state.store.list_shared_state(id).await?))
+}
+
+/// One shared-state entry.
+#[utoipa::path(get, path = "/spec-tasks/{id}/state/{key}", tag = "shared state",
+    params(("id" = i64, Path), ("key" = String, Path)),
+    responses((status = 200, body = SharedStateEntry), (status = 404, body = ErrorBody)))]
+pub async fn get_state(
+    State(state): State<AppState>,
+    Path((id, key)): Path<(i64, String)>,
+) -> ApiResult<Json<SharedStateEntry>> {
+    Ok(Json(state.store.get_shared_state(id, &key).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutState {
+    pub value: serde_json::Value,
+    /// The version you read (0 to create the key). A different current version
+    /// means someone else wrote in between: 409, nothing written.
+    pub expected_version: i64,
+}
+
+/// Write a shared-state entry with compare-and-set on its version.
+#[utoipa::path(put, path = "/spec-tasks/{id}/state/{key}", tag = "shared state",
+    params(("id" = i64, Path), ("key" = String, Path)), request_body = PutState,
+    responses((status = 200, body = SharedStateEntry), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "version conflict; nothing written"),
+              (status = 422, body = ErrorBody)))]
+pub async fn put_state(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, key)): Path<(i64, String)>,
+    Json(body): Json<PutState>,
+) -> ApiResult<Json<SharedStateEntry>> {
+    if body.expected_version < 0 {
+        return Err(ApiError::Validation("expected_version: must be 0 or more".into()));
+    }
+    let entry = state
+        .store
+        .put_shared_state(id, &key, &body.value, body.expected_version, &caller.actor())
+        .await?;
+    Ok(Json(entry))
+}

@@ -1,0 +1,123 @@
+//! Startup you can test: [`build`] turns a config into an [`App`] (data dir, store,
+//! migrations, admin token, router) and [`App::run`] serves it on a listener until a
+//! shutdown future resolves. Tests build apps on port 0 with fresh databases.
+
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::auth::{generate_token, hash_token};
+use crate::config::{ServeConfig, TOKEN_FILE};
+use crate::store::{self, Store};
+
+pub struct App {
+    store: Arc<dyn Store>,
+    router: axum::Router,
+    token_file: PathBuf,
+}
+
+pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
+    create_private_dir(&config.data_dir)?;
+    let store: Arc<dyn Store> = Arc::new(store::connect(&config.database_url()).await?);
+    let token_file = config.data_dir.join(TOKEN_FILE);
+    ensure_admin_token(store.as_ref(), &token_file).await?;
+    let router = api::router(AppState { store: store.clone() });
+    Ok(App {
+        store,
+        router,
+        token_file,
+    })
+}
+
+impl App {
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    pub fn token_file(&self) -> &Path {
+        &self.token_file
+    }
+
+    /// Serves until `shutdown` resolves: then stops accepting, lets requests in
+    /// flight finish, and closes the database.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// Makes sure `<data-dir>/token` holds a token the database accepts. On first start
+/// (or after the database was replaced, or the token revoked) it creates an `admin`
+/// token, stores its hash and writes the token to the file, readable by its owner only.
+async fn ensure_admin_token(store: &dyn Store, token_file: &Path) -> anyhow::Result<()> {
+    if let Ok(existing) = std::fs::read_to_string(token_file) {
+        let existing = existing.trim();
+        if !existing.is_empty() && store.find_active_token(&hash_token(existing)).await?.is_some() {
+            return Ok(());
+        }
+    }
+    let token = generate_token();
+    store.create_token("admin", &hash_token(&token), "system").await?;
+    write_private_file(token_file, &format!("{token}\n"))?;
+    tracing::info!(path = %token_file.display(), "created the admin token");
+    Ok(())
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating data dir {}", dir.display()))
+}
+
+/// Writes a file with mode 0600 through a temporary file and a rename, so a reader
+/// never sees it half-written and it is never readable by others, not even briefly.
+pub fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,615 @@
+//! The `spectask` command line: `serve` runs the server; every other command is a
+//! client of a running server over HTTP.
+
+mod client;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::app;
+use crate::auth::ApiToken;
+use crate::config::{self, FileConfig, LogFormat, ServeConfig};
+use crate::domain::*;
+use client::Client;
+
+#[derive(Debug, Parser)]
+#[command(name = "spectask", version, about = "Spec-driven, multi-session AI coding: server and CLI")]
+pub struct Cli {
+    /// Where spectask keeps its database, token and config [default: the platform data dir]
+    #[arg(long, env = "SPECTASK_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// The server the CLI talks to [default: the URL `serve` wrote in the data dir]
+    #[arg(long, env = "SPECTASK_URL", global = true)]
+    url: Option<String>,
+    /// The API token [default: the token file in the data dir]
+    #[arg(long, env = "SPECTASK_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    #[arg(long, env = "SPECTASK_LOG_FORMAT", global = true, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (API; embedded SQLite unless --database-url names PostgreSQL)
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:7420]
+        #[arg(long, env = "SPECTASK_BIND")]
+        bind: Option<String>,
+        /// sqlite://PATH or postgres://USER@HOST/DB [default: SQLite in the data dir]
+        #[arg(long, env = "SPECTASK_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
+    },
+    /// Register and configure git repositories
+    #[command(subcommand)]
+    Project(ProjectCmd),
+    /// Create, inspect and move spec tasks through their lifecycle
+    #[command(subcommand)]
+    Task(TaskCmd),
+    /// Print the change log (oldest first); --follow keeps printing new events
+    Events {
+        #[arg(long)]
+        follow: bool,
+        /// Only this spec task's events
+        #[arg(long)]
+        task: Option<i64>,
+        /// Start after this event id
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage API tokens
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectCmd {
+    /// Register the git repository at PATH
+    Add {
+        path: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        base_branch: Option<String>,
+        #[arg(long)]
+        spec_folder: Option<String>,
+        /// Verification command run before a session's work is merged
+        #[arg(long)]
+        verify: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a project's settings (only the ones given)
+    Set {
+        id: i64,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        base_branch: Option<String>,
+        #[arg(long)]
+        spec_folder: Option<String>,
+        /// Verification command ("" clears it)
+        #[arg(long)]
+        verify: Option<String>,
+        #[arg(long)]
+        planning_wip_limit: Option<i64>,
+        #[arg(long)]
+        implementation_wip_limit: Option<i64>,
+        #[arg(long)]
+        max_parallel_sessions: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TaskCmd {
+    /// Create a spec task from a prompt
+    Create {
+        prompt: String,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// low, medium, high or critical
+        #[arg(long)]
+        priority: Option<Priority>,
+        /// feature, bugfix or refactor
+        #[arg(long = "type")]
+        task_type: Option<TaskType>,
+        /// Project id (needed when several are registered)
+        #[arg(long)]
+        project: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        status: Option<SpecTaskStatus>,
+        #[arg(long)]
+        project: Option<i64>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    Show(IdArgs),
+    /// Change a task's title, description or priority
+    Update {
+        id: i64,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        priority: Option<Priority>,
+        #[arg(long)]
+        json: bool,
+    },
+    StartPlanning(IdArgs),
+    Approve(IdArgs),
+    RequestChanges(IdArgs),
+    Reject(IdArgs),
+    Cancel(IdArgs),
+    Retry(IdArgs),
+}
+
+#[derive(Debug, Args)]
+struct IdArgs {
+    id: i64,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCmd {
+    /// Create a token; it is printed once
+    Create {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Revoke {
+        id: i64,
+    },
+}
+
+/// The entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let data_dir = cli.data_dir.clone().unwrap_or_else(config::default_data_dir);
+    let file = FileConfig::load(&data_dir)?;
+    let log_format = cli.log_format.or(file.log_format).unwrap_or_default();
+    match cli.command {
+        Command::Serve { bind, database_url } => {
+            init_logging(log_format, "info");
+            let config = ServeConfig {
+                bind: bind.or(file.bind).unwrap_or_else(|| config::DEFAULT_BIND.to_string()),
+                data_dir,
+                database_url: database_url.or(file.database_url),
+            };
+            serve(config).await
+        }
+        command => {
+            init_logging(log_format, "warn");
+            let client = connect_client(cli.url.or(file.url), cli.token, &data_dir)?;
+            match command {
+                Command::Project(cmd) => project(&client, cmd).await,
+                Command::Task(cmd) => task(&client, cmd).await,
+                Command::Events {
+                    follow,
+                    task,
+                    after,
+                    json,
+                } => events(&client, follow, task, after, json).await,
+                Command::Token(cmd) => token(&client, cmd).await,
+                Command::Serve { .. } => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
+async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let app = app::build(&config).await?;
+    let listener = tokio::net::TcpListener::bind(&config.bind)
+        .await
+        .with_context(|| format!("listening on {}", config.bind))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    std::fs::write(config.data_dir.join(config::URL_FILE), format!("{url}\n"))
+        .context("writing the URL file")?;
+    println!("spectask is listening on {url}");
+    println!("  API token: {} (send it as `Authorization: Bearer <token>`)", app.token_file().display());
+    println!("  data dir:  {}", config.data_dir.display());
+    tracing::info!(%url, "listening");
+    app.run(listener, app::shutdown_signal()).await
+}
+
+fn connect_client(url: Option<String>, token: Option<String>, data_dir: &std::path::Path) -> anyhow::Result<Client> {
+    let url = url
+        .or_else(|| std::fs::read_to_string(data_dir.join(config::URL_FILE)).ok())
+        .map(|u| u.trim().to_string())
+        .unwrap_or_else(|| format!("http://{}", config::DEFAULT_BIND));
+    let token_file = data_dir.join(config::TOKEN_FILE);
+    let token = match token {
+        Some(t) => t,
+        None => std::fs::read_to_string(&token_file).with_context(|| {
+            format!(
+                "no API token: pass --token or SPECTASK_TOKEN, or run `spectask serve` once to create {}",
+                token_file.display()
+            )
+        })?,
+    };
+    Ok(Client::new(&url, &token))
+}
+
+fn opt(v: &Option<impl ToString>) -> String {
+    v.as_ref().map_or_else(|| "-".to_string(), ToString::to_string)
+}
+
+fn print_projects(projects: &[Project]) {
+    let rows: Vec<Vec<String>> = projects
+        .iter()
+        .map(|p| {
+            vec![
+                p.id.to_string(),
+                p.name.clone(),
+                p.settings.base_branch.clone(),
+                p.settings.spec_folder.clone(),
+                p.path.clone(),
+            ]
+        })
+        .collect();
+    output::table(&["ID", "NAME", "BASE", "SPECS", "PATH"], &rows);
+}
+
+async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
+    match cmd {
+        ProjectCmd::Add {
+            path,
+            name,
+            base_branch,
+            spec_folder,
+            verify,
+            json,
+        } => {
+            let abs = std::fs::canonicalize(&path).with_context(|| format!("{} does not exist", path.display()))?;
+            let body = json!({
+                "path": abs,
+                "name": name,
+                "base_branch": base_branch,
+                "spec_folder": spec_folder,
+                "verification_command": verify,
+            });
+            let p: Project = client.post("/projects", &body).await?;
+            if json {
+                return output::json(&p);
+            }
+            println!("registered project {} ({}) at {}", p.id, p.name, p.path);
+            Ok(())
+        }
+        ProjectCmd::List { json } => {
+            let projects: Vec<Project> = client.get("/projects").await?;
+            if json {
+                return output::json(&projects);
+            }
+            print_projects(&projects);
+            Ok(())
+        }
+        ProjectCmd::Show { id, json } => {
+            let p: Project = client.get(&format!("/projects/{id}")).await?;
+            if json {
+                return output::json(&p);
+            }
+            let s = &p.settings;
+            for (k, v) in [
+                ("id", p.id.to_string()),
+                ("name", p.name.clone()),
+                ("path", p.path.clone()),
+                ("base branch", s.base_branch.clone()),
+                ("spec folder", s.spec_folder.clone()),
+                ("verification", opt(&s.verification_command)),
+                ("planning WIP limit", opt(&s.planning_wip_limit)),
+                ("implementation WIP limit", opt(&s.implementation_wip_limit)),
+                ("max parallel sessions", s.max_parallel_sessions.to_string()),
+            ] {
+                println!("{k:<25} {v}");
+            }
+            Ok(())
+        }
+        ProjectCmd::Set {
+            id,
+            name,
+            base_branch,
+            spec_folder,
+            verify,
+            planning_wip_limit,
+            implementation_wip_limit,
+            max_parallel_sessions,
+            json,
+        } => {
+            let mut body = serde_json::Map::new();
+            let mut put = |k: &str, v: Value| {
+                body.insert(k.to_string(), v);
+            };
+            if let Some(v) = name {
+                put("name", json!(v));
+            }
+            if let Some(v) = base_branch {
+                put("base_branch", json!(v));
+            }
+            if let Some(v) = spec_folder {
+                put("spec_folder", json!(v));
+            }
+            if let Some(v) = verify {
+                put("verification_command", if v.is_empty() { Value::Null } else { json!(v) });
+            }
+            if let Some(v) = planning_wip_limit {
+                put("planning_wip_limit", json!(v));
+            }
+            if let Some(v) = implementation_wip_limit {
+                put("implementation_wip_limit", json!(v));
+            }
+            if let Some(v) = max_parallel_sessions {
+                put("max_parallel_sessions", json!(v));
+            }
+            let p: Project = client
+                .send(reqwest::Method::PATCH, &format!("/projects/{id}"), Some(&Value::Object(body)))
+                .await?;
+            if json {
+                return output::json(&p);
+            }
+            println!("updated project {} ({})", p.id, p.name);
+            Ok(())
+        }
+    }
+}
+
+fn print_task(t: &SpecTask) {
+    let status = match (&t.failed_phase, &t.failure_reason) {
+        (Some(phase), Some(reason)) => format!("{} (in {phase}: {reason})", t.status),
+        _ => t.status.to_string(),
+    };
+    for (k, v) in [
+        ("id", t.id.to_string()),
+        ("title", t.title.clone()),
+        ("status", status),
+        ("project", t.project_id.to_string()),
+        ("priority", t.priority.to_string()),
+        ("type", t.task_type.to_string()),
+        ("branch", t.branch.clone()),
+        ("created", t.created_at.to_rfc3339()),
+        ("updated", t.updated_at.to_rfc3339()),
+    ] {
+        println!("{k:<9} {v}");
+    }
+    if !t.description.is_empty() {
+        println!("\n{}", t.description);
+    }
+    println!("\nprompt:\n{}", t.prompt);
+}
+
+async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
+    let (path, json, verb) = match cmd {
+        TaskCmd::Create {
+            prompt,
+            title,
+            description,
+            priority,
+            task_type,
+            project,
+            json,
+        } => {
+            let body = json!({
+                "prompt": prompt,
+                "title": title,
+                "description": description,
+                "priority": priority,
+                "type": task_type,
+                "project_id": project,
+            });
+            let t: SpecTask = client.post("/spec-tasks", &body).await?;
+            if json {
+                return output::json(&t);
+            }
+            println!("created task {}: {} [{}] on branch {}", t.id, t.title, t.status, t.branch);
+            return Ok(());
+        }
+        TaskCmd::List {
+            status,
+            project,
+            limit,
+            json,
+        } => {
+            let mut query = format!("/spec-tasks?limit={limit}");
+            if let Some(s) = status {
+                query.push_str(&format!("&status={s}"));
+            }
+            if let Some(p) = project {
+                query.push_str(&format!("&project={p}"));
+            }
+            let page: Value = client.get(&query).await?;
+            if json {
+                return output::json(&page);
+            }
+            let tasks: Vec<SpecTask> = serde_json::from_value(page["items"].clone())?;
+            let rows: Vec<Vec<String>> = tasks
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.to_string(),
+                        t.status.to_string(),
+                        t.priority.to_string(),
+                        t.project_id.to_string(),
+                        output::clip(&t.title, 60),
+                    ]
+                })
+                .collect();
+            output::table(&["ID", "STATUS", "PRIORITY", "PROJECT", "TITLE"], &rows);
+            return Ok(());
+        }
+        TaskCmd::Show(IdArgs { id, json }) => {
+            let t: SpecTask = client.get(&format!("/spec-tasks/{id}")).await?;
+            if json {
+                return output::json(&t);
+            }
+            print_task(&t);
+            return Ok(());
+        }
+        TaskCmd::Update {
+            id,
+            title,
+            description,
+            priority,
+            json,
+        } => {
+            let body = json!({ "title": title, "description": description, "priority": priority });
+            let body: serde_json::Map<String, Value> = body
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let t: SpecTask = client
+                .send(reqwest::Method::PATCH, &format!("/spec-tasks/{id}"), Some(&Value::Object(body)))
+                .await?;
+            if json {
+                return output::json(&t);
+            }
+            println!("updated task {}: {}", t.id, t.title);
+            return Ok(());
+        }
+        TaskCmd::StartPlanning(a) => (format!("/spec-tasks/{}/start-planning", a.id), a.json, "start-planning"),
+        TaskCmd::Approve(a) => (format!("/spec-tasks/{}/approve", a.id), a.json, "approve"),
+        TaskCmd::RequestChanges(a) => (format!("/spec-tasks/{}/request-changes", a.id), a.json, "request-changes"),
+        TaskCmd::Reject(a) => (format!("/spec-tasks/{}/reject", a.id), a.json, "reject"),
+        TaskCmd::Cancel(a) => (format!("/spec-tasks/{}/cancel", a.id), a.json, "cancel"),
+        TaskCmd::Retry(a) => (format!("/spec-tasks/{}/retry", a.id), a.json, "retry"),
+    };
+    let t: SpecTask = client.post(&path, &json!({})).await?;
+    if json {
+        return output::json(&t);
+    }
+    println!("{verb}: task {} is now {}", t.id, t.status);
+    Ok(())
+}
+
+async fn events(client: &Client, follow: bool, task: Option<i64>, mut after: i64, json: bool) -> anyhow::Result<()> {
+    loop {
+        let mut path = format!("/events?after={after}&limit=1000");
+        if let Some(t) = task {
+            path.push_str(&format!("&spec_task={t}"));
+        }
+        let page: Value = client.get(&path).await?;
+        let items: Vec<Event> = serde_json::from_value(page["items"].clone())?;
+        for e in &items {
+            if json {
+                println!("{}", serde_json::to_string(e)?);
+            } else {
+                println!(
+                    "#{:<6} {}  {:<32} task={:<5} {:<9} {}",
+                    e.id,
+                    e.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    e.kind,
+                    opt(&e.spec_task_id),
+                    e.actor,
+                    e.data
+                );
+            }
+        }
+        after = page["next_after"].as_i64().unwrap_or(after);
+        if !follow {
+            return Ok(());
+        }
+        // The WebSocket feed arrives with the dashboard; until then --follow polls.
+        if items.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}
+
+async fn token(client: &Client, cmd: TokenCmd) -> anyhow::Result<()> {
+    match cmd {
+        TokenCmd::Create { name, json } => {
+            let created: Value = client.post("/tokens", &json!({ "name": name })).await?;
+            if json {
+                return output::json(&created);
+            }
+            println!("created token {} ({name}). It is shown only this once:", created["id"]);
+            println!("{}", created["token"].as_str().unwrap_or_default());
+        }
+        TokenCmd::List { json } => {
+            let tokens: Vec<ApiToken> = client.get("/tokens").await?;
+            if json {
+                return output::json(&tokens);
+            }
+            let rows: Vec<Vec<String>> = tokens
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.to_string(),
+                        t.name.clone(),
+                        t.created_at.format("%Y-%m-%d %H:%M").to_string(),
+                        t.revoked_at.map_or("active".into(), |r| format!("revoked {}", r.format("%Y-%m-%d %H:%M"))),
+                    ]
+                })
+                .collect();
+            output::table(&["ID", "NAME", "CREATED", "STATE"], &rows);
+        }
+        TokenCmd::Revoke { id } => {
+            let t: ApiToken = client.post(&format!("/tokens/{id}/revoke"), &json!({})).await?;
+            println!("revoked token {} ({})", t.id, t.name);
+        }
+    }
+    Ok(())
+}

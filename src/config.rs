@@ -1,0 +1,88 @@
+//! Configuration: flags over `SPECTASK_*` environment variables (both handled by
+//! clap) over `spectask.toml` in the data dir over defaults.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:7420";
+pub const CONFIG_FILE: &str = "spectask.toml";
+/// Where `serve` writes the admin token for the CLI (mode 0600).
+pub const TOKEN_FILE: &str = "token";
+/// Where `serve` writes the URL it listens on, so the CLI can find it.
+pub const URL_FILE: &str = "url";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `spectask.toml`. Every key is optional; unknown keys are an error so a typo is
+/// not silently ignored.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub bind: Option<String>,
+    pub database_url: Option<String>,
+    pub log_format: Option<LogFormat>,
+    /// The server URL the CLI talks to.
+    pub url: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(data_dir: &Path) -> anyhow::Result<FileConfig> {
+        let path = data_dir.join(CONFIG_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("reading {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+}
+
+/// The platform's data dir, e.g. `~/.local/share/spectask` on Linux.
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .or_else(|| dirs::home_dir().map(|h| h.join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("spectask")
+}
+
+/// What `spectask serve` runs with, once every source is merged.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub bind: String,
+    pub data_dir: PathBuf,
+    /// `None`: the embedded SQLite file in the data dir.
+    pub database_url: Option<String>,
+}
+
+impl ServeConfig {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("spectask.db").display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_config_reads_and_rejects_typos() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(FileConfig::load(dir.path()).unwrap().bind.is_none());
+        std::fs::write(dir.path().join(CONFIG_FILE), "bind = \"0.0.0.0:9000\"\nlog_format = \"json\"\n").unwrap();
+        let c = FileConfig::load(dir.path()).unwrap();
+        assert_eq!(c.bind.as_deref(), Some("0.0.0.0:9000"));
+        assert_eq!(c.log_format, Some(LogFormat::Json));
+        std::fs::write(dir.path().join(CONFIG_FILE), "bnid = \"x\"\n").unwrap();
+        let err = FileConfig::load(dir.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("bnid"), "{err:#}");
+    }
+}
