@@ -1,0 +1,134 @@
+//! A real server on port 0 with a fresh database, for integration tests.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use spectask::config::ServeConfig;
+use spectask::store::Store;
+
+use super::db::{Backend, TestDb};
+
+pub struct TestApp {
+    pub url: String,
+    pub token: String,
+    pub store: Arc<dyn Store>,
+    pub data_dir: PathBuf,
+    pub http: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+    _db: TestDb,
+    repos: std::sync::Mutex<Vec<tempfile::TempDir>>,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let config = ServeConfig {
+        bind: "127.0.0.1:0".into(),
+        data_dir: data_dir.clone(),
+        database_url: Some(db.url().to_string()),
+    };
+    let app = spectask::app::build(&config).await.unwrap();
+    let token = std::fs::read_to_string(app.token_file()).unwrap().trim().to_string();
+    let store = app.store();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run(listener, async {
+        rx.await.ok();
+    }));
+    TestApp {
+        url,
+        token,
+        store,
+        data_dir,
+        http: reqwest::Client::new(),
+        shutdown: Some(tx),
+        server: Some(server),
+        _dir: dir,
+        _db: db,
+        repos: Default::default(),
+    }
+}
+
+impl TestApp {
+    /// Sends a request with the app's token and returns the status and JSON body
+    /// (`Value::Null` when the body is empty or not JSON).
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.call_with(method, path, body, Some(&self.token.clone())).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// Registers a fresh git repository as a project and returns its id.
+    pub async fn project(&self) -> i64 {
+        let repo = tempfile::tempdir().unwrap();
+        git_init(repo.path());
+        let (status, body) = self
+            .post("/api/v1/projects", serde_json::json!({ "path": repo.path() }))
+            .await;
+        self.repos.lock().unwrap().push(repo);
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    pub async fn task(&self, project_id: i64, prompt: &str) -> i64 {
+        let (status, body) = self
+            .post(
+                "/api/v1/spec-tasks",
+                serde_json::json!({ "prompt": prompt, "project_id": project_id }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            tx.send(()).ok();
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub fn git_init(path: &std::path::Path) {
+    let status = std::process::Command::new("git")
+        .args(["init", "-q", "-b", "main"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
