@@ -260,6 +260,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let shutdown = app::shutdown_signal().context("installing signal handlers")?;
     let app = app::build(&config).await?;
     let listener = tokio::net::TcpListener::bind(&config.bind)
         .await
@@ -271,7 +272,7 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     println!("  API token: {} (send it as `Authorization: Bearer <token>`)", app.token_file().display());
     println!("  data dir:  {}", config.data_dir.display());
     tracing::info!(%url, "listening");
-    app.run(listener, app::shutdown_signal()).await
+    app.run(listener, shutdown).await
 }
 
 fn connect_client(url: Option<String>, token: Option<String>, data_dir: &std::path::Path) -> anyhow::Result<Client> {

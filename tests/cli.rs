@@ -1,0 +1,201 @@
+//! The README's newcomer path, with the real binary: `serve` prints its address and
+//! the token's location; `project add`, `task create`, `task list` work against it;
+//! errors exit non-zero with the server's message; SIGTERM shuts down cleanly.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_spectask");
+
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    printed: Vec<String>,
+}
+
+/// Starts `spectask serve` and waits (with a timeout, not a sleep) for the line that
+/// says it is listening.
+fn serve(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--data-dir").arg(data_dir).arg("serve").args(args);
+    cmd.env_remove("SPECTASK_BIND").env_remove("SPECTASK_TOKEN").env_remove("SPECTASK_URL");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let (tx, lines) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    for stream in [Box::new(stdout) as Box<dyn std::io::Read + Send>, Box::new(stderr)] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    // Only the reader threads hold senders now, so the channel closes when the
+    // process exits and a failed start is seen at once.
+    drop(tx);
+    let mut printed = Vec::new();
+    loop {
+        match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                let listening = line.contains("is listening on");
+                printed.push(line);
+                if listening {
+                    break;
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                return Err(printed.join("\n"));
+            }
+        }
+    }
+    // Collect the lines printed right after, such as the token's location.
+    while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+        printed.push(line);
+        if printed.iter().any(|l| l.contains("data dir:")) {
+            break;
+        }
+    }
+    Ok(Server { child, lines, printed })
+}
+
+fn cli(data_dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("SPECTASK_TOKEN")
+        .env_remove("SPECTASK_URL")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(out: Output) -> String {
+    assert!(!out.status.success(), "expected a failure: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn terminate(mut server: Server) {
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "serve exited with {status} after SIGTERM");
+    drop(server.lines);
+}
+
+#[test]
+fn newcomer_path_with_the_real_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = serve(&data, &["--bind", "127.0.0.1:0"], &[]).expect("serve starts");
+    let out = server.printed.join("\n");
+    let url_line = server.printed.iter().find(|l| l.contains("is listening on http://127.0.0.1:")).unwrap();
+    assert!(!url_line.ends_with(":0"), "the real port is printed: {url_line}");
+    let token_file = data.join("token");
+    assert!(out.contains(&format!("API token: {}", token_file.display())), "{out}");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    assert!(!out.contains(token.trim()), "the token itself is never printed or logged");
+
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    common::app::git_init(&repo);
+    let added = ok(cli(&data, &["project", "add", repo.to_str().unwrap()]));
+    assert!(added.contains("registered project 1"), "{added}");
+    let again = fails(cli(&data, &["project", "add", repo.to_str().unwrap()]));
+    assert!(again.contains("already registered"), "{again}");
+    let not_git = fails(cli(&data, &["project", "add", dir.path().to_str().unwrap()]));
+    assert!(not_git.contains("not a git repository"), "{not_git}");
+
+    let created = ok(cli(&data, &["task", "create", "Add a login page", "--priority", "high"]));
+    assert!(created.contains("created task 1: Add a login page [backlog]"), "{created}");
+    ok(cli(&data, &["task", "create", "Fix the crash", "--title", "Crash fix", "--type", "bugfix"]));
+    let table = ok(cli(&data, &["task", "list"]));
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines[0].contains("STATUS"), "{table}");
+    assert!(lines[1].starts_with("2 ") && lines[1].contains("Crash fix"), "{table}");
+    assert!(lines[2].contains("Add a login page") && lines[2].contains("high"), "{table}");
+    let listed: Value = serde_json::from_str(&ok(cli(&data, &["task", "list", "--json"]))).unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+
+    let refused = fails(cli(&data, &["task", "approve", "1"]));
+    assert!(refused.contains("cannot approve a spec task that is backlog"), "{refused}");
+    let moved = ok(cli(&data, &["task", "start-planning", "1"]));
+    assert!(moved.contains("task 1 is now planning"), "{moved}");
+    let shown: Value = serde_json::from_str(&ok(cli(&data, &["task", "show", "1", "--json"]))).unwrap();
+    assert_eq!(shown["status"], "planning");
+    let missing = fails(cli(&data, &["task", "show", "99"]));
+    assert!(missing.contains("spec task 99 not found"), "{missing}");
+    let events = ok(cli(&data, &["events", "--task", "1"]));
+    assert!(events.contains("spec_task.created") && events.contains("spec_task.status_changed"), "{events}");
+
+    let token_out = ok(cli(&data, &["token", "create", "ci"]));
+    let ci_token = token_out.lines().last().unwrap().trim().to_string();
+    assert!(ci_token.starts_with("st_"));
+    let with_env = Command::new(BIN)
+        .args(["--data-dir", data.to_str().unwrap(), "project", "list"])
+        .env("SPECTASK_TOKEN", &ci_token)
+        .output()
+        .unwrap();
+    assert!(ok(with_env).contains("repo"));
+    ok(cli(&data, &["token", "revoke", "2"]));
+    let revoked = Command::new(BIN)
+        .args(["--data-dir", data.to_str().unwrap(), "project", "list"])
+        .env("SPECTASK_TOKEN", &ci_token)
+        .output()
+        .unwrap();
+    assert!(fails(revoked).contains("invalid token"));
+
+    terminate(server);
+    let down = fails(cli(&data, &["task", "list"]));
+    assert!(down.contains("cannot reach spectask"), "{down}");
+
+    // A restart keeps the data and the token.
+    let server = serve(&data, &["--bind", "127.0.0.1:0"], &[]).expect("serve restarts");
+    assert_eq!(std::fs::read_to_string(&token_file).unwrap(), token);
+    let listed: Value = serde_json::from_str(&ok(cli(&data, &["task", "list", "--json"]))).unwrap();
+    assert_eq!(listed["items"].as_array().unwrap().len(), 2);
+    terminate(server);
+}
+
+#[test]
+fn flags_over_environment_over_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("spectask.toml"), "bind = \"not-an-address\"\n").unwrap();
+    // The file is read: its bad address is used when nothing overrides it.
+    let err = serve(&data, &[], &[]).err().expect("a bad bind address fails");
+    assert!(err.contains("not-an-address"), "{err}");
+    // The environment beats the file.
+    let server = serve(&data, &[], &[("SPECTASK_BIND", "127.0.0.1:0")]).expect("env wins");
+    terminate(server);
+    // The flag beats the environment.
+    let server = serve(&data, &["--bind", "127.0.0.1:0"], &[("SPECTASK_BIND", "also-bad")]).expect("flag wins");
+    terminate(server);
+    std::fs::write(data.join("spectask.toml"), "bnid = \"typo\"\n").unwrap();
+    let err = serve(&data, &["--bind", "127.0.0.1:0"], &[]).err().expect("a typo in the file fails");
+    assert!(err.contains("bnid"), "{err}");
+}
