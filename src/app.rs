@@ -26,7 +26,9 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
     let store: Arc<dyn Store> = Arc::new(store::connect(&config.database_url()).await?);
     let token_file = config.data_dir.join(TOKEN_FILE);
     ensure_admin_token(store.as_ref(), &token_file).await?;
-    let router = api::router(AppState { store: store.clone() });
+    let router = api::router(AppState {
+        store: store.clone(),
+    });
     Ok(App {
         store,
         router,
@@ -45,7 +47,11 @@ impl App {
 
     /// Serves until `shutdown` resolves: then stops accepting, lets requests in
     /// flight finish, and closes the database.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
@@ -61,12 +67,19 @@ impl App {
 async fn ensure_admin_token(store: &dyn Store, token_file: &Path) -> anyhow::Result<()> {
     if let Ok(existing) = std::fs::read_to_string(token_file) {
         let existing = existing.trim();
-        if !existing.is_empty() && store.find_active_token(&hash_token(existing)).await?.is_some() {
+        if !existing.is_empty()
+            && store
+                .find_active_token(&hash_token(existing))
+                .await?
+                .is_some()
+        {
             return Ok(());
         }
     }
     let token = generate_token();
-    store.create_token("admin", &hash_token(&token), "system").await?;
+    store
+        .create_token("admin", &hash_token(&token), "system")
+        .await?;
     write_private_file(token_file, &format!("{token}\n"))?;
     tracing::info!(path = %token_file.display(), "created the admin token");
     Ok(())

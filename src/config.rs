@@ -37,7 +37,9 @@ impl FileConfig {
     pub fn load(data_dir: &Path) -> anyhow::Result<FileConfig> {
         let path = data_dir.join(CONFIG_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("reading {}", path.display())),
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("reading {}", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -77,7 +79,11 @@ mod tests {
     fn file_config_reads_and_rejects_typos() {
         let dir = tempfile::tempdir().unwrap();
         assert!(FileConfig::load(dir.path()).unwrap().bind.is_none());
-        std::fs::write(dir.path().join(CONFIG_FILE), "bind = \"0.0.0.0:9000\"\nlog_format = \"json\"\n").unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "bind = \"0.0.0.0:9000\"\nlog_format = \"json\"\n",
+        )
+        .unwrap();
         let c = FileConfig::load(dir.path()).unwrap();
         assert_eq!(c.bind.as_deref(), Some("0.0.0.0:9000"));
         assert_eq!(c.log_format, Some(LogFormat::Json));

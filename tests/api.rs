@@ -40,11 +40,18 @@ on_both_backends!(
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
     assert_eq!(status, expected, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
 }
 
 async fn events_of(app: &TestApp, task: i64) -> Vec<Value> {
-    let (status, body) = app.get(&format!("/api/v1/events?spec_task={task}&limit=1000")).await;
+    let (status, body) = app
+        .get(&format!("/api/v1/events?spec_task={task}&limit=1000"))
+        .await;
     assert_eq!(status, StatusCode::OK);
     body["items"].as_array().unwrap().clone()
 }
@@ -57,7 +64,12 @@ async fn status_of(app: &TestApp, task: i64) -> String {
 /// Moves a task to `spec_review` the way the planning machinery will: through the
 /// same transition function, as the system actor.
 async fn spec_written(app: &TestApp, task: i64) {
-    let (status, body) = app.post(&format!("/api/v1/spec-tasks/{task}/start-planning"), json!({})).await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/spec-tasks/{task}/start-planning"),
+            json!({}),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     app.store
         .transition_spec_task(task, &|_| SpecTaskEvent::SpecWritten, "system")
@@ -113,9 +125,19 @@ async fn every_route_requires_a_valid_token(backend: Backend) {
     // Nothing a refused request carried was applied.
     assert_eq!(events_of(&app, task).await.len(), before);
     assert_eq!(status_of(&app, task).await, "backlog");
-    let resp = app.http.get(format!("{}/api/v1/projects", app.url)).send().await.unwrap();
+    let resp = app
+        .http
+        .get(format!("{}/api/v1/projects", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["www-authenticate"], "Bearer");
-    let health = app.http.get(format!("{}/healthz", app.url)).send().await.unwrap();
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     app.shutdown().await;
 }
@@ -140,18 +162,47 @@ async fn projects(backend: Backend) {
     assert_eq!(created["planning_wip_limit"], 2);
     let id = created["id"].as_i64().unwrap();
 
-    let (status, body) = app.post("/api/v1/projects", json!({ "path": repo.path() })).await;
+    let (status, body) = app
+        .post("/api/v1/projects", json!({ "path": repo.path() }))
+        .await;
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
     let plain = tempfile::tempdir().unwrap();
-    let (status, body) = app.post("/api/v1/projects", json!({ "path": plain.path() })).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert!(body["error"]["message"].as_str().unwrap().contains("not a git repository"));
+    let (status, body) = app
+        .post("/api/v1/projects", json!({ "path": plain.path() }))
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a git repository")
+    );
     for path in ["relative/path", "/does/not/exist"] {
         let (status, body) = app.post("/api/v1/projects", json!({ "path": path })).await;
-        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
     }
-    let (status, body) = app.post("/api/v1/projects", json!({ "path": plain.path(), "bogus": 1 })).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let (status, body) = app
+        .post(
+            "/api/v1/projects",
+            json!({ "path": plain.path(), "bogus": 1 }),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
 
     let (status, list) = app.get("/api/v1/projects").await;
     assert_eq!(status, StatusCode::OK);
@@ -165,7 +216,13 @@ async fn projects(backend: Backend) {
 
     let patch = json!({ "base_branch": "develop", "verification_command": "cargo test",
                         "planning_wip_limit": null, "max_parallel_sessions": 5, "name": "renamed" });
-    let (status, patched) = app.call(Method::PATCH, &format!("/api/v1/projects/{id}"), Some(patch)).await;
+    let (status, patched) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/projects/{id}"),
+            Some(patch),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{patched}");
     assert_eq!(patched["base_branch"], "develop");
     assert_eq!(patched["verification_command"], "cargo test");
@@ -179,13 +236,28 @@ async fn projects(backend: Backend) {
         json!({ "name": "  " }),
         json!({ "status": "done" }),
     ] {
-        let (status, body) = app.call(Method::PATCH, &format!("/api/v1/projects/{id}"), Some(bad.clone())).await;
-        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        let (status, body) = app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/projects/{id}"),
+                Some(bad.clone()),
+            )
+            .await;
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
     }
     let (_, after) = app.get(&format!("/api/v1/projects/{id}")).await;
     assert_eq!(after, patched, "refused patches changed nothing");
     let (status, body) = app
-        .call(Method::PATCH, "/api/v1/projects/999", Some(json!({ "name": "x" })))
+        .call(
+            Method::PATCH,
+            "/api/v1/projects/999",
+            Some(json!({ "name": "x" })),
+        )
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     app.shutdown().await;
@@ -193,9 +265,21 @@ async fn projects(backend: Backend) {
 
 async fn spec_task_crud_and_pagination(backend: Backend) {
     let app = spawn_app(backend).await;
-    let (status, body) = app.post("/api/v1/spec-tasks", json!({ "prompt": "x" })).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert!(body["error"]["message"].as_str().unwrap().contains("no project"));
+    let (status, body) = app
+        .post("/api/v1/spec-tasks", json!({ "prompt": "x" }))
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no project")
+    );
 
     let p1 = app.project().await;
     // With one project, naming it is optional; the title defaults to the prompt's first line.
@@ -212,8 +296,15 @@ async fn spec_task_crud_and_pagination(backend: Backend) {
     assert_eq!(t["task_type"], "bugfix");
     assert_eq!(t["branch"], format!("spectask/{}-add-login", t["id"]));
     let p2 = app.project().await;
-    let (status, body) = app.post("/api/v1/spec-tasks", json!({ "prompt": "x" })).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let (status, body) = app
+        .post("/api/v1/spec-tasks", json!({ "prompt": "x" }))
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     for bad in [
         json!({ "prompt": "   ", "project_id": p1 }),
         json!({ "prompt": "x", "project_id": p1, "priority": "urgent!" }),
@@ -224,37 +315,71 @@ async fn spec_task_crud_and_pagination(backend: Backend) {
         json!({ "title": "no prompt", "project_id": p1 }),
     ] {
         let (status, body) = app.post("/api/v1/spec-tasks", bad.clone()).await;
-        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
     }
-    let (status, body) = app.post("/api/v1/spec-tasks", json!({ "prompt": "x", "project_id": 999 })).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/spec-tasks",
+            json!({ "prompt": "x", "project_id": 999 }),
+        )
+        .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 
     let mut ids = vec![t["id"].as_i64().unwrap()];
     for i in 0..6 {
-        ids.push(app.task(if i % 2 == 0 { p2 } else { p1 }, &format!("task {i}")).await);
+        ids.push(
+            app.task(if i % 2 == 0 { p2 } else { p1 }, &format!("task {i}"))
+                .await,
+        );
     }
     // Newest first, five a page, the cursor walks to the end.
     let (status, page1) = app.get("/api/v1/spec-tasks?limit=5").await;
     assert_eq!(status, StatusCode::OK);
-    let got: Vec<i64> = page1["items"].as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    let got: Vec<i64> = page1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
     let mut newest_first = ids.clone();
     newest_first.reverse();
     assert_eq!(got, newest_first[..5]);
     let cursor = page1["next_cursor"].as_i64().unwrap();
-    let (_, page2) = app.get(&format!("/api/v1/spec-tasks?limit=5&cursor={cursor}")).await;
-    let got2: Vec<i64> = page2["items"].as_array().unwrap().iter().map(|t| t["id"].as_i64().unwrap()).collect();
+    let (_, page2) = app
+        .get(&format!("/api/v1/spec-tasks?limit=5&cursor={cursor}"))
+        .await;
+    let got2: Vec<i64> = page2["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(got2, newest_first[5..]);
     assert_eq!(page2["next_cursor"], Value::Null);
     let (_, by_project) = app.get(&format!("/api/v1/spec-tasks?project={p2}")).await;
     assert_eq!(by_project["items"].as_array().unwrap().len(), 3);
-    app.post(&format!("/api/v1/spec-tasks/{}/start-planning", ids[1]), json!({})).await;
+    app.post(
+        &format!("/api/v1/spec-tasks/{}/start-planning", ids[1]),
+        json!({}),
+    )
+    .await;
     let (_, planning) = app.get("/api/v1/spec-tasks?status=planning").await;
     let planning = planning["items"].as_array().unwrap();
     assert_eq!(planning.len(), 1);
     assert_eq!(planning[0]["id"], ids[1]);
     for bad in ["status=flying", "limit=0", "limit=201", "project=abc"] {
         let (status, body) = app.get(&format!("/api/v1/spec-tasks?{bad}")).await;
-        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
     }
 
     let id = ids[0];
@@ -271,12 +396,25 @@ async fn spec_task_crud_and_pagination(backend: Backend) {
     assert_eq!(patched["priority"], "low");
     assert_eq!(patched["branch"], t["branch"], "the branch never moves");
     let (status, body) = app
-        .call(Method::PATCH, &format!("/api/v1/spec-tasks/{id}"), Some(json!({ "status": "done" })))
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/spec-tasks/{id}"),
+            Some(json!({ "status": "done" })),
+        )
         .await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     assert_eq!(status_of(&app, id).await, "backlog");
     let (status, body) = app
-        .call(Method::PATCH, "/api/v1/spec-tasks/999", Some(json!({ "title": "x" })))
+        .call(
+            Method::PATCH,
+            "/api/v1/spec-tasks/999",
+            Some(json!({ "title": "x" })),
+        )
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = app.get("/api/v1/spec-tasks/999").await;
@@ -291,23 +429,47 @@ async fn illegal_transitions_change_nothing(backend: Backend) {
     let (_, before_body) = app.get(&format!("/api/v1/spec-tasks/{task}")).await;
     let before_events = events_of(&app, task).await;
     for action in ["approve", "request-changes", "reject", "retry"] {
-        let (status, body) = app.post(&format!("/api/v1/spec-tasks/{task}/{action}"), json!({})).await;
+        let (status, body) = app
+            .post(&format!("/api/v1/spec-tasks/{task}/{action}"), json!({}))
+            .await;
         assert_error(status, &body, StatusCode::CONFLICT, "illegal_transition");
-        assert!(body["error"]["message"].as_str().unwrap().contains("backlog"), "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("backlog"),
+            "{body}"
+        );
     }
     let (_, after_body) = app.get(&format!("/api/v1/spec-tasks/{task}")).await;
-    assert_eq!(after_body, before_body, "status and updated_at are unchanged");
-    assert_eq!(events_of(&app, task).await, before_events, "no event was written");
+    assert_eq!(
+        after_body, before_body,
+        "status and updated_at are unchanged"
+    );
+    assert_eq!(
+        events_of(&app, task).await,
+        before_events,
+        "no event was written"
+    );
 
-    let (status, body) = app.post(&format!("/api/v1/spec-tasks/{task}/fly"), json!({})).await;
+    let (status, body) = app
+        .post(&format!("/api/v1/spec-tasks/{task}/fly"), json!({}))
+        .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = app.post("/api/v1/spec-tasks/999/approve", json!({})).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
 
-    let (status, body) = app.post(&format!("/api/v1/spec-tasks/{task}/cancel"), json!({})).await;
-    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("cancelled")));
+    let (status, body) = app
+        .post(&format!("/api/v1/spec-tasks/{task}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("cancelled"))
+    );
     for action in ["start-planning", "cancel", "retry", "approve"] {
-        let (status, body) = app.post(&format!("/api/v1/spec-tasks/{task}/{action}"), json!({})).await;
+        let (status, body) = app
+            .post(&format!("/api/v1/spec-tasks/{task}/{action}"), json!({}))
+            .await;
         assert_error(status, &body, StatusCode::CONFLICT, "illegal_transition");
     }
     assert_eq!(status_of(&app, task).await, "cancelled");
@@ -330,20 +492,41 @@ async fn lifecycle_through_review_and_wip_queue(backend: Backend) {
 
     // Planning WIP: b waits in planning_queued and is admitted when a leaves planning.
     spec_written(&app, a).await;
-    let (_, body) = app.post(&format!("/api/v1/spec-tasks/{b}/start-planning"), json!({})).await;
+    let (_, body) = app
+        .post(&format!("/api/v1/spec-tasks/{b}/start-planning"), json!({}))
+        .await;
     assert_eq!(body["status"], "planning");
     let c = app.task(project, "third").await;
-    let (_, body) = app.post(&format!("/api/v1/spec-tasks/{c}/start-planning"), json!({})).await;
+    let (_, body) = app
+        .post(&format!("/api/v1/spec-tasks/{c}/start-planning"), json!({}))
+        .await;
     assert_eq!(body["status"], "planning_queued");
-    let (_, body) = app.post(&format!("/api/v1/spec-tasks/{b}/cancel"), json!({})).await;
+    let (_, body) = app
+        .post(&format!("/api/v1/spec-tasks/{b}/cancel"), json!({}))
+        .await;
     assert_eq!(body["status"], "cancelled");
-    assert_eq!(status_of(&app, c).await, "planning", "c was admitted when b left planning");
+    assert_eq!(
+        status_of(&app, c).await,
+        "planning",
+        "c was admitted when b left planning"
+    );
 
     // Review: request changes sends a back to planning (queued: c holds the one slot).
-    let (_, body) = app.post(&format!("/api/v1/spec-tasks/{a}/request-changes"), json!({})).await;
+    let (_, body) = app
+        .post(
+            &format!("/api/v1/spec-tasks/{a}/request-changes"),
+            json!({}),
+        )
+        .await;
     assert_eq!(body["status"], "planning_queued");
     app.store
-        .transition_spec_task(c, &|_| SpecTaskEvent::Fail { reason: "no spec written".into() }, "system")
+        .transition_spec_task(
+            c,
+            &|_| SpecTaskEvent::Fail {
+                reason: "no spec written".into(),
+            },
+            "system",
+        )
         .await
         .unwrap();
     let (_, failed) = app.get(&format!("/api/v1/spec-tasks/{c}")).await;
@@ -355,9 +538,13 @@ async fn lifecycle_through_review_and_wip_queue(backend: Backend) {
         .transition_spec_task(a, &|_| SpecTaskEvent::SpecWritten, "system")
         .await
         .unwrap();
-    let (_, body) = app.post(&format!("/api/v1/spec-tasks/{a}/approve"), json!({})).await;
+    let (_, body) = app
+        .post(&format!("/api/v1/spec-tasks/{a}/approve"), json!({}))
+        .await;
     assert_eq!(body["status"], "implementing");
-    let (_, body) = app.post(&format!("/api/v1/spec-tasks/{c}/retry"), json!({})).await;
+    let (_, body) = app
+        .post(&format!("/api/v1/spec-tasks/{c}/retry"), json!({}))
+        .await;
     assert_eq!(body["status"], "planning");
 
     // A spec rejected is archived.
@@ -367,22 +554,38 @@ async fn lifecycle_through_review_and_wip_queue(backend: Backend) {
         .await
         .unwrap();
     spec_written(&app, d).await;
-    let (_, body) = app.post(&format!("/api/v1/spec-tasks/{d}/reject"), json!({})).await;
+    let (_, body) = app
+        .post(&format!("/api/v1/spec-tasks/{d}/reject"), json!({}))
+        .await;
     assert_eq!(body["status"], "rejected");
     // Implementation WIP: c is approved while a implements, so it queues.
-    let (_, body) = app.post(&format!("/api/v1/spec-tasks/{c}/approve"), json!({})).await;
+    let (_, body) = app
+        .post(&format!("/api/v1/spec-tasks/{c}/approve"), json!({}))
+        .await;
     assert_eq!(body["status"], "implementation_queued");
 
     let kinds: Vec<(String, String)> = events_of(&app, c)
         .await
         .iter()
         .filter(|e| e["kind"] == "spec_task.status_changed")
-        .map(|e| (e["data"]["to"].as_str().unwrap().into(), e["actor"].as_str().unwrap().into()))
+        .map(|e| {
+            (
+                e["data"]["to"].as_str().unwrap().into(),
+                e["actor"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     let to: Vec<&str> = kinds.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         to,
-        ["planning_queued", "planning", "failed", "planning", "spec_review", "implementation_queued"]
+        [
+            "planning_queued",
+            "planning",
+            "failed",
+            "planning",
+            "spec_review",
+            "implementation_queued"
+        ]
     );
     assert_eq!(kinds[1].1, "system", "the admission was the system's doing");
     assert!(kinds[0].1.starts_with("token:"));
@@ -396,7 +599,9 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
     let project = app.project().await;
     let task = app.task(project, "coordinate").await;
     let other = app.task(project, "elsewhere").await;
-    let (status, list) = app.get(&format!("/api/v1/spec-tasks/{task}/sessions")).await;
+    let (status, list) = app
+        .get(&format!("/api/v1/spec-tasks/{task}/sessions"))
+        .await;
     assert_eq!((status, list), (StatusCode::OK, json!([])));
     let session = |spec_task_id, name: &str, parent_id| NewWorkSession {
         spec_task_id,
@@ -406,14 +611,31 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
         name: name.into(),
         prompt: "p".into(),
     };
-    let s1 = app.store.create_work_session(session(task, "one", None), "system").await.unwrap();
-    let s2 = app.store.create_work_session(session(task, "two", Some(s1.id)), "system").await.unwrap();
-    let foreign = app.store.create_work_session(session(other, "x", None), "system").await.unwrap();
-    let (_, list) = app.get(&format!("/api/v1/spec-tasks/{task}/sessions")).await;
+    let s1 = app
+        .store
+        .create_work_session(session(task, "one", None), "system")
+        .await
+        .unwrap();
+    let s2 = app
+        .store
+        .create_work_session(session(task, "two", Some(s1.id)), "system")
+        .await
+        .unwrap();
+    let foreign = app
+        .store
+        .create_work_session(session(other, "x", None), "system")
+        .await
+        .unwrap();
+    let (_, list) = app
+        .get(&format!("/api/v1/spec-tasks/{task}/sessions"))
+        .await;
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(list[1]["parent_id"], s1.id);
     let (status, got) = app.get(&format!("/api/v1/sessions/{}", s2.id)).await;
-    assert_eq!((status, got["name"].as_str()), (StatusCode::OK, Some("two")));
+    assert_eq!(
+        (status, got["name"].as_str()),
+        (StatusCode::OK, Some("two"))
+    );
     assert_eq!(got["status"], "pending");
     assert!(got.get("lease_owner").is_some());
     let (status, body) = app.get("/api/v1/sessions/999").await;
@@ -424,12 +646,20 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
     // Coordination events.
     let path = format!("/api/v1/spec-tasks/{task}/coordination");
     let (status, posted) = app
-        .post(&path, json!({ "kind": "handoff", "from_session_id": s1.id, "to_session_id": s2.id,
-                             "message": "schema is ready", "payload": { "table": "users" } }))
+        .post(
+            &path,
+            json!({ "kind": "handoff", "from_session_id": s1.id, "to_session_id": s2.id,
+                             "message": "schema is ready", "payload": { "table": "users" } }),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{posted}");
     assert_eq!(posted["acknowledged_at"], Value::Null);
-    let (status, broadcast) = app.post(&path, json!({ "kind": "broadcast", "message": "rebase on main" })).await;
+    let (status, broadcast) = app
+        .post(
+            &path,
+            json!({ "kind": "broadcast", "message": "rebase on main" }),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{broadcast}");
     for bad in [
         json!({ "kind": "gossip", "message": "x" }),
@@ -439,13 +669,28 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
         json!({ "kind": "broadcast", "message": "x", "to_session_id": s1.id }),
     ] {
         let (status, body) = app.post(&path, bad.clone()).await;
-        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
     }
-    let (status, body) = app.post("/api/v1/spec-tasks/999/coordination", json!({ "kind": "request", "message": "x" })).await;
+    let (status, body) = app
+        .post(
+            "/api/v1/spec-tasks/999/coordination",
+            json!({ "kind": "request", "message": "x" }),
+        )
+        .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let ack = format!("{path}/{}/ack", posted["id"]);
     let (status, body) = app.post(&ack, json!({ "by_session_id": s1.id })).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     let (status, acked) = app.post(&ack, json!({ "by_session_id": s2.id })).await;
     assert_eq!(status, StatusCode::OK, "{acked}");
     assert_eq!(acked["acknowledged_by"], s2.id);
@@ -471,13 +716,27 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
     // Shared state with compare-and-set.
     let key = format!("/api/v1/spec-tasks/{task}/state/api.contract");
     let put = |value: Value, v: i64| json!({ "value": value, "expected_version": v });
-    let (status, v1) = app.call(Method::PUT, &key, Some(put(json!({ "path": "/login" }), 0))).await;
-    assert_eq!((status, v1["version"].as_i64()), (StatusCode::OK, Some(1)), "{v1}");
-    let (status, v2) = app.call(Method::PUT, &key, Some(put(json!({ "path": "/v2/login" }), 1))).await;
+    let (status, v1) = app
+        .call(Method::PUT, &key, Some(put(json!({ "path": "/login" }), 0)))
+        .await;
+    assert_eq!(
+        (status, v1["version"].as_i64()),
+        (StatusCode::OK, Some(1)),
+        "{v1}"
+    );
+    let (status, v2) = app
+        .call(
+            Method::PUT,
+            &key,
+            Some(put(json!({ "path": "/v2/login" }), 1)),
+        )
+        .await;
     assert_eq!((status, v2["version"].as_i64()), (StatusCode::OK, Some(2)));
     let events_before = events_of(&app, task).await.len();
     for stale in [0, 1, 7] {
-        let (status, body) = app.call(Method::PUT, &key, Some(put(json!("lost write"), stale))).await;
+        let (status, body) = app
+            .call(Method::PUT, &key, Some(put(json!("lost write"), stale)))
+            .await;
         assert_error(status, &body, StatusCode::CONFLICT, "conflict");
     }
     let (_, current) = app.get(&key).await;
@@ -485,14 +744,38 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
     assert_eq!(current["version"], 2);
     assert_eq!(events_of(&app, task).await.len(), events_before);
     let (status, body) = app
-        .call(Method::PUT, &format!("/api/v1/spec-tasks/{task}/state/bad%20key"), Some(put(json!(1), 0)))
+        .call(
+            Method::PUT,
+            &format!("/api/v1/spec-tasks/{task}/state/bad%20key"),
+            Some(put(json!(1), 0)),
+        )
         .await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let (status, body) = app.call(Method::PUT, &key, Some(json!({ "value": 1 }))).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    let (status, body) = app.get(&format!("/api/v1/spec-tasks/{task}/state/missing")).await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = app
+        .call(Method::PUT, &key, Some(json!({ "value": 1 })))
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = app
+        .get(&format!("/api/v1/spec-tasks/{task}/state/missing"))
+        .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
-    let (status, body) = app.call(Method::PUT, "/api/v1/spec-tasks/999/state/k", Some(put(json!(1), 0))).await;
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            "/api/v1/spec-tasks/999/state/k",
+            Some(put(json!(1), 0)),
+        )
+        .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (_, all) = app.get(&format!("/api/v1/spec-tasks/{task}/state")).await;
     assert_eq!(all.as_array().unwrap().len(), 1);
@@ -504,7 +787,8 @@ async fn events_by_cursor(backend: Backend) {
     let project = app.project().await;
     let a = app.task(project, "a").await;
     let b = app.task(project, "b").await;
-    app.post(&format!("/api/v1/spec-tasks/{a}/start-planning"), json!({})).await;
+    app.post(&format!("/api/v1/spec-tasks/{a}/start-planning"), json!({}))
+        .await;
     let (status, all) = app.get("/api/v1/events").await;
     assert_eq!(status, StatusCode::OK);
     let items = all["items"].as_array().unwrap();
@@ -512,13 +796,26 @@ async fn events_by_cursor(backend: Backend) {
     let kinds: Vec<&str> = items.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["token.created", "project.created", "spec_task.created", "spec_task.created", "spec_task.status_changed"]
+        [
+            "token.created",
+            "project.created",
+            "spec_task.created",
+            "spec_task.created",
+            "spec_task.status_changed"
+        ]
     );
     let ids: Vec<i64> = items.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(all["next_after"], ids[4]);
-    let (_, page) = app.get(&format!("/api/v1/events?after={}&limit=2", ids[1])).await;
-    let got: Vec<i64> = page["items"].as_array().unwrap().iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    let (_, page) = app
+        .get(&format!("/api/v1/events?after={}&limit=2", ids[1]))
+        .await;
+    let got: Vec<i64> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
     assert_eq!(got, ids[2..4]);
     assert_eq!(page["next_after"], ids[3]);
     let (_, end) = app.get(&format!("/api/v1/events?after={}", ids[4])).await;
@@ -530,7 +827,12 @@ async fn events_by_cursor(backend: Backend) {
     assert_eq!(only_b[0]["spec_task_id"], b);
     for bad in ["after=-1", "limit=0", "limit=1001", "after=x"] {
         let (status, body) = app.get(&format!("/api/v1/events?{bad}")).await;
-        assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_error(
+            status,
+            &body,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        );
     }
     app.shutdown().await;
 }
@@ -541,30 +843,52 @@ async fn tokens(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let secret = created["token"].as_str().unwrap().to_string();
     assert!(secret.starts_with("st_"));
-    let (status, _) = app.call_with(Method::GET, "/api/v1/projects", None, Some(&secret)).await;
+    let (status, _) = app
+        .call_with(Method::GET, "/api/v1/projects", None, Some(&secret))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (_, list) = app.get("/api/v1/tokens").await;
     assert_eq!(list.as_array().unwrap().len(), 2);
-    assert!(!list.to_string().contains(&secret), "a token is never listed");
+    assert!(
+        !list.to_string().contains(&secret),
+        "a token is never listed"
+    );
     let (_, events) = app.get("/api/v1/events").await;
-    assert!(!events.to_string().contains(&secret), "a token is never recorded");
+    assert!(
+        !events.to_string().contains(&secret),
+        "a token is never recorded"
+    );
     let on_disk = std::fs::read_to_string(app.data_dir.join("spectask.db")).unwrap_or_default();
     assert!(!on_disk.contains(&secret));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(app.data_dir.join("token")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(app.data_dir.join("token"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let (status, body) = app.post("/api/v1/tokens", json!({ "name": "" })).await;
-    assert_error(status, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     let id = created["id"].as_i64().unwrap();
-    let (status, revoked) = app.post(&format!("/api/v1/tokens/{id}/revoke"), json!({})).await;
+    let (status, revoked) = app
+        .post(&format!("/api/v1/tokens/{id}/revoke"), json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert!(!revoked["revoked_at"].is_null());
-    let (status, body) = app.call_with(Method::GET, "/api/v1/projects", None, Some(&secret)).await;
+    let (status, body) = app
+        .call_with(Method::GET, "/api/v1/projects", None, Some(&secret))
+        .await;
     assert_error(status, &body, StatusCode::UNAUTHORIZED, "unauthorized");
-    let (status, body) = app.post(&format!("/api/v1/tokens/{id}/revoke"), json!({})).await;
+    let (status, body) = app
+        .post(&format!("/api/v1/tokens/{id}/revoke"), json!({}))
+        .await;
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
     let (status, body) = app.post("/api/v1/tokens/999/revoke", json!({})).await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
@@ -577,12 +901,25 @@ async fn malformed_and_oversized_requests(backend: Backend) {
     let before = app.get("/api/v1/spec-tasks").await.1;
     let huge = "x".repeat(1024 * 1024 + 1);
     let (status, body) = app
-        .post("/api/v1/spec-tasks", json!({ "prompt": huge, "project_id": project }))
+        .post(
+            "/api/v1/spec-tasks",
+            json!({ "prompt": huge, "project_id": project }),
+        )
         .await;
-    assert_error(status, &body, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    assert_error(
+        status,
+        &body,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+    );
     // Just under the limit is accepted.
     let big = "y".repeat(1024 * 1000);
-    let (status, _) = app.post("/api/v1/spec-tasks", json!({ "prompt": big, "project_id": project })).await;
+    let (status, _) = app
+        .post(
+            "/api/v1/spec-tasks",
+            json!({ "prompt": big, "project_id": project }),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let send_raw = |content_type: &'static str, body: &'static str| {
         app.http
@@ -605,7 +942,10 @@ async fn malformed_and_oversized_requests(backend: Backend) {
     let (status, body) = app.get("/api/v1/no-such-thing").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (_, after) = app.get("/api/v1/spec-tasks").await;
-    assert_eq!(after["items"].as_array().unwrap().len(), before["items"].as_array().unwrap().len() + 1);
+    assert_eq!(
+        after["items"].as_array().unwrap().len(),
+        before["items"].as_array().unwrap().len() + 1
+    );
     app.shutdown().await;
 }
 
@@ -620,8 +960,16 @@ async fn concurrent_approvals_over_http(backend: Backend) {
     let (r1, r2) = tokio::join!(app.post(&path, json!({})), app.post(&path, json!({})));
     let mut statuses = [r1.0, r2.0];
     statuses.sort();
-    assert_eq!(statuses, [StatusCode::OK, StatusCode::CONFLICT], "{r1:?} {r2:?}");
-    let loser = if r1.0 == StatusCode::CONFLICT { r1.1 } else { r2.1 };
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::CONFLICT],
+        "{r1:?} {r2:?}"
+    );
+    let loser = if r1.0 == StatusCode::CONFLICT {
+        r1.1
+    } else {
+        r2.1
+    };
     assert_eq!(loser["error"]["code"], "illegal_transition");
     assert_eq!(status_of(&app, task).await, "implementing");
     assert_eq!(events_of(&app, task).await.len(), before + 1);
@@ -645,14 +993,27 @@ async fn openapi_lists_every_route(backend: Backend) {
         let templated = match templated.rsplit_once('/') {
             Some((base, action))
                 if base.ends_with("{id}")
-                    && ["start-planning", "approve", "request-changes", "reject", "cancel", "retry"].contains(&action) =>
+                    && [
+                        "start-planning",
+                        "approve",
+                        "request-changes",
+                        "reject",
+                        "cancel",
+                        "retry",
+                    ]
+                    .contains(&action) =>
             {
                 format!("{base}/{{action}}")
             }
             _ => templated,
         };
-        let item = paths.get(&templated).unwrap_or_else(|| panic!("{templated} missing from {:?}", paths.keys()));
-        assert!(item.get(method.to_lowercase()).is_some(), "{method} {templated}");
+        let item = paths
+            .get(&templated)
+            .unwrap_or_else(|| panic!("{templated} missing from {:?}", paths.keys()));
+        assert!(
+            item.get(method.to_lowercase()).is_some(),
+            "{method} {templated}"
+        );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     app.shutdown().await;

@@ -25,15 +25,24 @@ struct Server {
 fn serve(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Server, String> {
     let mut cmd = Command::new(BIN);
     cmd.arg("--data-dir").arg(data_dir).arg("serve").args(args);
-    cmd.env_remove("SPECTASK_BIND").env_remove("SPECTASK_TOKEN").env_remove("SPECTASK_URL");
+    cmd.env_remove("SPECTASK_BIND")
+        .env_remove("SPECTASK_TOKEN")
+        .env_remove("SPECTASK_URL");
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (tx, lines) = mpsc::channel();
     let stdout = child.stdout.take().unwrap();
     let stderr = child.stderr.take().unwrap();
-    for stream in [Box::new(stdout) as Box<dyn std::io::Read + Send>, Box::new(stderr)] {
+    for stream in [
+        Box::new(stdout) as Box<dyn std::io::Read + Send>,
+        Box::new(stderr),
+    ] {
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
@@ -69,7 +78,11 @@ fn serve(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Server
             break;
         }
     }
-    Ok(Server { child, lines, printed })
+    Ok(Server {
+        child,
+        lines,
+        printed,
+    })
 }
 
 fn cli(data_dir: &Path, args: &[&str]) -> Output {
@@ -94,13 +107,23 @@ fn ok(out: Output) -> String {
 }
 
 fn fails(out: Output) -> String {
-    assert!(!out.status.success(), "expected a failure: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "expected a failure: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stderr).unwrap()
 }
 
 fn terminate(mut server: Server) {
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let status = server.child.wait().unwrap();
     assert!(status.success(), "serve exited with {status} after SIGTERM");
     drop(server.lines);
@@ -112,12 +135,25 @@ fn newcomer_path_with_the_real_binary() {
     let data = dir.path().join("data");
     let server = serve(&data, &["--bind", "127.0.0.1:0"], &[]).expect("serve starts");
     let out = server.printed.join("\n");
-    let url_line = server.printed.iter().find(|l| l.contains("is listening on http://127.0.0.1:")).unwrap();
-    assert!(!url_line.ends_with(":0"), "the real port is printed: {url_line}");
+    let url_line = server
+        .printed
+        .iter()
+        .find(|l| l.contains("is listening on http://127.0.0.1:"))
+        .unwrap();
+    assert!(
+        !url_line.ends_with(":0"),
+        "the real port is printed: {url_line}"
+    );
     let token_file = data.join("token");
-    assert!(out.contains(&format!("API token: {}", token_file.display())), "{out}");
+    assert!(
+        out.contains(&format!("API token: {}", token_file.display())),
+        "{out}"
+    );
     let token = std::fs::read_to_string(&token_file).unwrap();
-    assert!(!out.contains(token.trim()), "the token itself is never printed or logged");
+    assert!(
+        !out.contains(token.trim()),
+        "the token itself is never printed or logged"
+    );
 
     let repo = dir.path().join("repo");
     std::fs::create_dir(&repo).unwrap();
@@ -126,30 +162,66 @@ fn newcomer_path_with_the_real_binary() {
     assert!(added.contains("registered project 1"), "{added}");
     let again = fails(cli(&data, &["project", "add", repo.to_str().unwrap()]));
     assert!(again.contains("already registered"), "{again}");
-    let not_git = fails(cli(&data, &["project", "add", dir.path().to_str().unwrap()]));
+    let not_git = fails(cli(
+        &data,
+        &["project", "add", dir.path().to_str().unwrap()],
+    ));
     assert!(not_git.contains("not a git repository"), "{not_git}");
 
-    let created = ok(cli(&data, &["task", "create", "Add a login page", "--priority", "high"]));
-    assert!(created.contains("created task 1: Add a login page [backlog]"), "{created}");
-    ok(cli(&data, &["task", "create", "Fix the crash", "--title", "Crash fix", "--type", "bugfix"]));
+    let created = ok(cli(
+        &data,
+        &["task", "create", "Add a login page", "--priority", "high"],
+    ));
+    assert!(
+        created.contains("created task 1: Add a login page [backlog]"),
+        "{created}"
+    );
+    ok(cli(
+        &data,
+        &[
+            "task",
+            "create",
+            "Fix the crash",
+            "--title",
+            "Crash fix",
+            "--type",
+            "bugfix",
+        ],
+    ));
     let table = ok(cli(&data, &["task", "list"]));
     let lines: Vec<&str> = table.lines().collect();
-    assert!(lines[0].starts_with("ID") && lines[0].contains("STATUS"), "{table}");
-    assert!(lines[1].starts_with("2 ") && lines[1].contains("Crash fix"), "{table}");
-    assert!(lines[2].contains("Add a login page") && lines[2].contains("high"), "{table}");
+    assert!(
+        lines[0].starts_with("ID") && lines[0].contains("STATUS"),
+        "{table}"
+    );
+    assert!(
+        lines[1].starts_with("2 ") && lines[1].contains("Crash fix"),
+        "{table}"
+    );
+    assert!(
+        lines[2].contains("Add a login page") && lines[2].contains("high"),
+        "{table}"
+    );
     let listed: Value = serde_json::from_str(&ok(cli(&data, &["task", "list", "--json"]))).unwrap();
     assert_eq!(listed["items"].as_array().unwrap().len(), 2);
 
     let refused = fails(cli(&data, &["task", "approve", "1"]));
-    assert!(refused.contains("cannot approve a spec task that is backlog"), "{refused}");
+    assert!(
+        refused.contains("cannot approve a spec task that is backlog"),
+        "{refused}"
+    );
     let moved = ok(cli(&data, &["task", "start-planning", "1"]));
     assert!(moved.contains("task 1 is now planning"), "{moved}");
-    let shown: Value = serde_json::from_str(&ok(cli(&data, &["task", "show", "1", "--json"]))).unwrap();
+    let shown: Value =
+        serde_json::from_str(&ok(cli(&data, &["task", "show", "1", "--json"]))).unwrap();
     assert_eq!(shown["status"], "planning");
     let missing = fails(cli(&data, &["task", "show", "99"]));
     assert!(missing.contains("spec task 99 not found"), "{missing}");
     let events = ok(cli(&data, &["events", "--task", "1"]));
-    assert!(events.contains("spec_task.created") && events.contains("spec_task.status_changed"), "{events}");
+    assert!(
+        events.contains("spec_task.created") && events.contains("spec_task.status_changed"),
+        "{events}"
+    );
 
     let token_out = ok(cli(&data, &["token", "create", "ci"]));
     let ci_token = token_out.lines().last().unwrap().trim().to_string();
@@ -187,15 +259,24 @@ fn flags_over_environment_over_config_file() {
     std::fs::create_dir_all(&data).unwrap();
     std::fs::write(data.join("spectask.toml"), "bind = \"not-an-address\"\n").unwrap();
     // The file is read: its bad address is used when nothing overrides it.
-    let err = serve(&data, &[], &[]).err().expect("a bad bind address fails");
+    let err = serve(&data, &[], &[])
+        .err()
+        .expect("a bad bind address fails");
     assert!(err.contains("not-an-address"), "{err}");
     // The environment beats the file.
     let server = serve(&data, &[], &[("SPECTASK_BIND", "127.0.0.1:0")]).expect("env wins");
     terminate(server);
     // The flag beats the environment.
-    let server = serve(&data, &["--bind", "127.0.0.1:0"], &[("SPECTASK_BIND", "also-bad")]).expect("flag wins");
+    let server = serve(
+        &data,
+        &["--bind", "127.0.0.1:0"],
+        &[("SPECTASK_BIND", "also-bad")],
+    )
+    .expect("flag wins");
     terminate(server);
     std::fs::write(data.join("spectask.toml"), "bnid = \"typo\"\n").unwrap();
-    let err = serve(&data, &["--bind", "127.0.0.1:0"], &[]).err().expect("a typo in the file fails");
+    let err = serve(&data, &["--bind", "127.0.0.1:0"], &[])
+        .err()
+        .expect("a typo in the file fails");
     assert!(err.contains("bnid"), "{err}");
 }

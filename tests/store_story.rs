@@ -68,11 +68,20 @@ async fn story(backend: Backend) {
         store.update_project(project.id, &bad, actor).await,
         Err(StoreError::InvalidSetting(_))
     ));
-    assert_eq!(store.get_project(project.id).await.unwrap().settings, settings());
+    assert_eq!(
+        store.get_project(project.id).await.unwrap().settings,
+        settings()
+    );
 
     // Tasks: create, list, patch.
-    let a = store.create_spec_task(new_task(project.id, "Add login"), actor).await.unwrap();
-    let b = store.create_spec_task(new_task(project.id, "Add logout"), actor).await.unwrap();
+    let a = store
+        .create_spec_task(new_task(project.id, "Add login"), actor)
+        .await
+        .unwrap();
+    let b = store
+        .create_spec_task(new_task(project.id, "Add logout"), actor)
+        .await
+        .unwrap();
     assert_eq!(a.status, SpecTaskStatus::Backlog);
     assert_eq!(a.branch, format!("spectask/{}-add-login", a.id));
     assert!(matches!(
@@ -113,19 +122,36 @@ async fn story(backend: Backend) {
 
     // Transitions: the planning WIP limit of 1 queues the second task until the first
     // leaves planning, and the admission is recorded as its own event.
-    let a = store.transition_spec_task(a.id, &SpecTaskEvent::StartPlanning, actor).await.unwrap();
+    let a = store
+        .transition_spec_task(a.id, &SpecTaskEvent::StartPlanning, actor)
+        .await
+        .unwrap();
     assert_eq!(a.status, SpecTaskStatus::Planning);
-    let b = store.transition_spec_task(b.id, &SpecTaskEvent::StartPlanning, actor).await.unwrap();
+    let b = store
+        .transition_spec_task(b.id, &SpecTaskEvent::StartPlanning, actor)
+        .await
+        .unwrap();
     assert_eq!(b.status, SpecTaskStatus::PlanningQueued);
-    let illegal = store.transition_spec_task(a.id, &SpecTaskEvent::Approve, actor).await;
-    assert!(matches!(illegal, Err(StoreError::Transition(_))), "{illegal:?}");
-    assert_eq!(store.get_spec_task(a.id).await.unwrap().status, SpecTaskStatus::Planning);
+    let illegal = store
+        .transition_spec_task(a.id, &SpecTaskEvent::Approve, actor)
+        .await;
+    assert!(
+        matches!(illegal, Err(StoreError::Transition(_))),
+        "{illegal:?}"
+    );
+    assert_eq!(
+        store.get_spec_task(a.id).await.unwrap().status,
+        SpecTaskStatus::Planning
+    );
     let a = store
         .transition_spec_task(a.id, &|_| SpecTaskEvent::SpecWritten, "system")
         .await
         .unwrap();
     assert_eq!(a.status, SpecTaskStatus::SpecReview);
-    assert_eq!(store.get_spec_task(b.id).await.unwrap().status, SpecTaskStatus::Planning);
+    assert_eq!(
+        store.get_spec_task(b.id).await.unwrap().status,
+        SpecTaskStatus::Planning
+    );
     let b = store
         .transition_spec_task(
             b.id,
@@ -136,9 +162,15 @@ async fn story(backend: Backend) {
         )
         .await
         .unwrap();
-    assert_eq!((b.status, b.failed_phase), (SpecTaskStatus::Failed, Some(Phase::Planning)));
+    assert_eq!(
+        (b.status, b.failed_phase),
+        (SpecTaskStatus::Failed, Some(Phase::Planning))
+    );
     assert_eq!(b.failure_reason.as_deref(), Some("agent crashed"));
-    let a = store.transition_spec_task(a.id, &SpecTaskEvent::Approve, actor).await.unwrap();
+    let a = store
+        .transition_spec_task(a.id, &SpecTaskEvent::Approve, actor)
+        .await
+        .unwrap();
     assert_eq!(a.status, SpecTaskStatus::Implementing);
 
     // Sessions, with a parent that must belong to the same task.
@@ -183,18 +215,29 @@ async fn story(backend: Backend) {
             actor,
         )
         .await;
-    assert!(matches!(foreign_parent, Err(StoreError::Invalid(_))), "{foreign_parent:?}");
+    assert!(
+        matches!(foreign_parent, Err(StoreError::Invalid(_))),
+        "{foreign_parent:?}"
+    );
     let running = store
         .transition_work_session(root.id, WorkSessionEvent::Start, None, "system")
         .await
         .unwrap();
-    assert_eq!((running.status, running.attempt), (WorkSessionStatus::Running, 1));
+    assert_eq!(
+        (running.status, running.attempt),
+        (WorkSessionStatus::Running, 1)
+    );
     let refused = store
         .transition_work_session(root.id, WorkSessionEvent::Merged, None, "system")
         .await;
     assert!(matches!(refused, Err(StoreError::Transition(_))));
     let interrupted = store
-        .transition_work_session(root.id, WorkSessionEvent::Interrupt, Some("exit 137".into()), "system")
+        .transition_work_session(
+            root.id,
+            WorkSessionEvent::Interrupt,
+            Some("exit 137".into()),
+            "system",
+        )
         .await
         .unwrap();
     assert_eq!(interrupted.failure_reason.as_deref(), Some("exit 137"));
@@ -204,16 +247,42 @@ async fn story(backend: Backend) {
         .unwrap();
     assert_eq!((again.attempt, again.failure_reason), (2, None));
     let sessions = store.list_work_sessions(a.id).await.unwrap();
-    assert_eq!(sessions.iter().map(|s| s.id).collect::<Vec<_>>(), vec![root.id, child.id]);
+    assert_eq!(
+        sessions.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![root.id, child.id]
+    );
     assert_eq!(sessions[1].parent_id, Some(root.id));
 
     // Leases: one owner at a time until its heartbeat goes stale.
-    assert!(store.acquire_lease(root.id, "replica-a", 30_000).await.unwrap());
-    assert!(!store.acquire_lease(root.id, "replica-b", 30_000).await.unwrap());
-    assert!(store.acquire_lease(root.id, "replica-a", 30_000).await.unwrap());
-    assert!(store.acquire_lease(root.id, "replica-b", -1).await.unwrap(), "a stale lease is taken over");
+    assert!(
+        store
+            .acquire_lease(root.id, "replica-a", 30_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .acquire_lease(root.id, "replica-b", 30_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .acquire_lease(root.id, "replica-a", 30_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store.acquire_lease(root.id, "replica-b", -1).await.unwrap(),
+        "a stale lease is taken over"
+    );
     assert_eq!(
-        store.get_work_session(root.id).await.unwrap().lease_owner.as_deref(),
+        store
+            .get_work_session(root.id)
+            .await
+            .unwrap()
+            .lease_owner
+            .as_deref(),
         Some("replica-b")
     );
 
@@ -235,14 +304,19 @@ async fn story(backend: Backend) {
     let wrong_ack = store
         .acknowledge_coordination_event(a.id, posted.id, Some(root.id), "system")
         .await;
-    assert!(matches!(wrong_ack, Err(StoreError::Invalid(_))), "{wrong_ack:?}");
+    assert!(
+        matches!(wrong_ack, Err(StoreError::Invalid(_))),
+        "{wrong_ack:?}"
+    );
     let acked = store
         .acknowledge_coordination_event(a.id, posted.id, Some(child.id), "system")
         .await
         .unwrap();
     assert_eq!(acked.acknowledged_by, Some(child.id));
     assert!(matches!(
-        store.acknowledge_coordination_event(a.id, posted.id, None, actor).await,
+        store
+            .acknowledge_coordination_event(a.id, posted.id, None, actor)
+            .await,
         Err(StoreError::Conflict(_))
     ));
     let listed = store.list_coordination_events(a.id).await.unwrap();
@@ -256,7 +330,13 @@ async fn story(backend: Backend) {
         .unwrap();
     assert_eq!(v1.version, 1);
     let v2 = store
-        .put_shared_state(a.id, "api/contract", &json!({"path": "/v2/login"}), 1, actor)
+        .put_shared_state(
+            a.id,
+            "api/contract",
+            &json!({"path": "/v2/login"}),
+            1,
+            actor,
+        )
         .await
         .unwrap();
     assert_eq!(v2.version, 2);
@@ -264,12 +344,20 @@ async fn story(backend: Backend) {
         let conflict = store
             .put_shared_state(a.id, "api/contract", &json!("lost"), stale, actor)
             .await;
-        assert!(matches!(conflict, Err(StoreError::Conflict(_))), "{stale}: {conflict:?}");
+        assert!(
+            matches!(conflict, Err(StoreError::Conflict(_))),
+            "{stale}: {conflict:?}"
+        );
     }
     let current = store.get_shared_state(a.id, "api/contract").await.unwrap();
-    assert_eq!((current.version, current.value), (2, json!({"path": "/v2/login"})));
+    assert_eq!(
+        (current.version, current.value),
+        (2, json!({"path": "/v2/login"}))
+    );
     assert!(matches!(
-        store.put_shared_state(a.id, "bad key!", &json!(1), 0, actor).await,
+        store
+            .put_shared_state(a.id, "bad key!", &json!(1), 0, actor)
+            .await,
         Err(StoreError::Invalid(_))
     ));
 
@@ -277,9 +365,24 @@ async fn story(backend: Backend) {
     let all = store.list_events(0, None, 1000).await.unwrap();
     assert!(all.windows(2).all(|w| w[0].id < w[1].id));
     let kinds: Vec<&str> = all.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "spec_task.created").count(), 2);
-    assert_eq!(kinds.iter().filter(|k| **k == "shared_state.written").count(), 2);
-    assert_eq!(kinds.iter().filter(|k| **k == "coordination_event.acknowledged").count(), 1);
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "spec_task.created").count(),
+        2
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "shared_state.written")
+            .count(),
+        2
+    );
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == "coordination_event.acknowledged")
+            .count(),
+        1
+    );
     assert_eq!(kinds.iter().filter(|k| **k == "project.created").count(), 1);
     assert_eq!(kinds.iter().filter(|k| **k == "project.updated").count(), 0);
     let a_events = store.list_events(0, Some(a.id), 1000).await.unwrap();
@@ -299,15 +402,24 @@ async fn story(backend: Backend) {
         .expect("b's admission is recorded");
     assert_eq!(b_admitted.actor, "system");
     let after = store.list_events(all[2].id, None, 2).await.unwrap();
-    assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), vec![all[3].id, all[4].id]);
+    assert_eq!(
+        after.iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![all[3].id, all[4].id]
+    );
 
     // Tokens: only active ones authenticate.
     let token = store.create_token("ci", "hash-1", actor).await.unwrap();
     assert!(store.find_active_token("hash-1").await.unwrap().is_some());
     store.revoke_token(token.id, actor).await.unwrap();
     assert!(store.find_active_token("hash-1").await.unwrap().is_none());
-    assert!(matches!(store.revoke_token(token.id, actor).await, Err(StoreError::Conflict(_))));
-    assert!(matches!(store.revoke_token(999, actor).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.revoke_token(token.id, actor).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.revoke_token(999, actor).await,
+        Err(StoreError::NotFound { .. })
+    ));
     store.close().await;
 }
 
@@ -337,18 +449,30 @@ async fn concurrent_approvals(backend: Backend) {
         )
         .await
         .unwrap();
-    let task = store.create_spec_task(new_task(project.id, "race"), "t").await.unwrap();
-    store.transition_spec_task(task.id, &SpecTaskEvent::StartPlanning, "t").await.unwrap();
+    let task = store
+        .create_spec_task(new_task(project.id, "race"), "t")
+        .await
+        .unwrap();
+    store
+        .transition_spec_task(task.id, &SpecTaskEvent::StartPlanning, "t")
+        .await
+        .unwrap();
     store
         .transition_spec_task(task.id, &|_| SpecTaskEvent::SpecWritten, "t")
         .await
         .unwrap();
-    let before = store.list_events(0, Some(task.id), 1000).await.unwrap().len();
+    let before = store
+        .list_events(0, Some(task.id), 1000)
+        .await
+        .unwrap()
+        .len();
     let racers: Vec<_> = (0..8)
         .map(|_| {
             let store = store.clone();
             tokio::spawn(async move {
-                store.transition_spec_task(task.id, &SpecTaskEvent::Approve, "t").await
+                store
+                    .transition_spec_task(task.id, &SpecTaskEvent::Approve, "t")
+                    .await
             })
         })
         .collect();
@@ -364,7 +488,11 @@ async fn concurrent_approvals(backend: Backend) {
         }
     }
     assert_eq!(wins, 1);
-    let after = store.list_events(0, Some(task.id), 1000).await.unwrap().len();
+    let after = store
+        .list_events(0, Some(task.id), 1000)
+        .await
+        .unwrap()
+        .len();
     assert_eq!(after, before + 1);
 }
 

@@ -33,7 +33,10 @@ pub struct EventPage {
 /// Events in the order they were committed.
 #[utoipa::path(get, path = "/events", tag = "events", params(EventsQuery),
     responses((status = 200, body = EventPage), (status = 422, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, Query(q): Query<EventsQuery>) -> ApiResult<Json<EventPage>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<EventPage>> {
     let after = q.after.unwrap_or(0);
     if after < 0 {
         return Err(ApiError::Validation("after: must be 0 or more".into()));

@@ -63,7 +63,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(spec_tasks::action))
         .routes(routes!(sessions::list))
         .routes(routes!(sessions::get))
-        .routes(routes!(sessions::list_coordination, sessions::post_coordination))
+        .routes(routes!(
+            sessions::list_coordination,
+            sessions::post_coordination
+        ))
         .routes(routes!(sessions::acknowledge))
         .routes(routes!(sessions::list_state))
         .routes(routes!(sessions::get_state, sessions::put_state))
@@ -87,7 +90,10 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api/v1", api)
@@ -101,6 +107,8 @@ pub(crate) fn page_limit(requested: Option<i64>, default: i64, max: i64) -> Resu
     match requested {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::Validation(format!("limit must be between 1 and {max}, not {n}"))),
+        Some(n) => Err(ApiError::Validation(format!(
+            "limit must be between 1 and {max}, not {n}"
+        ))),
     }
 }

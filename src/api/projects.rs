@@ -51,7 +51,10 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Project>)> {
     let path = FsPath::new(&body.path);
     if !path.is_absolute() {
-        return Err(ApiError::Validation(format!("path {:?} must be absolute", body.path)));
+        return Err(ApiError::Validation(format!(
+            "path {:?} must be absolute",
+            body.path
+        )));
     }
     let root = git::repo_root(path).await.map_err(|e| match e {
         GitError::Spawn(_) => ApiError::Internal(e.into()),
@@ -72,11 +75,15 @@ pub async fn create(
         .unwrap_or_else(|| "project".to_string());
     let settings = ProjectSettings {
         base_branch,
-        spec_folder: body.spec_folder.unwrap_or_else(|| DEFAULT_SPEC_FOLDER.to_string()),
+        spec_folder: body
+            .spec_folder
+            .unwrap_or_else(|| DEFAULT_SPEC_FOLDER.to_string()),
         verification_command: body.verification_command.filter(|c| !c.trim().is_empty()),
         planning_wip_limit: body.planning_wip_limit,
         implementation_wip_limit: body.implementation_wip_limit,
-        max_parallel_sessions: body.max_parallel_sessions.unwrap_or(DEFAULT_MAX_PARALLEL_SESSIONS),
+        max_parallel_sessions: body
+            .max_parallel_sessions
+            .unwrap_or(DEFAULT_MAX_PARALLEL_SESSIONS),
     };
     let new = NewProject {
         name,
@@ -104,5 +111,10 @@ pub async fn update(
     Path(id): Path<i64>,
     Json(patch): Json<ProjectSettingsPatch>,
 ) -> ApiResult<Json<Project>> {
-    Ok(Json(state.store.update_project(id, &patch, &caller.actor()).await?))
+    Ok(Json(
+        state
+            .store
+            .update_project(id, &patch, &caller.actor())
+            .await?,
+    ))
 }

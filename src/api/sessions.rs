@@ -16,14 +16,20 @@ use crate::store::NewCoordinationEvent;
 /// The work sessions of a spec task, oldest first; `parent_id` gives the hierarchy.
 #[utoipa::path(get, path = "/spec-tasks/{id}/sessions", tag = "sessions", params(("id" = i64, Path)),
     responses((status = 200, body = Vec<WorkSession>), (status = 404, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Vec<WorkSession>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<WorkSession>>> {
     Ok(Json(state.store.list_work_sessions(id).await?))
 }
 
 /// Get one work session.
 #[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = i64, Path)),
     responses((status = 200, body = WorkSession), (status = 404, body = ErrorBody)))]
-pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<WorkSession>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<WorkSession>> {
     Ok(Json(state.store.get_work_session(id).await?))
 }
 
@@ -71,7 +77,10 @@ pub async fn post_coordination(
         message: body.message,
         payload: body.payload,
     };
-    let posted = state.store.post_coordination_event(new, &caller.actor()).await?;
+    let posted = state
+        .store
+        .post_coordination_event(new, &caller.actor())
+        .await?;
     Ok((StatusCode::CREATED, Json(posted)))
 }
 
@@ -154,11 +163,19 @@ pub async fn put_state(
     Json(body): Json<PutState>,
 ) -> ApiResult<Json<SharedStateEntry>> {
     if body.expected_version < 0 {
-        return Err(ApiError::Validation("expected_version: must be 0 or more".into()));
+        return Err(ApiError::Validation(
+            "expected_version: must be 0 or more".into(),
+        ));
     }
     let entry = state
         .store
-        .put_shared_state(id, &key, &body.value, body.expected_version, &caller.actor())
+        .put_shared_state(
+            id,
+            &key,
+            &body.value,
+            body.expected_version,
+            &caller.actor(),
+        )
         .await?;
     Ok(Json(entry))
 }

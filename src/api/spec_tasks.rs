@@ -55,7 +55,10 @@ pub struct SpecTaskPage {
 /// List spec tasks, newest first.
 #[utoipa::path(get, path = "/spec-tasks", tag = "spec tasks", params(ListQuery),
     responses((status = 200, body = SpecTaskPage), (status = 422, body = ErrorBody)))]
-pub async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<SpecTaskPage>> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<SpecTaskPage>> {
     let filter = SpecTaskFilter {
         project_id: q.project,
         status: q.status,
@@ -152,7 +155,12 @@ pub async fn update(
     if let Some(title) = &patch.title {
         check_title(title.trim())?;
     }
-    Ok(Json(state.store.update_spec_task(id, &patch, &caller.actor()).await?))
+    Ok(Json(
+        state
+            .store
+            .update_spec_task(id, &patch, &caller.actor())
+            .await?,
+    ))
 }
 
 /// The lifecycle actions a person can take on a spec task.

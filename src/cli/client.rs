@@ -28,7 +28,11 @@ impl Client {
         self.send(Method::GET, path, None::<&Value>).await
     }
 
-    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> anyhow::Result<T> {
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> anyhow::Result<T> {
         self.send(Method::POST, path, Some(body)).await
     }
 
@@ -60,7 +64,10 @@ impl Client {
                 };
                 bail!("{}{hint} [{}]", err.error.message, err.error.code);
             }
-            bail!("the server answered {status}: {}", String::from_utf8_lossy(&bytes));
+            bail!(
+                "the server answered {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            );
         }
         serde_json::from_slice(&bytes).with_context(|| format!("unexpected answer from {url}"))
     }

@@ -18,7 +18,11 @@ use crate::domain::*;
 use client::Client;
 
 #[derive(Debug, Parser)]
-#[command(name = "spectask", version, about = "Spec-driven, multi-session AI coding: server and CLI")]
+#[command(
+    name = "spectask",
+    version,
+    about = "Spec-driven, multi-session AI coding: server and CLI"
+)]
 pub struct Cli {
     /// Where spectask keeps its database, token and config [default: the platform data dir]
     #[arg(long, env = "SPECTASK_DATA_DIR", global = true)]
@@ -227,14 +231,19 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let data_dir = cli.data_dir.clone().unwrap_or_else(config::default_data_dir);
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(config::default_data_dir);
     let file = FileConfig::load(&data_dir)?;
     let log_format = cli.log_format.or(file.log_format).unwrap_or_default();
     match cli.command {
         Command::Serve { bind, database_url } => {
             init_logging(log_format, "info");
             let config = ServeConfig {
-                bind: bind.or(file.bind).unwrap_or_else(|| config::DEFAULT_BIND.to_string()),
+                bind: bind
+                    .or(file.bind)
+                    .unwrap_or_else(|| config::DEFAULT_BIND.to_string()),
                 data_dir,
                 database_url: database_url.or(file.database_url),
             };
@@ -269,13 +278,20 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     std::fs::write(config.data_dir.join(config::URL_FILE), format!("{url}\n"))
         .context("writing the URL file")?;
     println!("spectask is listening on {url}");
-    println!("  API token: {} (send it as `Authorization: Bearer <token>`)", app.token_file().display());
+    println!(
+        "  API token: {} (send it as `Authorization: Bearer <token>`)",
+        app.token_file().display()
+    );
     println!("  data dir:  {}", config.data_dir.display());
     tracing::info!(%url, "listening");
     app.run(listener, shutdown).await
 }
 
-fn connect_client(url: Option<String>, token: Option<String>, data_dir: &std::path::Path) -> anyhow::Result<Client> {
+fn connect_client(
+    url: Option<String>,
+    token: Option<String>,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<Client> {
     let url = url
         .or_else(|| std::fs::read_to_string(data_dir.join(config::URL_FILE)).ok())
         .map(|u| u.trim().to_string())
@@ -294,7 +310,8 @@ fn connect_client(url: Option<String>, token: Option<String>, data_dir: &std::pa
 }
 
 fn opt(v: &Option<impl ToString>) -> String {
-    v.as_ref().map_or_else(|| "-".to_string(), ToString::to_string)
+    v.as_ref()
+        .map_or_else(|| "-".to_string(), ToString::to_string)
 }
 
 fn print_projects(projects: &[Project]) {
@@ -323,7 +340,8 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
             verify,
             json,
         } => {
-            let abs = std::fs::canonicalize(&path).with_context(|| format!("{} does not exist", path.display()))?;
+            let abs = std::fs::canonicalize(&path)
+                .with_context(|| format!("{} does not exist", path.display()))?;
             let body = json!({
                 "path": abs,
                 "name": name,
@@ -392,7 +410,10 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
                 put("spec_folder", json!(v));
             }
             if let Some(v) = verify {
-                put("verification_command", if v.is_empty() { Value::Null } else { json!(v) });
+                put(
+                    "verification_command",
+                    if v.is_empty() { Value::Null } else { json!(v) },
+                );
             }
             if let Some(v) = planning_wip_limit {
                 put("planning_wip_limit", json!(v));
@@ -404,7 +425,11 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
                 put("max_parallel_sessions", json!(v));
             }
             let p: Project = client
-                .send(reqwest::Method::PATCH, &format!("/projects/{id}"), Some(&Value::Object(body)))
+                .send(
+                    reqwest::Method::PATCH,
+                    &format!("/projects/{id}"),
+                    Some(&Value::Object(body)),
+                )
                 .await?;
             if json {
                 return output::json(&p);
@@ -462,7 +487,10 @@ async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
             if json {
                 return output::json(&t);
             }
-            println!("created task {}: {} [{}] on branch {}", t.id, t.title, t.status, t.branch);
+            println!(
+                "created task {}: {} [{}] on branch {}",
+                t.id, t.title, t.status, t.branch
+            );
             return Ok(());
         }
         TaskCmd::List {
@@ -522,7 +550,11 @@ async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             let t: SpecTask = client
-                .send(reqwest::Method::PATCH, &format!("/spec-tasks/{id}"), Some(&Value::Object(body)))
+                .send(
+                    reqwest::Method::PATCH,
+                    &format!("/spec-tasks/{id}"),
+                    Some(&Value::Object(body)),
+                )
                 .await?;
             if json {
                 return output::json(&t);
@@ -530,9 +562,17 @@ async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
             println!("updated task {}: {}", t.id, t.title);
             return Ok(());
         }
-        TaskCmd::StartPlanning(a) => (format!("/spec-tasks/{}/start-planning", a.id), a.json, "start-planning"),
+        TaskCmd::StartPlanning(a) => (
+            format!("/spec-tasks/{}/start-planning", a.id),
+            a.json,
+            "start-planning",
+        ),
         TaskCmd::Approve(a) => (format!("/spec-tasks/{}/approve", a.id), a.json, "approve"),
-        TaskCmd::RequestChanges(a) => (format!("/spec-tasks/{}/request-changes", a.id), a.json, "request-changes"),
+        TaskCmd::RequestChanges(a) => (
+            format!("/spec-tasks/{}/request-changes", a.id),
+            a.json,
+            "request-changes",
+        ),
         TaskCmd::Reject(a) => (format!("/spec-tasks/{}/reject", a.id), a.json, "reject"),
         TaskCmd::Cancel(a) => (format!("/spec-tasks/{}/cancel", a.id), a.json, "cancel"),
         TaskCmd::Retry(a) => (format!("/spec-tasks/{}/retry", a.id), a.json, "retry"),
@@ -545,7 +585,13 @@ async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn events(client: &Client, follow: bool, task: Option<i64>, mut after: i64, json: bool) -> anyhow::Result<()> {
+async fn events(
+    client: &Client,
+    follow: bool,
+    task: Option<i64>,
+    mut after: i64,
+    json: bool,
+) -> anyhow::Result<()> {
     loop {
         let mut path = format!("/events?after={after}&limit=1000");
         if let Some(t) = task {
@@ -586,7 +632,10 @@ async fn token(client: &Client, cmd: TokenCmd) -> anyhow::Result<()> {
             if json {
                 return output::json(&created);
             }
-            println!("created token {} ({name}). It is shown only this once:", created["id"]);
+            println!(
+                "created token {} ({name}). It is shown only this once:",
+                created["id"]
+            );
             println!("{}", created["token"].as_str().unwrap_or_default());
         }
         TokenCmd::List { json } => {
@@ -601,14 +650,18 @@ async fn token(client: &Client, cmd: TokenCmd) -> anyhow::Result<()> {
                         t.id.to_string(),
                         t.name.clone(),
                         t.created_at.format("%Y-%m-%d %H:%M").to_string(),
-                        t.revoked_at.map_or("active".into(), |r| format!("revoked {}", r.format("%Y-%m-%d %H:%M"))),
+                        t.revoked_at.map_or("active".into(), |r| {
+                            format!("revoked {}", r.format("%Y-%m-%d %H:%M"))
+                        }),
                     ]
                 })
                 .collect();
             output::table(&["ID", "NAME", "CREATED", "STATE"], &rows);
         }
         TokenCmd::Revoke { id } => {
-            let t: ApiToken = client.post(&format!("/tokens/{id}/revoke"), &json!({})).await?;
+            let t: ApiToken = client
+                .post(&format!("/tokens/{id}/revoke"), &json!({}))
+                .await?;
             println!("revoked token {} ({})", t.id, t.name);
         }
     }

@@ -105,14 +105,14 @@ pub(crate) mod testing {
         let mut refused = 0;
         for state in states {
             for event in events {
-                let listed = legal
-                    .iter()
-                    .any(|(f, e, _)| f == state && e == event);
+                let listed = legal.iter().any(|(f, e, _)| f == state && e == event);
                 if listed {
                     continue;
                 }
                 match state.clone().apply(event.clone()) {
-                    Ok(next) => panic!("{state:?} + {event:?} gave {next:?} but is not in the table"),
+                    Ok(next) => {
+                        panic!("{state:?} + {event:?} gave {next:?} but is not in the table")
+                    }
                     Err(err) => {
                         assert_eq!(err.from, state.status_name());
                         assert_eq!(err.lifecycle, L::NAME);
@@ -121,6 +121,9 @@ pub(crate) mod testing {
                 }
             }
         }
-        assert!(refused > 0, "a lifecycle with no illegal transitions is suspicious");
+        assert!(
+            refused > 0,
+            "a lifecycle with no illegal transitions is suspicious"
+        );
     }
 }

@@ -137,7 +137,9 @@ pub fn validate_branch_name(name: &str) -> Result<(), String> {
         || name.contains("//")
         || name.contains("@{")
         || name == "@"
-        || name.split('/').any(|part| part.starts_with('.') || part.ends_with(".lock"))
+        || name
+            .split('/')
+            .any(|part| part.starts_with('.') || part.ends_with(".lock"))
         || name
             .chars()
             .any(|c| c.is_control() || c == ' ' || "~^:?*[\\".contains(c));
@@ -153,7 +155,8 @@ pub fn validate_relative_folder(path: &str) -> Result<(), String> {
     let p = std::path::Path::new(path);
     let ok = !path.trim().is_empty()
         && p.is_relative()
-        && p.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
     if ok {
         Ok(())
     } else {
@@ -202,7 +205,10 @@ mod tests {
             (r#"{"spec_folder": "/abs"}"#, "spec_folder"),
             (r#"{"planning_wip_limit": 0}"#, "planning_wip_limit"),
             (r#"{"max_parallel_sessions": 0}"#, "max_parallel_sessions"),
-            (r#"{"max_parallel_sessions": 1000}"#, "max_parallel_sessions"),
+            (
+                r#"{"max_parallel_sessions": 1000}"#,
+                "max_parallel_sessions",
+            ),
         ] {
             let patch: ProjectSettingsPatch = serde_json::from_str(json).unwrap();
             assert_eq!(s.patched(&patch).unwrap_err().field, field, "{json}");
@@ -215,7 +221,9 @@ mod tests {
         for ok in ["main", "release/1.2", "feature_x"] {
             assert!(validate_branch_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-x", "a..b", "a b", "x.lock", "a/.b", "a:b", "a//b", "@"] {
+        for bad in [
+            "", "-x", "a..b", "a b", "x.lock", "a/.b", "a:b", "a//b", "@",
+        ] {
             assert!(validate_branch_name(bad).is_err(), "{bad}");
         }
     }

@@ -114,9 +114,13 @@ pub enum SpecTaskEvent {
     /// A person rejects the spec; the task is archived and its branch kept.
     Reject,
     /// Every implementation task is done and merged.
-    ImplementationFinished { review_gate: bool },
+    ImplementationFinished {
+        review_gate: bool,
+    },
     /// The running phase failed.
-    Fail { reason: String },
+    Fail {
+        reason: String,
+    },
     /// A person retries a failed task from the start of the phase it failed in.
     Retry(Capacity),
     Cancel,
@@ -294,7 +298,11 @@ pub fn slugify(text: &str) -> String {
 
 /// A title from a prompt when the person gave none: its first line, shortened.
 pub fn title_from_prompt(prompt: &str) -> String {
-    let line = prompt.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let line = prompt
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     let mut title: String = line.chars().take(80).collect();
     if line.chars().count() > 80 {
         title.push('…');
@@ -432,8 +440,16 @@ mod tests {
             ),
             (S::ImplementationReview, E::Approve(free), S::Done),
             (S::ImplementationReview, E::Approve(ifull), S::Done),
-            (S::ImplementationReview, E::RequestChanges(free), S::Implementing),
-            (S::ImplementationReview, E::RequestChanges(pfull), S::Implementing),
+            (
+                S::ImplementationReview,
+                E::RequestChanges(free),
+                S::Implementing,
+            ),
+            (
+                S::ImplementationReview,
+                E::RequestChanges(pfull),
+                S::Implementing,
+            ),
             (
                 S::ImplementationReview,
                 E::RequestChanges(ifull),
@@ -444,8 +460,16 @@ mod tests {
             (failed(Phase::Planning), E::Retry(free), S::Planning),
             (failed(Phase::Planning), E::Retry(ifull), S::Planning),
             (failed(Phase::Planning), E::Retry(pfull), S::PlanningQueued),
-            (failed(Phase::Implementation), E::Retry(free), S::Implementing),
-            (failed(Phase::Implementation), E::Retry(pfull), S::Implementing),
+            (
+                failed(Phase::Implementation),
+                E::Retry(free),
+                S::Implementing,
+            ),
+            (
+                failed(Phase::Implementation),
+                E::Retry(pfull),
+                S::Implementing,
+            ),
             (
                 failed(Phase::Implementation),
                 E::Retry(ifull),
@@ -465,7 +489,10 @@ mod tests {
         let err = SpecTaskState::Backlog
             .apply(SpecTaskEvent::Approve(Capacity::FREE))
             .unwrap_err();
-        assert_eq!(err.to_string(), "cannot approve a spec task that is backlog");
+        assert_eq!(
+            err.to_string(),
+            "cannot approve a spec task that is backlog"
+        );
         let err = SpecTaskState::PlanningQueued
             .apply(SpecTaskEvent::Admit(Capacity {
                 planning_full: true,
@@ -500,7 +527,10 @@ mod tests {
 
     #[test]
     fn slugs_are_safe_for_branches_and_paths() {
-        assert_eq!(slugify("Add login: OAuth/GitHub!"), "add-login-oauth-github");
+        assert_eq!(
+            slugify("Add login: OAuth/GitHub!"),
+            "add-login-oauth-github"
+        );
         assert_eq!(slugify("../../etc/passwd"), "etc-passwd");
         assert_eq!(slugify("日本語"), "task");
         assert!(slugify(&"x".repeat(200)).len() <= 40);

@@ -122,7 +122,12 @@ impl Lifecycle for WorkSessionStatus {
             (S::Merging, E::Conflict) => S::Conflicted,
             (S::Conflicted, E::ConflictResolved) => S::Merging,
             (
-                S::Running | S::Blocked | S::Interrupted | S::Verifying | S::Merging | S::Conflicted,
+                S::Running
+                | S::Blocked
+                | S::Interrupted
+                | S::Verifying
+                | S::Merging
+                | S::Conflicted,
                 E::Fail,
             ) => S::Failed,
             (S::Failed | S::Interrupted | S::Cancelled, E::Retry) => S::Pending,
@@ -183,13 +188,26 @@ mod tests {
             (S::Merging, E::Conflict, S::Conflicted),
             (S::Conflicted, E::ConflictResolved, S::Merging),
         ];
-        for s in [S::Running, S::Blocked, S::Interrupted, S::Verifying, S::Merging, S::Conflicted] {
+        for s in [
+            S::Running,
+            S::Blocked,
+            S::Interrupted,
+            S::Verifying,
+            S::Merging,
+            S::Conflicted,
+        ] {
             legal.push((s, E::Fail, S::Failed));
         }
         for s in [S::Failed, S::Interrupted, S::Cancelled] {
             legal.push((s, E::Retry, S::Pending));
         }
-        for s in [S::Pending, S::Blocked, S::Interrupted, S::Conflicted, S::Failed] {
+        for s in [
+            S::Pending,
+            S::Blocked,
+            S::Interrupted,
+            S::Conflicted,
+            S::Failed,
+        ] {
             legal.push((s, E::Skip, S::Skipped));
         }
         for s in S::ALL.iter().filter(|s| !s.is_terminal()) {

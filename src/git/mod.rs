@@ -53,8 +53,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("plain");
         std::fs::create_dir(&plain).unwrap();
-        assert!(matches!(repo_root(&plain).await, Err(GitError::NotARepository(_))));
-        assert!(matches!(repo_root(&dir.path().join("nope")).await, Err(GitError::Missing(_))));
+        assert!(matches!(
+            repo_root(&plain).await,
+            Err(GitError::NotARepository(_))
+        ));
+        assert!(matches!(
+            repo_root(&dir.path().join("nope")).await,
+            Err(GitError::Missing(_))
+        ));
 
         let repo = dir.path().join("repo");
         std::fs::create_dir_all(repo.join("src")).unwrap();
@@ -66,6 +72,9 @@ mod tests {
         assert!(ok.success());
         let root = repo_root(&repo.join("src")).await.unwrap();
         assert_eq!(root.canonicalize().unwrap(), repo.canonicalize().unwrap());
-        assert_eq!(current_branch(&root).await.unwrap().as_deref(), Some("trunk"));
+        assert_eq!(
+            current_branch(&root).await.unwrap().as_deref(),
+            Some("trunk")
+        );
     }
 }

@@ -119,7 +119,12 @@ pub trait Store: Send + Sync + 'static {
     /// Closes the pool; in-flight queries finish first.
     async fn close(&self);
 
-    async fn create_token(&self, name: &str, token_hash: &str, actor: Actor<'_>) -> Result<ApiToken>;
+    async fn create_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        actor: Actor<'_>,
+    ) -> Result<ApiToken>;
     async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
     async fn revoke_token(&self, id: i64, actor: Actor<'_>) -> Result<ApiToken>;
     /// The active (not revoked) token with this hash.
@@ -129,20 +134,42 @@ pub trait Store: Send + Sync + 'static {
     async fn list_projects(&self) -> Result<Vec<Project>>;
     async fn get_project(&self, id: i64) -> Result<Project>;
     /// Applies the patch through [`ProjectSettings::patched`]; invalid settings change nothing.
-    async fn update_project(&self, id: i64, patch: &ProjectSettingsPatch, actor: Actor<'_>) -> Result<Project>;
+    async fn update_project(
+        &self,
+        id: i64,
+        patch: &ProjectSettingsPatch,
+        actor: Actor<'_>,
+    ) -> Result<Project>;
 
     async fn create_spec_task(&self, new: NewSpecTask, actor: Actor<'_>) -> Result<SpecTask>;
     /// Newest first. Returns the page and the cursor of the next one.
-    async fn list_spec_tasks(&self, filter: &SpecTaskFilter) -> Result<(Vec<SpecTask>, Option<i64>)>;
+    async fn list_spec_tasks(
+        &self,
+        filter: &SpecTaskFilter,
+    ) -> Result<(Vec<SpecTask>, Option<i64>)>;
     async fn get_spec_task(&self, id: i64) -> Result<SpecTask>;
-    async fn update_spec_task(&self, id: i64, patch: &SpecTaskPatch, actor: Actor<'_>) -> Result<SpecTask>;
+    async fn update_spec_task(
+        &self,
+        id: i64,
+        patch: &SpecTaskPatch,
+        actor: Actor<'_>,
+    ) -> Result<SpecTask>;
     /// Changes a SpecTask's status. Inside one transaction that serializes the
     /// project's transitions: computes the WIP capacity, builds the event with
     /// `make_event`, applies the domain transition, writes it as a compare-and-set,
     /// records the event, and admits the oldest queued task if a slot freed up.
-    async fn transition_spec_task(&self, id: i64, make_event: MakeEvent<'_>, actor: Actor<'_>) -> Result<SpecTask>;
+    async fn transition_spec_task(
+        &self,
+        id: i64,
+        make_event: MakeEvent<'_>,
+        actor: Actor<'_>,
+    ) -> Result<SpecTask>;
 
-    async fn create_work_session(&self, new: NewWorkSession, actor: Actor<'_>) -> Result<WorkSession>;
+    async fn create_work_session(
+        &self,
+        new: NewWorkSession,
+        actor: Actor<'_>,
+    ) -> Result<WorkSession>;
     async fn list_work_sessions(&self, spec_task_id: i64) -> Result<Vec<WorkSession>>;
     async fn get_work_session(&self, id: i64) -> Result<WorkSession>;
     async fn transition_work_session(
@@ -157,7 +184,11 @@ pub trait Store: Send + Sync + 'static {
     /// `stale_after_ms`; returns false when another live replica holds it.
     async fn acquire_lease(&self, id: i64, owner: &str, stale_after_ms: i64) -> Result<bool>;
 
-    async fn post_coordination_event(&self, new: NewCoordinationEvent, actor: Actor<'_>) -> Result<CoordinationEvent>;
+    async fn post_coordination_event(
+        &self,
+        new: NewCoordinationEvent,
+        actor: Actor<'_>,
+    ) -> Result<CoordinationEvent>;
     async fn list_coordination_events(&self, spec_task_id: i64) -> Result<Vec<CoordinationEvent>>;
     async fn acknowledge_coordination_event(
         &self,
@@ -180,7 +211,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<SharedStateEntry>;
 
     /// Events with an id above `after`, oldest first.
-    async fn list_events(&self, after: i64, spec_task_id: Option<i64>, limit: i64) -> Result<Vec<Event>>;
+    async fn list_events(
+        &self,
+        after: i64,
+        spec_task_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Event>>;
 }
 
 /// Opens the store a database URL names (`sqlite://…` or `postgres://…`), creating the
@@ -191,6 +227,8 @@ pub async fn connect(database_url: &str) -> anyhow::Result<SqlStore> {
     } else if database_url.starts_with("sqlite:") {
         sqlite::connect(database_url).await
     } else {
-        anyhow::bail!("unsupported database URL {database_url:?}: use sqlite://PATH or postgres://…")
+        anyhow::bail!(
+            "unsupported database URL {database_url:?}: use sqlite://PATH or postgres://…"
+        )
     }
 }

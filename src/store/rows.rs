@@ -39,9 +39,15 @@ fn parsed<T: std::str::FromStr<Err = UnknownValue>>(row: &AnyRow, col: &str) -> 
         .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))
 }
 
-fn opt_parsed<T: std::str::FromStr<Err = UnknownValue>>(row: &AnyRow, col: &str) -> Result<Option<T>> {
+fn opt_parsed<T: std::str::FromStr<Err = UnknownValue>>(
+    row: &AnyRow,
+    col: &str,
+) -> Result<Option<T>> {
     get::<Option<String>>(row, col)?
-        .map(|s| s.parse().map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string())))
+        .map(|s| {
+            s.parse()
+                .map_err(|e: UnknownValue| StoreError::Corrupt(e.to_string()))
+        })
         .transpose()
 }
 

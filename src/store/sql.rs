@@ -36,7 +36,10 @@ enum Bind {
     Text(String),
 }
 
-fn bind_all<'q>(mut q: Query<'q, Any, AnyArguments<'q>>, binds: Vec<Bind>) -> Query<'q, Any, AnyArguments<'q>> {
+fn bind_all<'q>(
+    mut q: Query<'q, Any, AnyArguments<'q>>,
+    binds: Vec<Bind>,
+) -> Query<'q, Any, AnyArguments<'q>> {
     for b in binds {
         q = match b {
             Bind::Int(i) => q.bind(i),
@@ -94,8 +97,15 @@ impl SqlStore {
         Ok(row.try_get("id")?)
     }
 
-    async fn fetch_spec_task<'e>(&self, db: impl Executor<'e, Database = Any>, id: i64) -> Result<SpecTask> {
-        let sql = format!("SELECT {} FROM spec_tasks WHERE id = $1", rows::SPEC_TASK_COLUMNS);
+    async fn fetch_spec_task<'e>(
+        &self,
+        db: impl Executor<'e, Database = Any>,
+        id: i64,
+    ) -> Result<SpecTask> {
+        let sql = format!(
+            "SELECT {} FROM spec_tasks WHERE id = $1",
+            rows::SPEC_TASK_COLUMNS
+        );
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(db)
@@ -104,8 +114,15 @@ impl SqlStore {
         rows::spec_task(&row)
     }
 
-    async fn fetch_project<'e>(&self, db: impl Executor<'e, Database = Any>, id: i64) -> Result<Project> {
-        let sql = format!("SELECT {} FROM projects WHERE id = $1", rows::PROJECT_COLUMNS);
+    async fn fetch_project<'e>(
+        &self,
+        db: impl Executor<'e, Database = Any>,
+        id: i64,
+    ) -> Result<Project> {
+        let sql = format!(
+            "SELECT {} FROM projects WHERE id = $1",
+            rows::PROJECT_COLUMNS
+        );
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(db)
@@ -154,7 +171,12 @@ impl SqlStore {
     /// Applies one transition to a task whose project is already locked in `tx`, and
     /// returns the event to record. Events are recorded last, after every row lock
     /// the transaction needs (see [`SqlStore::record`]).
-    async fn transition_locked(&self, tx: &mut Tx, task: &SpecTask, event: SpecTaskEvent) -> Result<(SpecTask, NewEvent)> {
+    async fn transition_locked(
+        &self,
+        tx: &mut Tx,
+        task: &SpecTask,
+        event: SpecTaskEvent,
+    ) -> Result<(SpecTask, NewEvent)> {
         let action = event.name();
         let next = task.state().apply(event)?;
         let (phase, reason) = match &next {
@@ -183,19 +205,19 @@ impl SqlStore {
             })?;
         let updated = rows::spec_task(&row)?;
         let event = NewEvent {
-                project_id: Some(task.project_id),
-                spec_task_id: Some(task.id),
-                entity: "spec_task",
-                entity_id: Some(task.id),
-                kind: "spec_task.status_changed",
-                data: json!({
-                    "from": task.status,
-                    "to": updated.status,
-                    "action": action,
-                    "failed_phase": phase,
-                    "reason": reason,
-                }),
-            };
+            project_id: Some(task.project_id),
+            spec_task_id: Some(task.id),
+            entity: "spec_task",
+            entity_id: Some(task.id),
+            kind: "spec_task.status_changed",
+            data: json!({
+                "from": task.status,
+                "to": updated.status,
+                "action": action,
+                "failed_phase": phase,
+                "reason": reason,
+            }),
+        };
         Ok((updated, event))
     }
 
@@ -216,7 +238,8 @@ impl SqlStore {
             if queued.is_empty() {
                 return Ok(events);
             }
-            let placeholders: Vec<String> = (0..queued.len()).map(|i| format!("${}", i + 2)).collect();
+            let placeholders: Vec<String> =
+                (0..queued.len()).map(|i| format!("${}", i + 2)).collect();
             let sql = format!(
                 "SELECT id FROM spec_tasks WHERE project_id = $1 AND status IN ({}) ORDER BY id LIMIT 1",
                 placeholders.join(", ")
@@ -229,7 +252,9 @@ impl SqlStore {
                 return Ok(events);
             };
             let task = self.fetch_spec_task(&mut **tx, row.try_get("id")?).await?;
-            let (_, event) = self.transition_locked(tx, &task, SpecTaskEvent::Admit(capacity)).await?;
+            let (_, event) = self
+                .transition_locked(tx, &task, SpecTaskEvent::Admit(capacity))
+                .await?;
             events.push(event);
         }
     }
@@ -244,11 +269,18 @@ impl SqlStore {
     }
 
     /// Checks that an optional session belongs to the SpecTask a request is about.
-    async fn check_session_in_task(&self, session_id: Option<i64>, spec_task_id: i64, role: &str) -> Result<()> {
+    async fn check_session_in_task(
+        &self,
+        session_id: Option<i64>,
+        spec_task_id: i64,
+        role: &str,
+    ) -> Result<()> {
         let Some(id) = session_id else { return Ok(()) };
         let owner = match self.session_task(id).await {
             Err(StoreError::NotFound { .. }) => {
-                return Err(StoreError::Invalid(format!("{role} session {id} does not exist")));
+                return Err(StoreError::Invalid(format!(
+                    "{role} session {id} does not exist"
+                )));
             }
             other => other?,
         };
@@ -261,7 +293,9 @@ impl SqlStore {
     }
 
     async fn fetch_rows(&self, sql: &str, binds: Vec<Bind>) -> Result<Vec<AnyRow>> {
-        Ok(bind_all(sqlx::query(sql), binds).fetch_all(&self.pool).await?)
+        Ok(bind_all(sqlx::query(sql), binds)
+            .fetch_all(&self.pool)
+            .await?)
     }
 }
 
@@ -271,7 +305,12 @@ impl Store for SqlStore {
         self.pool.close().await;
     }
 
-    async fn create_token(&self, name: &str, token_hash: &str, actor: Actor<'_>) -> Result<ApiToken> {
+    async fn create_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        actor: Actor<'_>,
+    ) -> Result<ApiToken> {
         let mut tx = self.begin().await?;
         let sql = format!(
             "INSERT INTO api_tokens (name, token_hash, created_at) VALUES ($1, $2, $3) RETURNING {}",
@@ -299,7 +338,11 @@ impl Store for SqlStore {
 
     async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
         let sql = format!("SELECT {} FROM api_tokens ORDER BY id", rows::TOKEN_COLUMNS);
-        self.fetch_rows(&sql, vec![]).await?.iter().map(rows::token).collect()
+        self.fetch_rows(&sql, vec![])
+            .await?
+            .iter()
+            .map(rows::token)
+            .collect()
     }
 
     async fn revoke_token(&self, id: i64, actor: Actor<'_>) -> Result<ApiToken> {
@@ -308,7 +351,12 @@ impl Store for SqlStore {
             "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING {}",
             rows::TOKEN_COLUMNS
         );
-        let Some(row) = sqlx::query(&sql).bind(now_ms()).bind(id).fetch_optional(&mut *tx).await? else {
+        let Some(row) = sqlx::query(&sql)
+            .bind(now_ms())
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
             let exists = sqlx::query("SELECT id FROM api_tokens WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
@@ -337,7 +385,10 @@ impl Store for SqlStore {
             "SELECT {} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
             rows::TOKEN_COLUMNS
         );
-        let row = sqlx::query(&sql).bind(token_hash).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(rows::token).transpose()
     }
 
@@ -389,14 +440,23 @@ impl Store for SqlStore {
 
     async fn list_projects(&self) -> Result<Vec<Project>> {
         let sql = format!("SELECT {} FROM projects ORDER BY id", rows::PROJECT_COLUMNS);
-        self.fetch_rows(&sql, vec![]).await?.iter().map(rows::project).collect()
+        self.fetch_rows(&sql, vec![])
+            .await?
+            .iter()
+            .map(rows::project)
+            .collect()
     }
 
     async fn get_project(&self, id: i64) -> Result<Project> {
         self.fetch_project(&self.pool, id).await
     }
 
-    async fn update_project(&self, id: i64, patch: &ProjectSettingsPatch, actor: Actor<'_>) -> Result<Project> {
+    async fn update_project(
+        &self,
+        id: i64,
+        patch: &ProjectSettingsPatch,
+        actor: Actor<'_>,
+    ) -> Result<Project> {
         let name = match &patch.name {
             Some(n) if n.trim().is_empty() => {
                 return Err(StoreError::Invalid("name: must not be empty".into()));
@@ -470,7 +530,9 @@ impl Store for SqlStore {
             .fetch_one(&mut *tx)
             .await;
         let row = match result {
-            Err(e) if is_foreign_key_violation(&e) => return Err(not_found("project", new.project_id)),
+            Err(e) if is_foreign_key_violation(&e) => {
+                return Err(not_found("project", new.project_id));
+            }
             other => other?,
         };
         let task = rows::spec_task(&row)?;
@@ -487,7 +549,10 @@ impl Store for SqlStore {
         Ok(task)
     }
 
-    async fn list_spec_tasks(&self, filter: &SpecTaskFilter) -> Result<(Vec<SpecTask>, Option<i64>)> {
+    async fn list_spec_tasks(
+        &self,
+        filter: &SpecTaskFilter,
+    ) -> Result<(Vec<SpecTask>, Option<i64>)> {
         let mut conditions = Vec::new();
         let mut binds = Vec::new();
         if let Some(p) = filter.project_id {
@@ -534,7 +599,12 @@ impl Store for SqlStore {
         self.fetch_spec_task(&self.pool, id).await
     }
 
-    async fn update_spec_task(&self, id: i64, patch: &SpecTaskPatch, actor: Actor<'_>) -> Result<SpecTask> {
+    async fn update_spec_task(
+        &self,
+        id: i64,
+        patch: &SpecTaskPatch,
+        actor: Actor<'_>,
+    ) -> Result<SpecTask> {
         if patch.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
             return Err(StoreError::Invalid("title: must not be empty".into()));
         }
@@ -571,7 +641,12 @@ impl Store for SqlStore {
         Ok(task)
     }
 
-    async fn transition_spec_task(&self, id: i64, make_event: MakeEvent<'_>, actor: Actor<'_>) -> Result<SpecTask> {
+    async fn transition_spec_task(
+        &self,
+        id: i64,
+        make_event: MakeEvent<'_>,
+        actor: Actor<'_>,
+    ) -> Result<SpecTask> {
         // A task never changes project, so this read can precede the transaction,
         // whose first statement must be a write (see the module invariants).
         let project_id = self.get_spec_task(id).await?.project_id;
@@ -580,7 +655,9 @@ impl Store for SqlStore {
         let project = self.fetch_project(&mut *tx, project_id).await?;
         let task = self.fetch_spec_task(&mut *tx, id).await?;
         let capacity = self.capacity(&mut tx, &project).await?;
-        let (updated, event) = self.transition_locked(&mut tx, &task, make_event(capacity)).await?;
+        let (updated, event) = self
+            .transition_locked(&mut tx, &task, make_event(capacity))
+            .await?;
         let admitted = self.admit_queued(&mut tx, &project).await?;
         self.record(&mut tx, event, actor).await?;
         for event in admitted {
@@ -590,9 +667,14 @@ impl Store for SqlStore {
         Ok(updated)
     }
 
-    async fn create_work_session(&self, new: NewWorkSession, actor: Actor<'_>) -> Result<WorkSession> {
+    async fn create_work_session(
+        &self,
+        new: NewWorkSession,
+        actor: Actor<'_>,
+    ) -> Result<WorkSession> {
         let task = self.get_spec_task(new.spec_task_id).await?;
-        self.check_session_in_task(new.parent_id, task.id, "parent").await?;
+        self.check_session_in_task(new.parent_id, task.id, "parent")
+            .await?;
         let mut tx = self.begin().await?;
         let sql = format!(
             "INSERT INTO work_sessions (spec_task_id, parent_id, implementation_task_id, kind, name, prompt, \
@@ -638,7 +720,10 @@ impl Store for SqlStore {
     }
 
     async fn get_work_session(&self, id: i64) -> Result<WorkSession> {
-        let sql = format!("SELECT {} FROM work_sessions WHERE id = $1", rows::WORK_SESSION_COLUMNS);
+        let sql = format!(
+            "SELECT {} FROM work_sessions WHERE id = $1",
+            rows::WORK_SESSION_COLUMNS
+        );
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -677,7 +762,9 @@ impl Store for SqlStore {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| {
-                StoreError::Conflict(format!("work session {id} changed status concurrently; reload and try again"))
+                StoreError::Conflict(format!(
+                    "work session {id} changed status concurrently; reload and try again"
+                ))
             })?;
         let session = rows::work_session(&row)?;
         let project_id: i64 = sqlx::query("SELECT project_id FROM spec_tasks WHERE id = $1")
@@ -716,10 +803,16 @@ impl Store for SqlStore {
         self.get_work_session(id).await.map(|_| false)
     }
 
-    async fn post_coordination_event(&self, new: NewCoordinationEvent, actor: Actor<'_>) -> Result<CoordinationEvent> {
+    async fn post_coordination_event(
+        &self,
+        new: NewCoordinationEvent,
+        actor: Actor<'_>,
+    ) -> Result<CoordinationEvent> {
         let task = self.get_spec_task(new.spec_task_id).await?;
-        self.check_session_in_task(new.from_session_id, task.id, "sending").await?;
-        self.check_session_in_task(new.to_session_id, task.id, "receiving").await?;
+        self.check_session_in_task(new.from_session_id, task.id, "sending")
+            .await?;
+        self.check_session_in_task(new.to_session_id, task.id, "receiving")
+            .await?;
         if new.kind == CoordinationKind::Broadcast && new.to_session_id.is_some() {
             return Err(StoreError::Invalid(
                 "a broadcast goes to every session: leave to_session_id out".into(),
@@ -780,7 +873,8 @@ impl Store for SqlStore {
         actor: Actor<'_>,
     ) -> Result<CoordinationEvent> {
         let task = self.get_spec_task(spec_task_id).await?;
-        self.check_session_in_task(by_session, spec_task_id, "acknowledging").await?;
+        self.check_session_in_task(by_session, spec_task_id, "acknowledging")
+            .await?;
         let mut tx = self.begin().await?;
         let sql = format!(
             "UPDATE coordination_events SET acknowledged_at = $1, acknowledged_by = $2 \
@@ -795,13 +889,17 @@ impl Store for SqlStore {
             .fetch_optional(&mut *tx)
             .await?;
         let Some(row) = row else {
-            let exists = sqlx::query("SELECT id FROM coordination_events WHERE id = $1 AND spec_task_id = $2")
-                .bind(id)
-                .bind(spec_task_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let exists = sqlx::query(
+                "SELECT id FROM coordination_events WHERE id = $1 AND spec_task_id = $2",
+            )
+            .bind(id)
+            .bind(spec_task_id)
+            .fetch_optional(&mut *tx)
+            .await?;
             return Err(match exists {
-                Some(_) => StoreError::Conflict(format!("coordination event {id} is already acknowledged")),
+                Some(_) => {
+                    StoreError::Conflict(format!("coordination event {id} is already acknowledged"))
+                }
                 None => not_found("coordination event", id),
             });
         };
@@ -903,7 +1001,9 @@ impl Store for SqlStore {
             drop(tx);
             let current = match self.get_shared_state(spec_task_id, key).await {
                 Ok(entry) => format!("its current version is {}", entry.version),
-                Err(StoreError::NotFound { .. }) => "it does not exist (use expected_version 0 to create it)".into(),
+                Err(StoreError::NotFound { .. }) => {
+                    "it does not exist (use expected_version 0 to create it)".into()
+                }
                 Err(e) => return Err(e),
             };
             return Err(StoreError::Conflict(format!(
@@ -924,9 +1024,17 @@ impl Store for SqlStore {
         Ok(entry)
     }
 
-    async fn list_events(&self, after: i64, spec_task_id: Option<i64>, limit: i64) -> Result<Vec<Event>> {
+    async fn list_events(
+        &self,
+        after: i64,
+        spec_task_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<Event>> {
         let (filter, mut binds) = match spec_task_id {
-            Some(t) => ("AND spec_task_id = $2", vec![Bind::Int(after), Bind::Int(t)]),
+            Some(t) => (
+                "AND spec_task_id = $2",
+                vec![Bind::Int(after), Bind::Int(t)],
+            ),
             None => ("", vec![Bind::Int(after)]),
         };
         binds.push(Bind::Int(limit.max(1)));
@@ -935,6 +1043,10 @@ impl Store for SqlStore {
             rows::EVENT_COLUMNS,
             binds.len()
         );
-        self.fetch_rows(&sql, binds).await?.iter().map(rows::event).collect()
+        self.fetch_rows(&sql, binds)
+            .await?
+            .iter()
+            .map(rows::event)
+            .collect()
     }
 }

@@ -33,7 +33,10 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         database_url: Some(db.url().to_string()),
     };
     let app = spectask::app::build(&config).await.unwrap();
-    let token = std::fs::read_to_string(app.token_file()).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(app.token_file())
+        .unwrap()
+        .trim()
+        .to_string();
     let store = app.store();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -58,8 +61,14 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 impl TestApp {
     /// Sends a request with the app's token and returns the status and JSON body
     /// (`Value::Null` when the body is empty or not JSON).
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        self.call_with(method, path, body, Some(&self.token.clone())).await
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_with(method, path, body, Some(&self.token.clone()))
+            .await
     }
 
     pub async fn call_with(
@@ -79,7 +88,10 @@ impl TestApp {
         let resp = req.send().await.unwrap();
         let status = resp.status();
         let bytes = resp.bytes().await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -95,7 +107,10 @@ impl TestApp {
         let repo = tempfile::tempdir().unwrap();
         git_init(repo.path());
         let (status, body) = self
-            .post("/api/v1/projects", serde_json::json!({ "path": repo.path() }))
+            .post(
+                "/api/v1/projects",
+                serde_json::json!({ "path": repo.path() }),
+            )
             .await;
         self.repos.lock().unwrap().push(repo);
         assert_eq!(status, StatusCode::CREATED, "{body}");

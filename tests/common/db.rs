@@ -11,8 +11,14 @@ pub fn pg_admin_url() -> String {
 }
 
 pub enum TestDb {
-    Sqlite { url: String, _dir: tempfile::TempDir },
-    Postgres { url: String, name: String },
+    Sqlite {
+        url: String,
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        url: String,
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +63,10 @@ impl TestDb {
 
 fn rand_suffix() -> u32 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
 }
 
 async fn run_admin(admin_url: &str, sql: &str) {
