@@ -67,6 +67,7 @@ fn serve(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Server
             }
             Err(_) => {
                 let _ = child.kill();
+                let _ = child.wait();
                 return Err(printed.join("\n"));
             }
         }
