@@ -939,6 +939,32 @@ async fn malformed_and_oversized_requests(backend: Backend) {
     assert_eq!(body["error"]["code"], "unsupported_media_type");
     let resp = send_raw("application/json", "[1, 2]").await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // NUL cannot be stored by PostgreSQL: refused as input on every backend, never a 500.
+    let (status, body) = app
+        .post(
+            "/api/v1/spec-tasks",
+            json!({ "prompt": "a\u{0}b", "project_id": project }),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/projects/{project}"),
+            Some(json!({ "name": "x\u{0}" })),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     let (status, body) = app.get("/api/v1/no-such-thing").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (_, after) = app.get("/api/v1/spec-tasks").await;
