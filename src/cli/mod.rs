@@ -309,6 +309,15 @@ fn connect_client(
     Ok(Client::new(&url, &token))
 }
 
+/// The fields of a JSON object that were given (not null): a PATCH body that
+/// changes only what the person named.
+fn given(fields: Value) -> serde_json::Map<String, Value> {
+    match fields {
+        Value::Object(map) => map.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+        _ => serde_json::Map::new(),
+    }
+}
+
 fn opt(v: &Option<impl ToString>) -> String {
     v.as_ref()
         .map_or_else(|| "-".to_string(), ToString::to_string)
@@ -396,33 +405,18 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
             max_parallel_sessions,
             json,
         } => {
-            let mut body = serde_json::Map::new();
-            let mut put = |k: &str, v: Value| {
-                body.insert(k.to_string(), v);
-            };
-            if let Some(v) = name {
-                put("name", json!(v));
-            }
-            if let Some(v) = base_branch {
-                put("base_branch", json!(v));
-            }
-            if let Some(v) = spec_folder {
-                put("spec_folder", json!(v));
-            }
+            let mut body = given(json!({
+                "name": name,
+                "base_branch": base_branch,
+                "spec_folder": spec_folder,
+                "planning_wip_limit": planning_wip_limit,
+                "implementation_wip_limit": implementation_wip_limit,
+                "max_parallel_sessions": max_parallel_sessions,
+            }));
+            // An empty --verify clears the command, which the API spells `null`.
             if let Some(v) = verify {
-                put(
-                    "verification_command",
-                    if v.is_empty() { Value::Null } else { json!(v) },
-                );
-            }
-            if let Some(v) = planning_wip_limit {
-                put("planning_wip_limit", json!(v));
-            }
-            if let Some(v) = implementation_wip_limit {
-                put("implementation_wip_limit", json!(v));
-            }
-            if let Some(v) = max_parallel_sessions {
-                put("max_parallel_sessions", json!(v));
+                let v = if v.is_empty() { Value::Null } else { json!(v) };
+                body.insert("verification_command".into(), v);
             }
             let p: Project = client
                 .send(
@@ -541,14 +535,8 @@ async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
             priority,
             json,
         } => {
-            let body = json!({ "title": title, "description": description, "priority": priority });
-            let body: serde_json::Map<String, Value> = body
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
+            let body =
+                given(json!({ "title": title, "description": description, "priority": priority }));
             let t: SpecTask = client
                 .send(
                     reqwest::Method::PATCH,

@@ -292,6 +292,49 @@ impl SqlStore {
         Ok(())
     }
 
+    /// Records the change's event as the last statement and commits.
+    async fn commit_with(&self, tx: Tx, event: NewEvent, actor: Actor<'_>) -> Result<()> {
+        self.commit_with_admissions(tx, event, actor, Vec::new())
+            .await
+    }
+
+    /// Like [`SqlStore::commit_with`], followed by the events of the queued tasks the
+    /// change let into their phase (the system's doing, not the caller's).
+    async fn commit_with_admissions(
+        &self,
+        mut tx: Tx,
+        event: NewEvent,
+        actor: Actor<'_>,
+        admitted: Vec<NewEvent>,
+    ) -> Result<()> {
+        self.record(&mut tx, event, actor).await?;
+        for event in admitted {
+            self.record(&mut tx, event, "system").await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The rows of `table` that belong to a spec task, oldest first; 404 for an
+    /// unknown task rather than an empty list.
+    async fn list_of_task<T>(
+        &self,
+        spec_task_id: i64,
+        columns: &str,
+        table: &str,
+        order_by: &str,
+        map: fn(&AnyRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        self.get_spec_task(spec_task_id).await?;
+        let sql =
+            format!("SELECT {columns} FROM {table} WHERE spec_task_id = $1 ORDER BY {order_by}");
+        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id)])
+            .await?
+            .iter()
+            .map(map)
+            .collect()
+    }
+
     async fn fetch_rows(&self, sql: &str, binds: Vec<Bind>) -> Result<Vec<AnyRow>> {
         Ok(bind_all(sqlx::query(sql), binds)
             .fetch_all(&self.pool)
@@ -331,8 +374,7 @@ impl Store for SqlStore {
             kind: "token.created",
             data: json!({ "name": name }),
         };
-        self.record(&mut tx, event, actor).await?;
-        tx.commit().await?;
+        self.commit_with(tx, event, actor).await?;
         Ok(token)
     }
 
@@ -375,8 +417,7 @@ impl Store for SqlStore {
             kind: "token.revoked",
             data: json!({ "name": token.name }),
         };
-        self.record(&mut tx, event, actor).await?;
-        tx.commit().await?;
+        self.commit_with(tx, event, actor).await?;
         Ok(token)
     }
 
@@ -433,8 +474,7 @@ impl Store for SqlStore {
             kind: "project.created",
             data: json!({ "name": project.name, "path": project.path }),
         };
-        self.record(&mut tx, event, actor).await?;
-        tx.commit().await?;
+        self.commit_with(tx, event, actor).await?;
         Ok(project)
     }
 
@@ -497,11 +537,8 @@ impl Store for SqlStore {
             kind: "project.updated",
             data: json!({ "name": project.name, "settings": project.settings }),
         };
-        self.record(&mut tx, event, actor).await?;
-        for event in admitted {
-            self.record(&mut tx, event, "system").await?;
-        }
-        tx.commit().await?;
+        self.commit_with_admissions(tx, event, actor, admitted)
+            .await?;
         Ok(project)
     }
 
@@ -544,8 +581,7 @@ impl Store for SqlStore {
             kind: "spec_task.created",
             data: json!({ "title": task.title, "status": task.status, "branch": task.branch }),
         };
-        self.record(&mut tx, event, actor).await?;
-        tx.commit().await?;
+        self.commit_with(tx, event, actor).await?;
         Ok(task)
     }
 
@@ -636,8 +672,7 @@ impl Store for SqlStore {
                 "priority": patch.priority,
             }),
         };
-        self.record(&mut tx, event, actor).await?;
-        tx.commit().await?;
+        self.commit_with(tx, event, actor).await?;
         Ok(task)
     }
 
@@ -659,11 +694,8 @@ impl Store for SqlStore {
             .transition_locked(&mut tx, &task, make_event(capacity))
             .await?;
         let admitted = self.admit_queued(&mut tx, &project).await?;
-        self.record(&mut tx, event, actor).await?;
-        for event in admitted {
-            self.record(&mut tx, event, "system").await?;
-        }
-        tx.commit().await?;
+        self.commit_with_admissions(tx, event, actor, admitted)
+            .await?;
         Ok(updated)
     }
 
@@ -701,22 +733,19 @@ impl Store for SqlStore {
             kind: "work_session.created",
             data: json!({ "name": session.name, "kind": session.kind, "parent_id": session.parent_id }),
         };
-        self.record(&mut tx, event, actor).await?;
-        tx.commit().await?;
+        self.commit_with(tx, event, actor).await?;
         Ok(session)
     }
 
     async fn list_work_sessions(&self, spec_task_id: i64) -> Result<Vec<WorkSession>> {
-        self.get_spec_task(spec_task_id).await?;
-        let sql = format!(
-            "SELECT {} FROM work_sessions WHERE spec_task_id = $1 ORDER BY id",
-            rows::WORK_SESSION_COLUMNS
-        );
-        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id)])
-            .await?
-            .iter()
-            .map(rows::work_session)
-            .collect()
+        self.list_of_task(
+            spec_task_id,
+            rows::WORK_SESSION_COLUMNS,
+            "work_sessions",
+            "id",
+            rows::work_session,
+        )
+        .await
     }
 
     async fn get_work_session(&self, id: i64) -> Result<WorkSession> {
@@ -780,8 +809,7 @@ impl Store for SqlStore {
             kind: "work_session.status_changed",
             data: json!({ "from": current.status, "to": next, "attempt": attempt, "reason": reason }),
         };
-        self.record(&mut tx, event, actor).await?;
-        tx.commit().await?;
+        self.commit_with(tx, event, actor).await?;
         Ok(session)
     }
 
@@ -847,22 +875,19 @@ impl Store for SqlStore {
                 "to_session_id": posted.to_session_id,
             }),
         };
-        self.record(&mut tx, event, actor).await?;
-        tx.commit().await?;
+        self.commit_with(tx, event, actor).await?;
         Ok(posted)
     }
 
     async fn list_coordination_events(&self, spec_task_id: i64) -> Result<Vec<CoordinationEvent>> {
-        self.get_spec_task(spec_task_id).await?;
-        let sql = format!(
-            "SELECT {} FROM coordination_events WHERE spec_task_id = $1 ORDER BY id",
-            rows::COORDINATION_COLUMNS
-        );
-        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id)])
-            .await?
-            .iter()
-            .map(rows::coordination_event)
-            .collect()
+        self.list_of_task(
+            spec_task_id,
+            rows::COORDINATION_COLUMNS,
+            "coordination_events",
+            "id",
+            rows::coordination_event,
+        )
+        .await
     }
 
     async fn acknowledge_coordination_event(
@@ -920,22 +945,19 @@ impl Store for SqlStore {
             kind: "coordination_event.acknowledged",
             data: json!({ "by_session_id": by_session }),
         };
-        self.record(&mut tx, event, actor).await?;
-        tx.commit().await?;
+        self.commit_with(tx, event, actor).await?;
         Ok(acked)
     }
 
     async fn list_shared_state(&self, spec_task_id: i64) -> Result<Vec<SharedStateEntry>> {
-        self.get_spec_task(spec_task_id).await?;
-        let sql = format!(
-            "SELECT {} FROM shared_state WHERE spec_task_id = $1 ORDER BY state_key",
-            rows::SHARED_STATE_COLUMNS
-        );
-        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id)])
-            .await?
-            .iter()
-            .map(rows::shared_state)
-            .collect()
+        self.list_of_task(
+            spec_task_id,
+            rows::SHARED_STATE_COLUMNS,
+            "shared_state",
+            "state_key",
+            rows::shared_state,
+        )
+        .await
     }
 
     async fn get_shared_state(&self, spec_task_id: i64, key: &str) -> Result<SharedStateEntry> {
@@ -1019,8 +1041,7 @@ impl Store for SqlStore {
             kind: "shared_state.written",
             data: json!({ "key": key, "version": entry.version }),
         };
-        self.record(&mut tx, event, actor).await?;
-        tx.commit().await?;
+        self.commit_with(tx, event, actor).await?;
         Ok(entry)
     }
 
