@@ -67,6 +67,7 @@ async fn bench(backend: Backend) {
                     planning_wip_limit: None,
                     implementation_wip_limit: None,
                     max_parallel_sessions: 3,
+                    permission_policy: Default::default(),
                 },
             },
             "bench",

@@ -1,6 +1,7 @@
 //! spectask: a self-hosted orchestrator for spec-driven, multi-session AI coding.
 //! See ARCHITECTURE.md for the map of this crate.
 
+pub mod agents;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -16,6 +16,7 @@ fn settings() -> ProjectSettings {
         planning_wip_limit: Some(1),
         implementation_wip_limit: None,
         max_parallel_sessions: 2,
+        permission_policy: PermissionPolicy::Auto,
     }
 }
 

@@ -31,6 +31,8 @@ pub struct CreateProject {
     pub implementation_wip_limit: Option<i64>,
     /// Defaults to 3.
     pub max_parallel_sessions: Option<i64>,
+    /// `auto` (default), `ask` or `deny`.
+    pub permission_policy: Option<PermissionPolicy>,
 }
 
 /// List registered projects.
@@ -84,6 +86,7 @@ pub async fn create(
         max_parallel_sessions: body
             .max_parallel_sessions
             .unwrap_or(DEFAULT_MAX_PARALLEL_SESSIONS),
+        permission_policy: body.permission_policy.unwrap_or_default(),
     };
     let new = NewProject {
         name,

@@ -137,7 +137,77 @@ pub struct AgentInstance {
     pub profile: String,
     pub status: AgentInstanceStatus,
     pub pid: Option<i64>,
+    /// Why it last stopped or crashed (the tail of the agent's stderr, or a timeout).
     pub last_error: Option<String>,
+    /// What the agent called itself in `initialize`.
+    pub agent_name: Option<String>,
+    pub agent_version: Option<String>,
+    /// How many times spectask restarted it after a crash.
+    pub restarts: i64,
+    /// The latest sample of its process tree: CPU (percent of one core) and memory.
+    pub cpu_percent: Option<f64>,
+    pub rss_bytes: Option<i64>,
+    pub sampled_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+status_enum!(
+    /// What a transcript entry holds.
+    TranscriptKind {
+        Prompt => "prompt",
+        Message => "message",
+        Thought => "thought",
+        UserMessage => "user_message",
+        ToolCall => "tool_call",
+        ToolCallUpdate => "tool_call_update",
+        Plan => "plan",
+        Usage => "usage",
+        Permission => "permission",
+        StopReason => "stop_reason",
+        Error => "error",
+    }
+);
+
+/// One entry of a session's transcript. Consecutive message (or thought) chunks
+/// are coalesced into one entry, so a long answer is one row, not one per token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TranscriptEntry {
+    pub id: i64,
+    pub spec_task_id: i64,
+    pub work_session_id: i64,
+    pub kind: TranscriptKind,
+    pub content: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+status_enum!(
+    PermissionStatus {
+        Pending => "pending",
+        Answered => "answered",
+        Cancelled => "cancelled",
+    }
+);
+
+/// An agent's `session/request_permission`, when the project's policy is `ask`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PermissionRequest {
+    pub id: i64,
+    pub spec_task_id: i64,
+    pub work_session_id: i64,
+    pub title: String,
+    #[schema(value_type = Object)]
+    pub tool_call: serde_json::Value,
+    /// The options the agent offers: `[{optionId, name, kind}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub options: serde_json::Value,
+    pub status: PermissionStatus,
+    /// The option chosen, when answered.
+    pub option_id: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub resolved_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

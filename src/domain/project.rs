@@ -3,6 +3,28 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::lifecycle::status_enum;
+
+status_enum!(
+    /// How an agent's `session/request_permission` is answered.
+    PermissionPolicy {
+        /// Allow what stays inside the session's worktree, refuse the rest.
+        Auto => "auto",
+        /// Wait for a person to answer through the API.
+        Ask => "ask",
+        /// Refuse every request.
+        Deny => "deny",
+    }
+);
+
+// The macro derives a fixed set of traits, so Default is written by hand.
+#[allow(clippy::derivable_impls)]
+impl Default for PermissionPolicy {
+    fn default() -> Self {
+        PermissionPolicy::Auto
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Project {
     pub id: i64,
@@ -29,6 +51,9 @@ pub struct ProjectSettings {
     pub implementation_wip_limit: Option<i64>,
     /// Default number of work sessions one task runs in parallel.
     pub max_parallel_sessions: i64,
+    /// How agents' permission requests are answered (default `auto`).
+    #[serde(default)]
+    pub permission_policy: PermissionPolicy,
 }
 
 pub const DEFAULT_SPEC_FOLDER: &str = "specs";
@@ -52,6 +77,7 @@ pub struct ProjectSettingsPatch {
     #[schema(value_type = Option<i64>)]
     pub implementation_wip_limit: Option<Option<i64>>,
     pub max_parallel_sessions: Option<i64>,
+    pub permission_policy: Option<PermissionPolicy>,
 }
 
 /// Distinguishes a field set to `null` (clear it) from a field left out (keep it).
@@ -99,6 +125,9 @@ impl ProjectSettings {
         }
         if let Some(v) = patch.max_parallel_sessions {
             next.max_parallel_sessions = v;
+        }
+        if let Some(v) = patch.permission_policy {
+            next.permission_policy = v;
         }
         next.validate()?;
         Ok(next)
@@ -178,6 +207,7 @@ mod tests {
             planning_wip_limit: None,
             implementation_wip_limit: None,
             max_parallel_sessions: 3,
+            permission_policy: PermissionPolicy::Auto,
         }
     }
 

@@ -9,6 +9,7 @@
 //! - every write transaction starts with a write, so SQLite takes its write lock at
 //!   once (waiting on `busy_timeout`) instead of failing on a stale read snapshot.
 
+mod agents;
 mod postgres;
 mod rows;
 mod sql;
@@ -114,8 +115,10 @@ pub type Actor<'a> = &'a str;
 /// inside its transaction (see [`Store::transition_spec_task`]).
 pub type MakeEvent<'a> = &'a (dyn Fn(Capacity) -> SpecTaskEvent + Send + Sync);
 
+pub use agents::{AgentStore, InstanceReport, NewPermissionRequest, NewTranscriptEntry};
+
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AgentStore + Send + Sync + 'static {
     /// Closes the pool; in-flight queries finish first.
     async fn close(&self);
 

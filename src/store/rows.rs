@@ -68,7 +68,7 @@ pub fn token(row: &AnyRow) -> Result<ApiToken> {
 }
 
 pub const PROJECT_COLUMNS: &str = "id, name, path, base_branch, spec_folder, verification_command, \
-    planning_wip_limit, implementation_wip_limit, max_parallel_sessions, created_at, updated_at";
+    planning_wip_limit, implementation_wip_limit, max_parallel_sessions, permission_policy, created_at, updated_at";
 
 pub fn project(row: &AnyRow) -> Result<Project> {
     Ok(Project {
@@ -82,6 +82,7 @@ pub fn project(row: &AnyRow) -> Result<Project> {
             planning_wip_limit: get(row, "planning_wip_limit")?,
             implementation_wip_limit: get(row, "implementation_wip_limit")?,
             max_parallel_sessions: get(row, "max_parallel_sessions")?,
+            permission_policy: parsed(row, "permission_policy")?,
         },
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
@@ -187,5 +188,73 @@ pub fn event(row: &AnyRow) -> Result<Event> {
         data: json(row, "data")?,
         actor: get(row, "actor")?,
         created_at: time(row, "created_at")?,
+    })
+}
+
+pub const AGENT_INSTANCE_COLUMNS: &str = "id, spec_task_id, profile, status, pid, last_error, agent_name, \
+    agent_version, restarts, cpu_percent, rss_bytes, sampled_at, created_at, updated_at";
+
+pub fn agent_instance(row: &AnyRow) -> Result<AgentInstance> {
+    Ok(AgentInstance {
+        id: get(row, "id")?,
+        spec_task_id: get(row, "spec_task_id")?,
+        profile: get(row, "profile")?,
+        status: parsed(row, "status")?,
+        pid: get(row, "pid")?,
+        last_error: get(row, "last_error")?,
+        agent_name: get(row, "agent_name")?,
+        agent_version: get(row, "agent_version")?,
+        restarts: get(row, "restarts")?,
+        cpu_percent: get(row, "cpu_percent")?,
+        rss_bytes: get(row, "rss_bytes")?,
+        sampled_at: opt_time(row, "sampled_at")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub const AGENT_THREAD_COLUMNS: &str =
+    "id, agent_instance_id, work_session_id, acp_session_id, status";
+
+pub fn agent_thread(row: &AnyRow) -> Result<AgentThread> {
+    Ok(AgentThread {
+        id: get(row, "id")?,
+        agent_instance_id: get(row, "agent_instance_id")?,
+        work_session_id: get(row, "work_session_id")?,
+        acp_session_id: get(row, "acp_session_id")?,
+        status: parsed(row, "status")?,
+    })
+}
+
+pub const TRANSCRIPT_COLUMNS: &str =
+    "id, spec_task_id, work_session_id, kind, content, data, created_at";
+
+pub fn transcript_entry(row: &AnyRow) -> Result<TranscriptEntry> {
+    Ok(TranscriptEntry {
+        id: get(row, "id")?,
+        spec_task_id: get(row, "spec_task_id")?,
+        work_session_id: get(row, "work_session_id")?,
+        kind: parsed(row, "kind")?,
+        content: get(row, "content")?,
+        data: json(row, "data")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub const PERMISSION_COLUMNS: &str = "id, spec_task_id, work_session_id, title, tool_call, options, status, \
+    option_id, created_at, resolved_at";
+
+pub fn permission_request(row: &AnyRow) -> Result<PermissionRequest> {
+    Ok(PermissionRequest {
+        id: get(row, "id")?,
+        spec_task_id: get(row, "spec_task_id")?,
+        work_session_id: get(row, "work_session_id")?,
+        title: get(row, "title")?,
+        tool_call: json(row, "tool_call")?,
+        options: json(row, "options")?,
+        status: parsed(row, "status")?,
+        option_id: get(row, "option_id")?,
+        created_at: time(row, "created_at")?,
+        resolved_at: opt_time(row, "resolved_at")?,
     })
 }

@@ -22,16 +22,16 @@ pub enum Backend {
 /// ids commit in increasing order (see migrations/postgres/0001_init.sql).
 const EVENTS_LOCK: i64 = 0x5350_4543_5441_534b; // "SPECTASK"
 
-type Tx = sqlx::Transaction<'static, Any>;
+pub(super) type Tx = sqlx::Transaction<'static, Any>;
 
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
+    pub(super) pool: AnyPool,
     backend: Backend,
 }
 
 /// A value to bind in a query whose shape is built at runtime.
-enum Bind {
+pub(super) enum Bind {
     Int(i64),
     Text(String),
 }
@@ -66,14 +66,14 @@ impl SqlStore {
         self.backend
     }
 
-    async fn begin(&self) -> Result<Tx> {
+    pub(super) async fn begin(&self) -> Result<Tx> {
         Ok(self.pool.begin().await?)
     }
 
     /// Writes the event of a change inside the change's transaction. On PostgreSQL
     /// the advisory lock taken here is held until commit, so this must be the last
     /// statement that can wait on a lock in its transaction.
-    async fn record(&self, tx: &mut Tx, ev: NewEvent, actor: Actor<'_>) -> Result<i64> {
+    pub(super) async fn record(&self, tx: &mut Tx, ev: NewEvent, actor: Actor<'_>) -> Result<i64> {
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
                 .bind(EVENTS_LOCK)
@@ -269,7 +269,7 @@ impl SqlStore {
     }
 
     /// Checks that an optional session belongs to the SpecTask a request is about.
-    async fn check_session_in_task(
+    pub(super) async fn check_session_in_task(
         &self,
         session_id: Option<i64>,
         spec_task_id: i64,
@@ -293,7 +293,12 @@ impl SqlStore {
     }
 
     /// Records the change's event as the last statement and commits.
-    async fn commit_with(&self, tx: Tx, event: NewEvent, actor: Actor<'_>) -> Result<()> {
+    pub(super) async fn commit_with(
+        &self,
+        tx: Tx,
+        event: NewEvent,
+        actor: Actor<'_>,
+    ) -> Result<()> {
         self.commit_with_admissions(tx, event, actor, Vec::new())
             .await
     }
@@ -317,7 +322,7 @@ impl SqlStore {
 
     /// The rows of `table` that belong to a spec task, oldest first; 404 for an
     /// unknown task rather than an empty list.
-    async fn list_of_task<T>(
+    pub(super) async fn list_of_task<T>(
         &self,
         spec_task_id: i64,
         columns: &str,
@@ -335,7 +340,7 @@ impl SqlStore {
             .collect()
     }
 
-    async fn fetch_rows(&self, sql: &str, binds: Vec<Bind>) -> Result<Vec<AnyRow>> {
+    pub(super) async fn fetch_rows(&self, sql: &str, binds: Vec<Bind>) -> Result<Vec<AnyRow>> {
         Ok(bind_all(sqlx::query(sql), binds)
             .fetch_all(&self.pool)
             .await?)
@@ -440,8 +445,8 @@ impl Store for SqlStore {
         let s = &new.settings;
         let sql = format!(
             "INSERT INTO projects (name, path, base_branch, spec_folder, verification_command, \
-             planning_wip_limit, implementation_wip_limit, max_parallel_sessions, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {}",
+             planning_wip_limit, implementation_wip_limit, max_parallel_sessions, permission_policy, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {}",
             rows::PROJECT_COLUMNS
         );
         let result = sqlx::query(&sql)
@@ -453,6 +458,7 @@ impl Store for SqlStore {
             .bind(s.planning_wip_limit)
             .bind(s.implementation_wip_limit)
             .bind(s.max_parallel_sessions)
+            .bind(s.permission_policy.as_str())
             .bind(now)
             .fetch_one(&mut *tx)
             .await;
@@ -510,8 +516,8 @@ impl Store for SqlStore {
         let s = current.settings.patched(patch)?;
         let sql = format!(
             "UPDATE projects SET name = $1, base_branch = $2, spec_folder = $3, verification_command = $4, \
-             planning_wip_limit = $5, implementation_wip_limit = $6, max_parallel_sessions = $7, updated_at = $8 \
-             WHERE id = $9 RETURNING {}",
+             planning_wip_limit = $5, implementation_wip_limit = $6, max_parallel_sessions = $7, \
+             permission_policy = $8, updated_at = $9 WHERE id = $10 RETURNING {}",
             rows::PROJECT_COLUMNS
         );
         let row = sqlx::query(&sql)
@@ -522,6 +528,7 @@ impl Store for SqlStore {
             .bind(s.planning_wip_limit)
             .bind(s.implementation_wip_limit)
             .bind(s.max_parallel_sessions)
+            .bind(s.permission_policy.as_str())
             .bind(now_ms())
             .bind(id)
             .fetch_one(&mut *tx)

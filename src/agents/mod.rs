@@ -1,0 +1,9 @@
+//! Agents over the Agent Client Protocol.
+pub mod confine;
+pub mod host;
+pub mod profile;
+pub mod protocol;
+pub mod rpc;
+pub mod runtime;
+pub mod sample;
+pub mod terminals;

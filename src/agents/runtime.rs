@@ -1,0 +1,680 @@
+//! One AgentInstance at run time: the agent process serving a SpecTask, and its
+//! threads (one ACP session per work session). It starts and initializes the
+//! process, opens, prompts and cancels threads, notices when the process dies
+//! (marking its threads interrupted with the tail of its stderr), restarts it by
+//! policy, samples its resource use, and stops its whole process tree.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{Mutex, watch};
+
+use super::host::{Host, SessionCtx};
+use super::profile::AgentProfile;
+use super::protocol::{self, AgentInfo, StopReason};
+use super::rpc::{Connection, RpcError};
+use super::sample::Sampler;
+use super::terminals::kill_group;
+use crate::domain::{
+    AgentInstanceEvent, AgentInstanceStatus, AgentThreadEvent, AgentThreadStatus, TranscriptKind,
+};
+use crate::store::{InstanceReport, Store, StoreError};
+
+/// How long spectask waits for an agent before calling it hung.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub initialize: Duration,
+    /// Any request but a prompt: `session/new`, `session/load`, `authenticate`.
+    pub request: Duration,
+    /// One whole turn.
+    pub turn: Duration,
+    /// How often the process tree's CPU and memory are recorded.
+    pub sample_every: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            initialize: Duration::from_secs(20),
+            request: Duration::from_secs(60),
+            turn: Duration::from_secs(60 * 60),
+            sample_every: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Restarts after a crash: at most `max_restarts` in a row, waiting `backoff`,
+/// then twice as long each time.
+#[derive(Debug, Clone, Copy)]
+pub struct RestartPolicy {
+    pub max_restarts: u32,
+    pub backoff: Duration,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        RestartPolicy {
+            max_restarts: 3,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("the agent command {0:?} is not installed (not found on PATH)")]
+    NotInstalled(String),
+    #[error("the agent could not be started: {0}")]
+    Spawn(String),
+    #[error("the agent needs authentication: {0}")]
+    NeedsAuthentication(String),
+    #[error("{0}")]
+    Agent(String),
+    #[error("the agent was interrupted: {0}")]
+    Interrupted(String),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("work session {0} has no thread in this agent instance")]
+    NoThread(i64),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<RpcError> for AgentError {
+    fn from(err: RpcError) -> AgentError {
+        match err {
+            RpcError::Closed(reason) => AgentError::Interrupted(reason),
+            t @ RpcError::Timeout { .. } => AgentError::Timeout(t.to_string()),
+            remote => AgentError::Agent(remote.to_string()),
+        }
+    }
+}
+
+/// Everything an instance needs to run.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    pub spec_task_id: i64,
+    pub project_id: i64,
+    pub profile_name: String,
+    pub profile: AgentProfile,
+    /// The process's working directory (the task's folder in the data dir).
+    pub workdir: PathBuf,
+    pub timeouts: Timeouts,
+    pub restart: RestartPolicy,
+}
+
+struct Live {
+    conn: Connection,
+    pid: i32,
+    generation: u64,
+    info: AgentInfo,
+}
+
+/// The thread of a work session, as this runtime knows it.
+struct ThreadRef {
+    cwd: PathBuf,
+    /// The ACP session id and the process generation it lives in.
+    acp: Option<(String, u64)>,
+}
+
+const STDERR_TAIL_LINES: usize = 20;
+
+pub struct AgentRuntime {
+    config: RuntimeConfig,
+    store: Arc<dyn Store>,
+    host: Arc<Host>,
+    instance_id: AtomicU64,
+    live: Mutex<Option<Live>>,
+    threads: Mutex<HashMap<i64, ThreadRef>>,
+    generation: AtomicU64,
+    stopping: AtomicBool,
+    restarts: AtomicU32,
+    stderr_tail: Arc<std::sync::Mutex<VecDeque<String>>>,
+    status: watch::Sender<AgentInstanceStatus>,
+}
+
+fn ensure_ok<T>(result: Result<T, StoreError>) {
+    if let Err(e) = result {
+        tracing::error!(error = %e, "recording agent state");
+    }
+}
+
+impl AgentRuntime {
+    pub fn new(config: RuntimeConfig, store: Arc<dyn Store>, host: Arc<Host>) -> Arc<AgentRuntime> {
+        Arc::new(AgentRuntime {
+            config,
+            store,
+            host,
+            instance_id: AtomicU64::new(0),
+            live: Mutex::new(None),
+            threads: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            stopping: AtomicBool::new(false),
+            restarts: AtomicU32::new(0),
+            stderr_tail: Arc::default(),
+            status: watch::channel(AgentInstanceStatus::Stopped).0,
+        })
+    }
+
+    pub fn host(&self) -> &Arc<Host> {
+        &self.host
+    }
+
+    /// Follows the instance's status as it changes (starting, ready, crashed, …).
+    pub fn watch_status(&self) -> watch::Receiver<AgentInstanceStatus> {
+        self.status.subscribe()
+    }
+
+    fn instance_id(&self) -> i64 {
+        self.instance_id.load(Ordering::SeqCst) as i64
+    }
+
+    fn stderr_tail(&self) -> String {
+        let tail = self
+            .stderr_tail
+            .lock()
+            .map(|t| t.iter().cloned().collect::<Vec<_>>().join("\n"));
+        tail.unwrap_or_default()
+    }
+
+    async fn set_status(&self, event: AgentInstanceEvent, report: InstanceReport) {
+        let result = self
+            .store
+            .transition_agent_instance(self.instance_id(), event, report, "system")
+            .await;
+        if let Ok(instance) = &result {
+            self.status.send_replace(instance.status);
+        }
+        ensure_ok(result);
+    }
+
+    /// Starts the agent process if it is not running, and initializes it.
+    pub async fn start(self: &Arc<Self>) -> Result<AgentInfo, AgentError> {
+        let mut live = self.live.lock().await;
+        if let Some(l) = live.as_ref().filter(|l| !l.conn.is_closed()) {
+            return Ok(l.info.clone());
+        }
+        let instance = self
+            .store
+            .start_agent_instance(
+                self.config.spec_task_id,
+                &self.config.profile_name,
+                "system",
+            )
+            .await?;
+        self.instance_id.store(instance.id as u64, Ordering::SeqCst);
+        self.status.send_replace(instance.status);
+        let profile = &self.config.profile;
+        std::fs::create_dir_all(&self.config.workdir).map_err(|e| {
+            AgentError::Spawn(format!("creating {}: {e}", self.config.workdir.display()))
+        })?;
+        let spawned = tokio::process::Command::new(&profile.command)
+            .args(&profile.args)
+            .envs(&profile.env)
+            .current_dir(&self.config.workdir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                let err = if e.kind() == std::io::ErrorKind::NotFound {
+                    AgentError::NotInstalled(profile.command.clone())
+                } else {
+                    AgentError::Spawn(e.to_string())
+                };
+                self.set_status(
+                    AgentInstanceEvent::Crash,
+                    InstanceReport {
+                        last_error: Some(err.to_string()),
+                        ..Default::default()
+                    },
+                )
+                .await;
+                return Err(err);
+            }
+        };
+        let pid = child.id().unwrap_or(0) as i32;
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(stderr) = child.stderr.take() {
+            let tail = self.stderr_tail.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Ok(mut t) = tail.lock() {
+                        if t.len() == STDERR_TAIL_LINES {
+                            t.pop_front();
+                        }
+                        t.push_back(line);
+                    }
+                }
+            });
+        }
+        let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        let conn = Connection::start(stdout, stdin, self.host.clone());
+        // Watch the process: an exit we did not ask for is a crash.
+        let watcher = Arc::downgrade(self);
+        let watched = conn.clone();
+        tokio::spawn(async move {
+            let reason = tokio::select! {
+                status = child.wait() => match status {
+                    Ok(s) => format!("the agent process exited ({s})"),
+                    Err(e) => format!("the agent process was lost: {e}"),
+                },
+                reason = watched.closed() => {
+                    // A protocol violation with the process still running: end it.
+                    kill_group(pid);
+                    let _ = child.wait().await;
+                    reason
+                }
+            };
+            if let Some(runtime) = watcher.upgrade() {
+                runtime.on_exit(generation, reason).await;
+            }
+        });
+
+        let init = conn
+            .request(
+                "initialize",
+                protocol::initialize_params(),
+                self.config.timeouts.initialize,
+            )
+            .await;
+        let info = match init {
+            Ok(result) => AgentInfo::from_initialize(&result),
+            Err(e) => {
+                kill_group(pid);
+                let reason = match e {
+                    RpcError::Closed(r) => format!("{r}; stderr: {}", self.stderr_tail()),
+                    other => other.to_string(),
+                };
+                self.set_status(
+                    AgentInstanceEvent::Crash,
+                    InstanceReport {
+                        pid: Some(pid as i64),
+                        last_error: Some(reason.clone()),
+                        ..Default::default()
+                    },
+                )
+                .await;
+                return Err(AgentError::Agent(format!("initialize failed: {reason}")));
+            }
+        };
+        self.set_status(
+            AgentInstanceEvent::Initialized,
+            InstanceReport {
+                pid: Some(pid as i64),
+                agent_name: info.name.clone(),
+                agent_version: info.version.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        *live = Some(Live {
+            conn,
+            pid,
+            generation,
+            info: info.clone(),
+        });
+        self.spawn_sampler(pid, generation);
+        Ok(info)
+    }
+
+    fn spawn_sampler(self: &Arc<Self>, pid: i32, generation: u64) {
+        let runtime = Arc::downgrade(self);
+        let every = self.config.timeouts.sample_every;
+        tokio::spawn(async move {
+            let mut sampler = Sampler::new(pid);
+            let mut ticker = tokio::time::interval(every);
+            loop {
+                ticker.tick().await;
+                let Some(rt) = runtime.upgrade() else { return };
+                if rt.generation.load(Ordering::SeqCst) != generation {
+                    return;
+                }
+                let Some((cpu, rss)) = sampler.sample() else {
+                    return;
+                };
+                ensure_ok(
+                    rt.store
+                        .record_instance_sample(rt.instance_id(), cpu, rss)
+                        .await,
+                );
+            }
+        });
+    }
+
+    /// The process of `generation` is gone. Unless we stopped it, that is a crash:
+    /// threads are interrupted with the reason, and the instance restarts by policy.
+    /// (Boxed: a restart calls `start`, which watches the new process with this.)
+    fn on_exit(
+        self: Arc<Self>,
+        generation: u64,
+        reason: String,
+    ) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(async move {
+            {
+                let mut live = self.live.lock().await;
+                match live.as_ref() {
+                    Some(l) if l.generation == generation => *live = None,
+                    _ => return,
+                }
+            }
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let tail = self.stderr_tail();
+            let reason = if tail.is_empty() {
+                reason
+            } else {
+                format!("{reason}; stderr: {tail}")
+            };
+            tracing::warn!(spec_task = self.config.spec_task_id, %reason, "agent crashed");
+            self.set_status(
+                AgentInstanceEvent::Crash,
+                InstanceReport {
+                    last_error: Some(reason.clone()),
+                    ..Default::default()
+                },
+            )
+            .await;
+            self.interrupt_threads(&reason).await;
+            let attempt = self.restarts.fetch_add(1, Ordering::SeqCst);
+            if attempt < self.config.restart.max_restarts {
+                let delay = self.config.restart.backoff * 2u32.saturating_pow(attempt);
+                let runtime = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    if let Err(e) = runtime.start().await {
+                        tracing::warn!(error = %e, "restarting the agent failed");
+                    }
+                });
+            }
+        })
+    }
+
+    async fn interrupt_threads(&self, reason: &str) {
+        let sessions: Vec<Arc<SessionCtx>> = self
+            .host
+            .sessions
+            .lock()
+            .await
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
+        self.host.terminals.kill_all(None).await;
+        for ctx in sessions {
+            self.host.flush(&ctx).await;
+            self.host
+                .record(
+                    &ctx,
+                    TranscriptKind::Error,
+                    format!("interrupted: {reason}"),
+                    Value::Null,
+                )
+                .await;
+            if let Ok(thread) = self.store.get_agent_thread(ctx.work_session_id).await
+                && thread.status != AgentThreadStatus::Closed
+                && thread.status != AgentThreadStatus::Interrupted
+            {
+                ensure_ok(
+                    self.store
+                        .transition_agent_thread(
+                            thread.id,
+                            AgentThreadEvent::Interrupt,
+                            None,
+                            "system",
+                        )
+                        .await,
+                );
+            }
+        }
+    }
+
+    async fn connection(self: &Arc<Self>) -> Result<(Connection, u64, AgentInfo), AgentError> {
+        self.start().await?;
+        let live = self.live.lock().await;
+        let l = live
+            .as_ref()
+            .ok_or_else(|| AgentError::Interrupted("the agent stopped while starting".into()))?;
+        Ok((l.conn.clone(), l.generation, l.info.clone()))
+    }
+
+    /// Opens (or re-opens after a restart) the thread of a work session, with `cwd`
+    /// as its worktree. Returns the ACP session id.
+    pub async fn open_thread(
+        self: &Arc<Self>,
+        work_session_id: i64,
+        cwd: PathBuf,
+    ) -> Result<String, AgentError> {
+        let (conn, generation, info) = self.connection().await?;
+        if let Some(ThreadRef {
+            acp: Some((id, g)), ..
+        }) = self.threads.lock().await.get(&work_session_id)
+            && *g == generation
+        {
+            return Ok(id.clone());
+        }
+        let thread = self
+            .store
+            .open_agent_thread(self.instance_id(), work_session_id, "system")
+            .await?;
+        let session = self.store.get_work_session(work_session_id).await?;
+        let timeout = self.config.timeouts.request;
+        let cwd_text = cwd.display().to_string();
+        // A thread that lived in an earlier process is loaded when the agent can.
+        let mut acp_id = None;
+        if let Some(old) = thread.acp_session_id.clone().filter(|_| info.load_session) {
+            let params = json!({ "sessionId": old, "cwd": cwd_text, "mcpServers": [] });
+            if conn.request("session/load", params, timeout).await.is_ok() {
+                acp_id = Some(old);
+            }
+        }
+        let acp_id = match acp_id {
+            Some(id) => id,
+            None => self.new_session(&conn, &cwd_text).await?,
+        };
+        let ctx = SessionCtx::new(
+            work_session_id,
+            session.spec_task_id,
+            self.config.project_id,
+            cwd.clone(),
+        );
+        self.host
+            .sessions
+            .lock()
+            .await
+            .insert(acp_id.clone(), Arc::new(ctx));
+        self.store
+            .transition_agent_thread(thread.id, AgentThreadEvent::Opened, Some(&acp_id), "system")
+            .await?;
+        self.threads.lock().await.insert(
+            work_session_id,
+            ThreadRef {
+                cwd,
+                acp: Some((acp_id.clone(), generation)),
+            },
+        );
+        Ok(acp_id)
+    }
+
+    async fn new_session(&self, conn: &Connection, cwd: &str) -> Result<String, AgentError> {
+        let timeout = self.config.timeouts.request;
+        let params = json!({ "cwd": cwd, "mcpServers": [] });
+        let result = match conn.request("session/new", params.clone(), timeout).await {
+            Err(RpcError::Remote {
+                code: -32000,
+                message,
+            }) => {
+                let Some(method) = self.config.profile.auth_method.clone() else {
+                    return Err(AgentError::NeedsAuthentication(format!(
+                        "{message}; set auth_method in the agent profile {:?}",
+                        self.config.profile_name
+                    )));
+                };
+                conn.request("authenticate", json!({ "methodId": method }), timeout)
+                    .await
+                    .map_err(|e| AgentError::NeedsAuthentication(e.to_string()))?;
+                conn.request("session/new", params, timeout).await?
+            }
+            other => other?,
+        };
+        result
+            .get("sessionId")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| AgentError::Agent("session/new answered without a sessionId".into()))
+    }
+
+    /// Sends one prompt to a work session's thread and waits for the turn to end.
+    /// A thread interrupted by a crash is re-opened first (loaded when possible).
+    pub async fn prompt(
+        self: &Arc<Self>,
+        work_session_id: i64,
+        text: &str,
+    ) -> Result<StopReason, AgentError> {
+        let cwd = self
+            .threads
+            .lock()
+            .await
+            .get(&work_session_id)
+            .map(|t| t.cwd.clone())
+            .ok_or(AgentError::NoThread(work_session_id))?;
+        let acp_id = self.open_thread(work_session_id, cwd).await?;
+        let (conn, _, _) = self.connection().await?;
+        let ctx = self
+            .host
+            .sessions
+            .lock()
+            .await
+            .get(&acp_id)
+            .cloned()
+            .ok_or(AgentError::NoThread(work_session_id))?;
+        let thread = self.store.get_agent_thread(work_session_id).await?;
+        self.store
+            .transition_agent_thread(thread.id, AgentThreadEvent::Prompt, None, "system")
+            .await?;
+        ctx.cancelled.send_replace(false);
+        self.host
+            .record(&ctx, TranscriptKind::Prompt, text.to_string(), Value::Null)
+            .await;
+        let result = conn
+            .request(
+                "session/prompt",
+                protocol::prompt_params(&acp_id, text),
+                self.config.timeouts.turn,
+            )
+            .await;
+        self.host.flush(&ctx).await;
+        match result {
+            Ok(result) => {
+                let reason = protocol::stop_reason(&result);
+                self.host
+                    .record(
+                        &ctx,
+                        TranscriptKind::StopReason,
+                        format!("{reason:?}"),
+                        result,
+                    )
+                    .await;
+                self.end_turn(thread.id).await;
+                self.restarts.store(0, Ordering::SeqCst);
+                Ok(reason)
+            }
+            Err(RpcError::Closed(reason)) => Err(AgentError::Interrupted(reason)),
+            Err(e) => {
+                if matches!(e, RpcError::Timeout { .. }) {
+                    conn.notify("session/cancel", json!({ "sessionId": acp_id }));
+                }
+                self.host
+                    .record(&ctx, TranscriptKind::Error, e.to_string(), Value::Null)
+                    .await;
+                self.end_turn(thread.id).await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn end_turn(&self, thread_id: i64) {
+        // The thread may have been interrupted meanwhile; then there is no turn to end.
+        let _ = self
+            .store
+            .transition_agent_thread(thread_id, AgentThreadEvent::TurnEnded, None, "system")
+            .await;
+    }
+
+    /// Cancels the running turn of a work session (`session/cancel`); a permission
+    /// request it is waiting on is answered `cancelled`.
+    pub async fn cancel(&self, work_session_id: i64) -> Result<(), AgentError> {
+        let acp = self
+            .threads
+            .lock()
+            .await
+            .get(&work_session_id)
+            .and_then(|t| t.acp.clone())
+            .ok_or(AgentError::NoThread(work_session_id))?;
+        if let Some(ctx) = self.host.sessions.lock().await.get(&acp.0) {
+            ctx.cancelled.send_replace(true);
+        }
+        if let Some(l) = self.live.lock().await.as_ref() {
+            l.conn
+                .notify("session/cancel", json!({ "sessionId": acp.0 }));
+        }
+        Ok(())
+    }
+
+    /// Stops the agent: its whole process group ends, its threads are interrupted
+    /// (they resume on the next prompt), and it is not restarted.
+    pub async fn stop(&self) -> Result<(), AgentError> {
+        self.stopping.store(true, Ordering::SeqCst);
+        let live = self.live.lock().await.take();
+        if let Some(l) = live {
+            // SAFETY: killpg only sends a signal to the agent's own group.
+            unsafe {
+                libc::killpg(l.pid, libc::SIGTERM);
+            }
+            if tokio::time::timeout(Duration::from_secs(2), l.conn.closed())
+                .await
+                .is_err()
+            {
+                kill_group(l.pid);
+            }
+            kill_group(l.pid);
+            self.interrupt_threads("the agent instance was stopped")
+                .await;
+        }
+        if self.instance_id() != 0 {
+            let current = self
+                .store
+                .get_agent_instance(self.config.spec_task_id)
+                .await?;
+            if current.status != AgentInstanceStatus::Stopped {
+                self.set_status(AgentInstanceEvent::Stop, InstanceReport::default())
+                    .await;
+            }
+        }
+        self.stopping.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Stops and starts again, with a fresh crash budget.
+    pub async fn restart(self: &Arc<Self>) -> Result<AgentInfo, AgentError> {
+        self.stop().await?;
+        self.restarts.store(0, Ordering::SeqCst);
+        self.start().await
+    }
+
+    /// The process id of the running agent, if any.
+    pub async fn pid(&self) -> Option<i32> {
+        self.live.lock().await.as_ref().map(|l| l.pid)
+    }
+}

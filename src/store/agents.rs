@@ -1,0 +1,569 @@
+//! Storage for the agent side: instances, threads, transcripts and permission
+//! requests. Same rules as the rest of the store: status changes go through the
+//! domain's lifecycles as compare-and-sets, and each change writes its event.
+
+use async_trait::async_trait;
+use serde_json::json;
+use sqlx::Row;
+
+use super::rows::{self, now_ms};
+use super::sql::{Bind, SqlStore};
+use super::{Actor, Result, StoreError, not_found};
+use crate::domain::*;
+
+/// What the agent reported about itself when an instance became ready or stopped.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceReport {
+    pub pid: Option<i64>,
+    pub last_error: Option<String>,
+    pub agent_name: Option<String>,
+    pub agent_version: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTranscriptEntry {
+    pub work_session_id: i64,
+    pub kind: TranscriptKind,
+    pub content: String,
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPermissionRequest {
+    pub work_session_id: i64,
+    pub title: String,
+    pub tool_call: serde_json::Value,
+    pub options: serde_json::Value,
+}
+
+#[async_trait]
+pub trait AgentStore: Send + Sync + 'static {
+    /// The SpecTask's instance, created in `starting` if it has none. An existing
+    /// instance that is stopped or crashed is moved to `starting` (a restart).
+    async fn start_agent_instance(
+        &self,
+        spec_task_id: i64,
+        profile: &str,
+        actor: Actor<'_>,
+    ) -> Result<AgentInstance>;
+    async fn get_agent_instance(&self, spec_task_id: i64) -> Result<AgentInstance>;
+    async fn transition_agent_instance(
+        &self,
+        id: i64,
+        event: AgentInstanceEvent,
+        report: InstanceReport,
+        actor: Actor<'_>,
+    ) -> Result<AgentInstance>;
+    /// The latest CPU and memory sample; not an event (it would flood the log).
+    async fn record_instance_sample(&self, id: i64, cpu_percent: f64, rss_bytes: i64)
+    -> Result<()>;
+
+    /// The session's thread in `opening`, created if it has none; an existing
+    /// interrupted thread is resumed (moved to `opening`).
+    async fn open_agent_thread(
+        &self,
+        instance_id: i64,
+        work_session_id: i64,
+        actor: Actor<'_>,
+    ) -> Result<AgentThread>;
+    async fn transition_agent_thread(
+        &self,
+        id: i64,
+        event: AgentThreadEvent,
+        acp_session_id: Option<&str>,
+        actor: Actor<'_>,
+    ) -> Result<AgentThread>;
+    async fn get_agent_thread(&self, work_session_id: i64) -> Result<AgentThread>;
+    async fn list_agent_threads(&self, spec_task_id: i64) -> Result<Vec<AgentThread>>;
+
+    async fn append_transcript(&self, entry: NewTranscriptEntry) -> Result<TranscriptEntry>;
+    async fn list_transcript(
+        &self,
+        work_session_id: i64,
+        after_id: i64,
+    ) -> Result<Vec<TranscriptEntry>>;
+
+    async fn create_permission_request(
+        &self,
+        new: NewPermissionRequest,
+    ) -> Result<PermissionRequest>;
+    /// Moves a pending request to `answered` (with the option) or `cancelled`; a
+    /// request that is no longer pending is a conflict.
+    async fn resolve_permission_request(
+        &self,
+        id: i64,
+        status: PermissionStatus,
+        option_id: Option<&str>,
+        actor: Actor<'_>,
+    ) -> Result<PermissionRequest>;
+    async fn get_permission_request(&self, id: i64) -> Result<PermissionRequest>;
+    async fn list_permission_requests(
+        &self,
+        status: Option<PermissionStatus>,
+        spec_task_id: Option<i64>,
+    ) -> Result<Vec<PermissionRequest>>;
+
+    /// Records an event that changes no row, such as a refused escape attempt.
+    async fn record_event(&self, event: NewEvent, actor: Actor<'_>) -> Result<()>;
+}
+
+impl SqlStore {
+    async fn task_project(&self, spec_task_id: i64) -> Result<i64> {
+        let row = sqlx::query("SELECT project_id FROM spec_tasks WHERE id = $1")
+            .bind(spec_task_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("spec task", spec_task_id))?;
+        Ok(row.try_get("project_id")?)
+    }
+
+    async fn instance_by_id(&self, id: i64) -> Result<AgentInstance> {
+        let sql = format!(
+            "SELECT {} FROM agent_instances WHERE id = $1",
+            rows::AGENT_INSTANCE_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("agent instance", id))?;
+        rows::agent_instance(&row)
+    }
+
+    async fn thread_by_id(&self, id: i64) -> Result<AgentThread> {
+        let sql = format!(
+            "SELECT {} FROM agent_threads WHERE id = $1",
+            rows::AGENT_THREAD_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("agent thread", id))?;
+        rows::agent_thread(&row)
+    }
+
+    async fn session_ids(&self, work_session_id: i64) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT s.spec_task_id, t.project_id FROM work_sessions s \
+             JOIN spec_tasks t ON t.id = s.spec_task_id WHERE s.id = $1",
+        )
+        .bind(work_session_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| not_found("work session", work_session_id))?;
+        Ok((row.try_get("spec_task_id")?, row.try_get("project_id")?))
+    }
+}
+
+#[async_trait]
+impl AgentStore for SqlStore {
+    async fn start_agent_instance(
+        &self,
+        spec_task_id: i64,
+        profile: &str,
+        actor: Actor<'_>,
+    ) -> Result<AgentInstance> {
+        let project_id = self.task_project(spec_task_id).await?;
+        match self.get_agent_instance(spec_task_id).await {
+            Ok(existing) => {
+                return match existing.status {
+                    AgentInstanceStatus::Stopped | AgentInstanceStatus::Crashed => {
+                        self.transition_agent_instance(
+                            existing.id,
+                            AgentInstanceEvent::Restart,
+                            InstanceReport::default(),
+                            actor,
+                        )
+                        .await
+                    }
+                    _ => Ok(existing),
+                };
+            }
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "INSERT INTO agent_instances (spec_task_id, profile, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4) RETURNING {}",
+            rows::AGENT_INSTANCE_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(spec_task_id)
+            .bind(profile)
+            .bind(AgentInstanceStatus::Starting.as_str())
+            .bind(now_ms())
+            .fetch_one(&mut *tx)
+            .await?;
+        let instance = rows::agent_instance(&row)?;
+        let event = NewEvent {
+            project_id: Some(project_id),
+            spec_task_id: Some(spec_task_id),
+            entity: "agent_instance",
+            entity_id: Some(instance.id),
+            kind: "agent_instance.created",
+            data: json!({ "profile": profile }),
+        };
+        self.commit_with(tx, event, actor).await?;
+        Ok(instance)
+    }
+
+    async fn get_agent_instance(&self, spec_task_id: i64) -> Result<AgentInstance> {
+        let sql = format!(
+            "SELECT {} FROM agent_instances WHERE spec_task_id = $1",
+            rows::AGENT_INSTANCE_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(spec_task_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("agent instance of spec task", spec_task_id))?;
+        rows::agent_instance(&row)
+    }
+
+    async fn transition_agent_instance(
+        &self,
+        id: i64,
+        event: AgentInstanceEvent,
+        report: InstanceReport,
+        actor: Actor<'_>,
+    ) -> Result<AgentInstance> {
+        let current = self.instance_by_id(id).await?;
+        let next = current.status.apply(event)?;
+        let project_id = self.task_project(current.spec_task_id).await?;
+        let restarted = i64::from(
+            event == AgentInstanceEvent::Restart && current.status == AgentInstanceStatus::Crashed,
+        );
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "UPDATE agent_instances SET status = $1, pid = COALESCE($2, pid), last_error = COALESCE($3, last_error), \
+             agent_name = COALESCE($4, agent_name), agent_version = COALESCE($5, agent_version), \
+             restarts = restarts + $6, updated_at = $7 WHERE id = $8 AND status = $9 RETURNING {}",
+            rows::AGENT_INSTANCE_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(next.as_str())
+            .bind(report.pid)
+            .bind(report.last_error.clone())
+            .bind(report.agent_name.clone())
+            .bind(report.agent_version.clone())
+            .bind(restarted)
+            .bind(now_ms())
+            .bind(id)
+            .bind(current.status.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Conflict(format!("agent instance {id} changed status concurrently"))
+            })?;
+        let instance = rows::agent_instance(&row)?;
+        let event = NewEvent {
+            project_id: Some(project_id),
+            spec_task_id: Some(current.spec_task_id),
+            entity: "agent_instance",
+            entity_id: Some(id),
+            kind: "agent_instance.status_changed",
+            data: json!({ "from": current.status, "to": next, "reason": report.last_error, "pid": report.pid }),
+        };
+        self.commit_with(tx, event, actor).await?;
+        Ok(instance)
+    }
+
+    async fn record_instance_sample(
+        &self,
+        id: i64,
+        cpu_percent: f64,
+        rss_bytes: i64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE agent_instances SET cpu_percent = $1, rss_bytes = $2, sampled_at = $3 WHERE id = $4")
+            .bind(cpu_percent)
+            .bind(rss_bytes)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn open_agent_thread(
+        &self,
+        instance_id: i64,
+        work_session_id: i64,
+        actor: Actor<'_>,
+    ) -> Result<AgentThread> {
+        let (spec_task_id, project_id) = self.session_ids(work_session_id).await?;
+        match self.get_agent_thread(work_session_id).await {
+            Ok(existing) if existing.status == AgentThreadStatus::Interrupted => {
+                return self
+                    .transition_agent_thread(existing.id, AgentThreadEvent::Resume, None, actor)
+                    .await;
+            }
+            Ok(existing) => return Ok(existing),
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "INSERT INTO agent_threads (agent_instance_id, work_session_id, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $4) RETURNING {}",
+            rows::AGENT_THREAD_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(instance_id)
+            .bind(work_session_id)
+            .bind(AgentThreadStatus::Opening.as_str())
+            .bind(now_ms())
+            .fetch_one(&mut *tx)
+            .await?;
+        let thread = rows::agent_thread(&row)?;
+        let event = NewEvent {
+            project_id: Some(project_id),
+            spec_task_id: Some(spec_task_id),
+            entity: "agent_thread",
+            entity_id: Some(thread.id),
+            kind: "agent_thread.created",
+            data: json!({ "work_session_id": work_session_id, "agent_instance_id": instance_id }),
+        };
+        self.commit_with(tx, event, actor).await?;
+        Ok(thread)
+    }
+
+    async fn transition_agent_thread(
+        &self,
+        id: i64,
+        event: AgentThreadEvent,
+        acp_session_id: Option<&str>,
+        actor: Actor<'_>,
+    ) -> Result<AgentThread> {
+        let current = self.thread_by_id(id).await?;
+        let next = current.status.apply(event)?;
+        let (spec_task_id, project_id) = self.session_ids(current.work_session_id).await?;
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "UPDATE agent_threads SET status = $1, acp_session_id = COALESCE($2, acp_session_id), updated_at = $3 \
+             WHERE id = $4 AND status = $5 RETURNING {}",
+            rows::AGENT_THREAD_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(next.as_str())
+            .bind(acp_session_id)
+            .bind(now_ms())
+            .bind(id)
+            .bind(current.status.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Conflict(format!("agent thread {id} changed status concurrently"))
+            })?;
+        let thread = rows::agent_thread(&row)?;
+        let event = NewEvent {
+            project_id: Some(project_id),
+            spec_task_id: Some(spec_task_id),
+            entity: "agent_thread",
+            entity_id: Some(id),
+            kind: "agent_thread.status_changed",
+            data: json!({ "from": current.status, "to": next, "work_session_id": current.work_session_id }),
+        };
+        self.commit_with(tx, event, actor).await?;
+        Ok(thread)
+    }
+
+    async fn get_agent_thread(&self, work_session_id: i64) -> Result<AgentThread> {
+        let sql = format!(
+            "SELECT {} FROM agent_threads WHERE work_session_id = $1",
+            rows::AGENT_THREAD_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(work_session_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("agent thread of work session", work_session_id))?;
+        rows::agent_thread(&row)
+    }
+
+    async fn list_agent_threads(&self, spec_task_id: i64) -> Result<Vec<AgentThread>> {
+        super::Store::get_spec_task(self, spec_task_id).await?;
+        let sql = format!(
+            "SELECT {} FROM agent_threads WHERE work_session_id IN \
+             (SELECT id FROM work_sessions WHERE spec_task_id = $1) ORDER BY id",
+            rows::AGENT_THREAD_COLUMNS
+        );
+        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id)])
+            .await?
+            .iter()
+            .map(rows::agent_thread)
+            .collect()
+    }
+
+    async fn append_transcript(&self, entry: NewTranscriptEntry) -> Result<TranscriptEntry> {
+        let (spec_task_id, project_id) = self.session_ids(entry.work_session_id).await?;
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "INSERT INTO transcript_entries (spec_task_id, work_session_id, kind, content, data, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {}",
+            rows::TRANSCRIPT_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(spec_task_id)
+            .bind(entry.work_session_id)
+            .bind(entry.kind.as_str())
+            .bind(&entry.content)
+            .bind(entry.data.to_string())
+            .bind(now_ms())
+            .fetch_one(&mut *tx)
+            .await?;
+        let stored = rows::transcript_entry(&row)?;
+        let event = NewEvent {
+            project_id: Some(project_id),
+            spec_task_id: Some(spec_task_id),
+            entity: "transcript_entry",
+            entity_id: Some(stored.id),
+            kind: "transcript.appended",
+            data: json!({ "work_session_id": entry.work_session_id, "kind": entry.kind, "bytes": entry.content.len() }),
+        };
+        self.commit_with(tx, event, "system").await?;
+        Ok(stored)
+    }
+
+    async fn list_transcript(
+        &self,
+        work_session_id: i64,
+        after_id: i64,
+    ) -> Result<Vec<TranscriptEntry>> {
+        self.session_ids(work_session_id).await?;
+        let sql = format!(
+            "SELECT {} FROM transcript_entries WHERE work_session_id = $1 AND id > $2 ORDER BY id",
+            rows::TRANSCRIPT_COLUMNS
+        );
+        self.fetch_rows(&sql, vec![Bind::Int(work_session_id), Bind::Int(after_id)])
+            .await?
+            .iter()
+            .map(rows::transcript_entry)
+            .collect()
+    }
+
+    async fn create_permission_request(
+        &self,
+        new: NewPermissionRequest,
+    ) -> Result<PermissionRequest> {
+        let (spec_task_id, project_id) = self.session_ids(new.work_session_id).await?;
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "INSERT INTO permission_requests (spec_task_id, work_session_id, title, tool_call, options, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {}",
+            rows::PERMISSION_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(spec_task_id)
+            .bind(new.work_session_id)
+            .bind(&new.title)
+            .bind(new.tool_call.to_string())
+            .bind(new.options.to_string())
+            .bind(PermissionStatus::Pending.as_str())
+            .bind(now_ms())
+            .fetch_one(&mut *tx)
+            .await?;
+        let request = rows::permission_request(&row)?;
+        let event = NewEvent {
+            project_id: Some(project_id),
+            spec_task_id: Some(spec_task_id),
+            entity: "permission_request",
+            entity_id: Some(request.id),
+            kind: "permission.requested",
+            data: json!({ "work_session_id": new.work_session_id, "title": new.title }),
+        };
+        self.commit_with(tx, event, "system").await?;
+        Ok(request)
+    }
+
+    async fn resolve_permission_request(
+        &self,
+        id: i64,
+        status: PermissionStatus,
+        option_id: Option<&str>,
+        actor: Actor<'_>,
+    ) -> Result<PermissionRequest> {
+        let current = self.get_permission_request(id).await?;
+        let project_id = self.task_project(current.spec_task_id).await?;
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "UPDATE permission_requests SET status = $1, option_id = $2, resolved_at = $3 \
+             WHERE id = $4 AND status = 'pending' RETURNING {}",
+            rows::PERMISSION_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(status.as_str())
+            .bind(option_id)
+            .bind(now_ms())
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Conflict(format!(
+                    "permission request {id} is already {}",
+                    current.status
+                ))
+            })?;
+        let resolved = rows::permission_request(&row)?;
+        let event = NewEvent {
+            project_id: Some(project_id),
+            spec_task_id: Some(current.spec_task_id),
+            entity: "permission_request",
+            entity_id: Some(id),
+            kind: "permission.resolved",
+            data: json!({ "status": status, "option_id": option_id }),
+        };
+        self.commit_with(tx, event, actor).await?;
+        Ok(resolved)
+    }
+
+    async fn get_permission_request(&self, id: i64) -> Result<PermissionRequest> {
+        let sql = format!(
+            "SELECT {} FROM permission_requests WHERE id = $1",
+            rows::PERMISSION_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("permission request", id))?;
+        rows::permission_request(&row)
+    }
+
+    async fn list_permission_requests(
+        &self,
+        status: Option<PermissionStatus>,
+        spec_task_id: Option<i64>,
+    ) -> Result<Vec<PermissionRequest>> {
+        let mut conditions = Vec::new();
+        let mut binds = Vec::new();
+        if let Some(s) = status {
+            binds.push(Bind::Text(s.as_str().to_string()));
+            conditions.push(format!("status = ${}", binds.len()));
+        }
+        if let Some(t) = spec_task_id {
+            binds.push(Bind::Int(t));
+            conditions.push(format!("spec_task_id = ${}", binds.len()));
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {} FROM permission_requests {filter} ORDER BY id",
+            rows::PERMISSION_COLUMNS
+        );
+        self.fetch_rows(&sql, binds)
+            .await?
+            .iter()
+            .map(rows::permission_request)
+            .collect()
+    }
+
+    async fn record_event(&self, event: NewEvent, actor: Actor<'_>) -> Result<()> {
+        let tx = self.begin().await?;
+        self.commit_with(tx, event, actor).await
+    }
+}

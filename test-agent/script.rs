@@ -1,0 +1,185 @@
+//! The script language: one command per line, first word is the command, the rest
+//! of the line its argument. `#` starts a comment line. See README.md.
+
+/// One line of a script.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Say(String),
+    Stream(usize, String),
+    Think(String),
+    Plan(Vec<String>),
+    Tool(String),
+    Write {
+        path: String,
+        content: String,
+    },
+    WriteDirect {
+        path: String,
+        content: String,
+    },
+    AppendDirect {
+        path: String,
+        content: String,
+    },
+    Read(String),
+    Run {
+        command: String,
+        args: Vec<String>,
+    },
+    Ask(String),
+    Usage {
+        used: u64,
+        size: u64,
+        cost: Option<f64>,
+    },
+    Sleep(u64),
+    Hang,
+    Crash(i32),
+    Garbage,
+    ExitAfterTurn,
+    /// A known command whose argument does not parse: reported as a message.
+    Invalid {
+        command: String,
+        problem: String,
+    },
+    /// Not a command at all: reported as `error: unknown command WORD`.
+    Unknown(String),
+}
+
+/// Parses a turn's text. `None` when no line holds a known command: the agent
+/// then echoes the prompt instead.
+pub fn parse(text: &str) -> Option<Vec<Command>> {
+    let commands: Vec<Command> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(parse_line)
+        .collect();
+    let known = commands.iter().any(|c| !matches!(c, Command::Unknown(_)));
+    known.then_some(commands)
+}
+
+fn parse_line(line: &str) -> Command {
+    let (word, rest) = split_word(line);
+    let invalid = |problem: &str| Command::Invalid {
+        command: word.to_string(),
+        problem: problem.to_string(),
+    };
+    match word {
+        "say" => Command::Say(unescape(rest)),
+        "think" => Command::Think(unescape(rest)),
+        "stream" => {
+            let (n, text) = split_word(rest);
+            match n.parse::<usize>() {
+                Ok(n) => Command::Stream(n.max(1), unescape(text)),
+                Err(_) => invalid("expected: stream N TEXT"),
+            }
+        }
+        "plan" => Command::Plan(
+            rest.split('|')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        ),
+        "tool" => Command::Tool(rest.to_string()),
+        "write" | "write-direct" | "append-direct" => {
+            let (path, content) = split_word(rest);
+            if path.is_empty() {
+                return invalid("expected a PATH");
+            }
+            let (path, content) = (path.to_string(), unescape(content));
+            match word {
+                "write" => Command::Write { path, content },
+                "write-direct" => Command::WriteDirect { path, content },
+                _ => Command::AppendDirect { path, content },
+            }
+        }
+        "read" if rest.is_empty() => invalid("expected: read PATH"),
+        "read" => Command::Read(rest.to_string()),
+        "run" => {
+            let mut words = rest.split_whitespace().map(String::from);
+            match words.next() {
+                Some(command) => Command::Run {
+                    command,
+                    args: words.collect(),
+                },
+                None => invalid("expected: run COMMAND ARGS..."),
+            }
+        }
+        "ask" => Command::Ask(rest.to_string()),
+        "usage" => {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let used = words.first().and_then(|w| w.parse().ok());
+            let size = words.get(1).and_then(|w| w.parse().ok());
+            let cost = words.get(2).map(|w| w.parse::<f64>());
+            match (used, size, cost) {
+                (Some(used), Some(size), None) => Command::Usage {
+                    used,
+                    size,
+                    cost: None,
+                },
+                (Some(used), Some(size), Some(Ok(cost))) => Command::Usage {
+                    used,
+                    size,
+                    cost: Some(cost),
+                },
+                _ => invalid("expected: usage USED SIZE [COST]"),
+            }
+        }
+        "sleep" => match rest.parse() {
+            Ok(ms) => Command::Sleep(ms),
+            Err(_) => invalid("expected: sleep MS"),
+        },
+        "hang" => Command::Hang,
+        "crash" if rest.is_empty() => Command::Crash(3),
+        "crash" => match rest.parse() {
+            Ok(code) => Command::Crash(code),
+            Err(_) => invalid("expected: crash [CODE]"),
+        },
+        "garbage" => Command::Garbage,
+        "exit-after-turn" => Command::ExitAfterTurn,
+        _ => Command::Unknown(word.to_string()),
+    }
+}
+
+/// Splits off the first word; the rest keeps its inner spacing.
+fn split_word(s: &str) -> (&str, &str) {
+    let s = s.trim();
+    match s.split_once(char::is_whitespace) {
+        Some((word, rest)) => (word, rest.trim_start()),
+        None => (s, ""),
+    }
+}
+
+/// The two characters `\n` become a newline.
+fn unescape(s: &str) -> String {
+    s.replace("\\n", "\n")
+}
+
+/// Splits `text` into `n` pieces of roughly equal length (fewer if it is shorter).
+pub fn chunks(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let n = n.clamp(1, chars.len().max(1));
+    (0..n)
+        .map(|i| {
+            let (start, end) = (i * chars.len() / n, (i + 1) * chars.len() / n);
+            chars[start..end].iter().collect()
+        })
+        .collect()
+}
+
+/// Splits a `--script` file into turns at lines consisting of `---`.
+pub fn split_turns(script: &str) -> Vec<String> {
+    let mut turns = vec![String::new()];
+    for line in script.lines() {
+        if line.trim() == "---" {
+            turns.push(String::new());
+        } else {
+            let turn = turns.last_mut().unwrap();
+            turn.push_str(line);
+            turn.push('\n');
+        }
+    }
+    turns
+}
