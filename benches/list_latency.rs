@@ -44,11 +44,8 @@ async fn measure(client: &reqwest::Client, url: &str, token: &str) -> Vec<Durati
 async fn bench(backend: Backend) {
     let db = TestDb::new(backend).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = ServeConfig {
-        bind: "127.0.0.1:0".into(),
-        data_dir: dir.path().join("data"),
-        database_url: Some(db.url().to_string()),
-    };
+    let mut config = ServeConfig::new("127.0.0.1:0", dir.path().join("data"));
+    config.database_url = Some(db.url().to_string());
     let app = spectask::app::build(&config).await.unwrap();
     let token = std::fs::read_to_string(app.token_file())
         .unwrap()

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::agents::manager::{AgentManager, AgentSettings};
 use crate::api::{self, AppState};
 use crate::auth::{generate_token, hash_token};
 use crate::config::{ServeConfig, TOKEN_FILE};
@@ -17,6 +18,7 @@ use crate::store::{self, Store};
 
 pub struct App {
     store: Arc<dyn Store>,
+    agents: Arc<AgentManager>,
     router: axum::Router,
     token_file: PathBuf,
 }
@@ -26,11 +28,25 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
     let store: Arc<dyn Store> = Arc::new(store::connect(&config.database_url()).await?);
     let token_file = config.data_dir.join(TOKEN_FILE);
     ensure_admin_token(store.as_ref(), &token_file).await?;
+    let settings = AgentSettings {
+        profiles: config.agent_profiles.clone(),
+        default_profile: config.default_agent.clone(),
+        tasks_dir: config.data_dir.join("tasks"),
+        timeouts: config.agent_timeouts,
+        restart: config.agent_restart,
+    };
+    let agents = Arc::new(AgentManager::new(store.clone(), settings));
+    agents
+        .reconcile()
+        .await
+        .context("reconciling agent state")?;
     let router = api::router(AppState {
         store: store.clone(),
+        agents: agents.clone(),
     });
     Ok(App {
         store,
+        agents,
         router,
         token_file,
     })
@@ -39,6 +55,10 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
 impl App {
     pub fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    pub fn agents(&self) -> Arc<AgentManager> {
+        self.agents.clone()
     }
 
     pub fn token_file(&self) -> &Path {
@@ -56,6 +76,7 @@ impl App {
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
+        self.agents.shutdown().await;
         self.store.close().await;
         Ok(())
     }

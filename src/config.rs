@@ -3,8 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
 use serde::Deserialize;
+
+use crate::agents::profile::{AgentProfile, DEFAULT_PROFILE};
+use crate::agents::runtime::{RestartPolicy, Timeouts};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:7420";
 pub const CONFIG_FILE: &str = "spectask.toml";
@@ -31,6 +36,11 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     /// The server URL the CLI talks to.
     pub url: Option<String>,
+    /// The agent profile of a SpecTask that names none (default `claude`).
+    pub default_agent: Option<String>,
+    /// Agent profiles: `[agents.NAME]` with `command`, `args`, `env`, `auth_method`.
+    #[serde(default)]
+    pub agents: BTreeMap<String, AgentProfile>,
 }
 
 impl FileConfig {
@@ -61,9 +71,26 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// `None`: the embedded SQLite file in the data dir.
     pub database_url: Option<String>,
+    pub agent_profiles: BTreeMap<String, AgentProfile>,
+    pub default_agent: String,
+    pub agent_timeouts: Timeouts,
+    pub agent_restart: RestartPolicy,
 }
 
 impl ServeConfig {
+    /// A config with defaults for everything but where it listens and keeps data.
+    pub fn new(bind: &str, data_dir: PathBuf) -> ServeConfig {
+        ServeConfig {
+            bind: bind.to_string(),
+            data_dir,
+            database_url: None,
+            agent_profiles: BTreeMap::new(),
+            default_agent: DEFAULT_PROFILE.to_string(),
+            agent_timeouts: Timeouts::default(),
+            agent_restart: RestartPolicy::default(),
+        }
+    }
+
     pub fn database_url(&self) -> String {
         self.database_url
             .clone()

@@ -1,6 +1,7 @@
 //! Agents over the Agent Client Protocol.
 pub mod confine;
 pub mod host;
+pub mod manager;
 pub mod profile;
 pub mod protocol;
 pub mod rpc;

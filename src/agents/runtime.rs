@@ -210,6 +210,11 @@ impl AgentRuntime {
             .await?;
         self.instance_id.store(instance.id as u64, Ordering::SeqCst);
         self.status.send_replace(instance.status);
+        // `ready` here is left from a server that is gone: its process went with it.
+        if instance.status == AgentInstanceStatus::Ready {
+            self.set_status(AgentInstanceEvent::Restart, InstanceReport::default())
+                .await;
+        }
         let profile = &self.config.profile;
         std::fs::create_dir_all(&self.config.workdir).map_err(|e| {
             AgentError::Spawn(format!("creating {}: {e}", self.config.workdir.display()))

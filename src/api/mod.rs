@@ -1,6 +1,7 @@
 //! The HTTP API under `/api/v1`, with its OpenAPI document generated from the
 //! handlers' annotations. Every route but `/healthz` requires a bearer token.
 
+mod agents;
 mod auth;
 mod error;
 mod events;
@@ -22,6 +23,7 @@ use utoipa_axum::routes;
 pub use auth::Caller;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 
+use crate::agents::manager::AgentManager;
 use crate::store::Store;
 
 /// The largest request body accepted; larger ones get 413.
@@ -30,6 +32,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub agents: Arc<AgentManager>,
 }
 
 #[derive(OpenApi)]
@@ -73,6 +76,14 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(events::list))
         .routes(routes!(events::list_tokens, events::create_token))
         .routes(routes!(events::revoke_token))
+        .routes(routes!(agents::get_instance))
+        .routes(routes!(agents::stop_instance))
+        .routes(routes!(agents::restart_instance))
+        .routes(routes!(agents::list_threads))
+        .routes(routes!(agents::get_thread))
+        .routes(routes!(agents::transcript))
+        .routes(routes!(agents::list_permissions))
+        .routes(routes!(agents::answer_permission))
         .split_for_parts();
     doc.paths.paths = doc
         .paths

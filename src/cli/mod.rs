@@ -240,13 +240,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { bind, database_url } => {
             init_logging(log_format, "info");
-            let config = ServeConfig {
-                bind: bind
-                    .or(file.bind)
-                    .unwrap_or_else(|| config::DEFAULT_BIND.to_string()),
-                data_dir,
-                database_url: database_url.or(file.database_url),
-            };
+            let bind = bind
+                .or(file.bind)
+                .unwrap_or_else(|| config::DEFAULT_BIND.to_string());
+            let mut config = ServeConfig::new(&bind, data_dir);
+            config.database_url = database_url.or(file.database_url);
+            config.agent_profiles = file.agents;
+            if let Some(default) = file.default_agent {
+                config.default_agent = default;
+            }
             serve(config).await
         }
         command => {

@@ -122,6 +122,10 @@ pub trait Store: AgentStore + Send + Sync + 'static {
     /// Closes the pool; in-flight queries finish first.
     async fn close(&self);
 
+    /// Changes whenever this process commits events, to the newest id: wait on it
+    /// instead of polling the log. (Other replicas' events arrive by reading it.)
+    fn subscribe_events(&self) -> tokio::sync::watch::Receiver<i64>;
+
     async fn create_token(
         &self,
         name: &str,

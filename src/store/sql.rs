@@ -2,6 +2,8 @@
 //! accept (`$n` placeholders, `RETURNING`, epoch-millisecond integers, JSON as text),
 //! run through sqlx's `Any` driver with runtime-checked queries.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::json;
 use sqlx::any::{AnyArguments, AnyRow};
@@ -28,6 +30,8 @@ pub(super) type Tx = sqlx::Transaction<'static, Any>;
 pub struct SqlStore {
     pub(super) pool: AnyPool,
     backend: Backend,
+    /// The id of the newest event this process committed.
+    last_event: Arc<tokio::sync::watch::Sender<i64>>,
 }
 
 /// A value to bind in a query whose shape is built at runtime.
@@ -59,7 +63,11 @@ fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
 
 impl SqlStore {
     pub(super) fn new(pool: AnyPool, backend: Backend) -> SqlStore {
-        SqlStore { pool, backend }
+        SqlStore {
+            pool,
+            backend,
+            last_event: Arc::new(tokio::sync::watch::channel(0).0),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -312,11 +320,19 @@ impl SqlStore {
         actor: Actor<'_>,
         admitted: Vec<NewEvent>,
     ) -> Result<()> {
-        self.record(&mut tx, event, actor).await?;
+        let mut last = self.record(&mut tx, event, actor).await?;
         for event in admitted {
-            self.record(&mut tx, event, "system").await?;
+            last = self.record(&mut tx, event, "system").await?;
         }
         tx.commit().await?;
+        // Wake whoever follows the log; ids commit in order, so the max is the news.
+        self.last_event.send_if_modified(|seen| {
+            let newer = last > *seen;
+            if newer {
+                *seen = last;
+            }
+            newer
+        });
         Ok(())
     }
 
@@ -351,6 +367,10 @@ impl SqlStore {
 impl Store for SqlStore {
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn subscribe_events(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.last_event.subscribe()
     }
 
     async fn create_token(

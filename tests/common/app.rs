@@ -27,11 +27,8 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let db = TestDb::new(backend).await;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let config = ServeConfig {
-        bind: "127.0.0.1:0".into(),
-        data_dir: data_dir.clone(),
-        database_url: Some(db.url().to_string()),
-    };
+    let mut config = ServeConfig::new("127.0.0.1:0", data_dir.clone());
+    config.database_url = Some(db.url().to_string());
     let app = spectask::app::build(&config).await.unwrap();
     let token = std::fs::read_to_string(app.token_file())
         .unwrap()

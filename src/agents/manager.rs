@@ -1,0 +1,183 @@
+//! The agent instances of every SpecTask, for the rest of spectask: one
+//! [`AgentRuntime`] per SpecTask, created on first use with the task's profile and
+//! its project's permission policy.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, broadcast};
+
+use super::host::{Host, LiveUpdate, PermissionBroker};
+use super::profile::{AgentProfile, profiles};
+use super::runtime::{AgentError, AgentRuntime, RestartPolicy, RuntimeConfig, Timeouts};
+use super::terminals::Terminals;
+use crate::domain::{AgentInstanceStatus, PermissionRequest, PermissionStatus};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// Configured profiles, laid over the built-in ones.
+    pub profiles: BTreeMap<String, AgentProfile>,
+    /// The profile of a SpecTask that names none.
+    pub default_profile: String,
+    /// Each SpecTask's agent runs in `<tasks_dir>/<spec task id>`.
+    pub tasks_dir: PathBuf,
+    pub timeouts: Timeouts,
+    pub restart: RestartPolicy,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    #[error("unknown agent profile {0:?}; known: {1}")]
+    UnknownProfile(String, String),
+    #[error("{0}")]
+    InvalidAnswer(String),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+pub struct AgentManager {
+    store: Arc<dyn Store>,
+    settings: AgentSettings,
+    profiles: BTreeMap<String, AgentProfile>,
+    runtimes: Mutex<HashMap<i64, Arc<AgentRuntime>>>,
+    permissions: Arc<PermissionBroker>,
+    live: broadcast::Sender<LiveUpdate>,
+}
+
+impl AgentManager {
+    pub fn new(store: Arc<dyn Store>, settings: AgentSettings) -> AgentManager {
+        AgentManager {
+            profiles: profiles(&settings.profiles),
+            store,
+            settings,
+            runtimes: Mutex::new(HashMap::new()),
+            permissions: Arc::default(),
+            live: broadcast::channel(4096).0,
+        }
+    }
+
+    pub fn profiles(&self) -> &BTreeMap<String, AgentProfile> {
+        &self.profiles
+    }
+
+    /// Every `session/update` of every instance, as it arrives.
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveUpdate> {
+        self.live.subscribe()
+    }
+
+    /// The runtime of a SpecTask's agent instance (not started until used).
+    pub async fn runtime(&self, spec_task_id: i64) -> Result<Arc<AgentRuntime>, ManagerError> {
+        if let Some(rt) = self.runtimes.lock().await.get(&spec_task_id) {
+            return Ok(rt.clone());
+        }
+        let task = self.store.get_spec_task(spec_task_id).await?;
+        let project = self.store.get_project(task.project_id).await?;
+        let profile_name = task
+            .agent_profile
+            .clone()
+            .unwrap_or_else(|| self.settings.default_profile.clone());
+        let profile = self.profiles.get(&profile_name).cloned().ok_or_else(|| {
+            ManagerError::UnknownProfile(
+                profile_name.clone(),
+                self.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+            )
+        })?;
+        let host = Arc::new(Host {
+            store: self.store.clone(),
+            sessions: Mutex::default(),
+            terminals: Terminals::default(),
+            policy: project.settings.permission_policy,
+            permissions: self.permissions.clone(),
+            live: self.live.clone(),
+        });
+        let config = RuntimeConfig {
+            spec_task_id,
+            project_id: project.id,
+            profile_name,
+            profile,
+            workdir: self.settings.tasks_dir.join(spec_task_id.to_string()),
+            timeouts: self.settings.timeouts,
+            restart: self.settings.restart,
+        };
+        let runtime = AgentRuntime::new(config, self.store.clone(), host);
+        let mut runtimes = self.runtimes.lock().await;
+        Ok(runtimes.entry(spec_task_id).or_insert(runtime).clone())
+    }
+
+    /// A person's answer to a pending permission request: one of its options, or
+    /// `None` to cancel it. The waiting agent gets it at once.
+    pub async fn answer_permission(
+        &self,
+        id: i64,
+        option_id: Option<&str>,
+        actor: &str,
+    ) -> Result<PermissionRequest, ManagerError> {
+        let request = self.store.get_permission_request(id).await?;
+        if let Some(option) = option_id {
+            let known = request
+                .options
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|o| o.get("optionId").and_then(|v| v.as_str()))
+                .collect::<Vec<_>>();
+            if !known.contains(&option) {
+                return Err(ManagerError::InvalidAnswer(format!(
+                    "option {option:?} is not one of this request's options: {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        let status = match option_id {
+            Some(_) => PermissionStatus::Answered,
+            None => PermissionStatus::Cancelled,
+        };
+        let resolved = self
+            .store
+            .resolve_permission_request(id, status, option_id, actor)
+            .await?;
+        self.permissions
+            .deliver(id, option_id.map(str::to_string))
+            .await;
+        Ok(resolved)
+    }
+
+    /// Reconciles what the database says with what runs: on server start no agent
+    /// process of ours is alive, so running instances are recorded as stopped and
+    /// pending permission requests (whose agents are gone) as cancelled.
+    pub async fn reconcile(&self) -> Result<(), ManagerError> {
+        for request in self
+            .store
+            .list_permission_requests(Some(PermissionStatus::Pending), None)
+            .await?
+        {
+            let _ = self
+                .store
+                .resolve_permission_request(request.id, PermissionStatus::Cancelled, None, "system")
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Stops every running agent (server shutdown).
+    pub async fn shutdown(&self) {
+        let runtimes: Vec<_> = self.runtimes.lock().await.values().cloned().collect();
+        for rt in runtimes {
+            if let Err(e) = rt.stop().await {
+                tracing::warn!(error = %e, "stopping an agent");
+            }
+        }
+    }
+
+    /// Whether a SpecTask's agent is running now.
+    pub async fn is_running(&self, spec_task_id: i64) -> bool {
+        match self.runtimes.lock().await.get(&spec_task_id) {
+            Some(rt) => *rt.watch_status().borrow() == AgentInstanceStatus::Ready,
+            None => false,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The agent side of a SpecTask: its instance (status and controls), its threads,
+//! each session's transcript, and the permission requests waiting for a person.
+
+use axum::Extension;
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Json, Path, Query};
+use super::{AppState, Caller};
+use crate::agents::manager::ManagerError;
+use crate::agents::runtime::AgentError;
+use crate::domain::*;
+
+impl From<ManagerError> for ApiError {
+    fn from(err: ManagerError) -> ApiError {
+        match err {
+            ManagerError::Store(e) => e.into(),
+            ManagerError::UnknownProfile(..) | ManagerError::InvalidAnswer(_) => {
+                ApiError::Validation(err.to_string())
+            }
+            ManagerError::Agent(AgentError::Store(e)) => e.into(),
+            // The agent itself failed (not installed, timed out, crashed): the request
+            // was fine, the state is recorded on the instance, and the reason is shown.
+            ManagerError::Agent(e) => ApiError::Conflict(e.to_string()),
+        }
+    }
+}
+
+/// The agent instance of a spec task: status, process, agent, resource use.
+#[utoipa::path(get, path = "/spec-tasks/{id}/agent", tag = "agents", params(("id" = i64, Path)),
+    responses((status = 200, body = AgentInstance), (status = 404, body = ErrorBody)))]
+pub async fn get_instance(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AgentInstance>> {
+    Ok(Json(state.store.get_agent_instance(id).await?))
+}
+
+/// Stop the agent instance: its whole process tree ends; threads resume later.
+#[utoipa::path(post, path = "/spec-tasks/{id}/agent/stop", tag = "agents", params(("id" = i64, Path)),
+    responses((status = 200, body = AgentInstance), (status = 404, body = ErrorBody)))]
+pub async fn stop_instance(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AgentInstance>> {
+    state.store.get_agent_instance(id).await?;
+    let runtime = state.agents.runtime(id).await?;
+    runtime.stop().await.map_err(ManagerError::from)?;
+    Ok(Json(state.store.get_agent_instance(id).await?))
+}
+
+/// Start the agent instance, or stop and start it again.
+#[utoipa::path(post, path = "/spec-tasks/{id}/agent/restart", tag = "agents", params(("id" = i64, Path)),
+    responses((status = 200, body = AgentInstance), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the agent could not start; the reason is recorded")))]
+pub async fn restart_instance(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AgentInstance>> {
+    let runtime = state.agents.runtime(id).await?;
+    runtime.restart().await.map_err(ManagerError::from)?;
+    Ok(Json(state.store.get_agent_instance(id).await?))
+}
+
+/// The threads of a spec task's agent instance, one per work session.
+#[utoipa::path(get, path = "/spec-tasks/{id}/threads", tag = "agents", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<AgentThread>), (status = 404, body = ErrorBody)))]
+pub async fn list_threads(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<AgentThread>>> {
+    Ok(Json(state.store.list_agent_threads(id).await?))
+}
+
+/// The thread of a work session.
+#[utoipa::path(get, path = "/sessions/{id}/thread", tag = "agents", params(("id" = i64, Path)),
+    responses((status = 200, body = AgentThread), (status = 404, body = ErrorBody)))]
+pub async fn get_thread(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AgentThread>> {
+    Ok(Json(state.store.get_agent_thread(id).await?))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TranscriptQuery {
+    /// Only entries with an id above this.
+    pub after: Option<i64>,
+}
+
+/// A work session's transcript: prompts, messages (coalesced), thoughts, tool calls,
+/// plans, usage, permission answers, stop reasons and errors.
+#[utoipa::path(get, path = "/sessions/{id}/transcript", tag = "agents", params(("id" = i64, Path), TranscriptQuery),
+    responses((status = 200, body = Vec<TranscriptEntry>), (status = 404, body = ErrorBody)))]
+pub async fn transcript(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    Query(q): Query<TranscriptQuery>,
+) -> ApiResult<Json<Vec<TranscriptEntry>>> {
+    Ok(Json(
+        state
+            .store
+            .list_transcript(id, q.after.unwrap_or(0))
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PermissionQuery {
+    pub status: Option<PermissionStatus>,
+    pub spec_task: Option<i64>,
+}
+
+/// Permission requests (`?status=pending` for those waiting for a person).
+#[utoipa::path(get, path = "/permissions", tag = "agents", params(PermissionQuery),
+    responses((status = 200, body = Vec<PermissionRequest>)))]
+pub async fn list_permissions(
+    State(state): State<AppState>,
+    Query(q): Query<PermissionQuery>,
+) -> ApiResult<Json<Vec<PermissionRequest>>> {
+    Ok(Json(
+        state
+            .store
+            .list_permission_requests(q.status, q.spec_task)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionAnswer {
+    /// One of the request's `optionId`s; leave out (or null) to cancel the request.
+    pub option_id: Option<String>,
+}
+
+/// Answer a pending permission request; the waiting agent continues at once.
+#[utoipa::path(post, path = "/permissions/{id}/answer", tag = "agents", params(("id" = i64, Path)),
+    request_body = PermissionAnswer,
+    responses((status = 200, body = PermissionRequest), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "already answered or cancelled"),
+              (status = 422, body = ErrorBody, description = "not one of the request's options")))]
+pub async fn answer_permission(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Json(body): Json<PermissionAnswer>,
+) -> ApiResult<Json<PermissionRequest>> {
+    let answered = state
+        .agents
+        .answer_permission(id, body.option_id.as_deref(), &caller.actor())
+        .await?;
+    Ok(Json(answered))
+}
