@@ -32,6 +32,8 @@ pub struct CreateSpecTask {
     /// Required when more than one project is registered.
     pub project_id: Option<i64>,
     pub max_parallel_sessions: Option<i64>,
+    /// The agent profile its sessions run with (default: the server's default agent).
+    pub agent_profile: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -93,6 +95,15 @@ pub async fn create(
             "max_parallel_sessions: must be between 1 and {MAX_PARALLEL_SESSIONS_CEILING}"
         )));
     }
+    if let Some(p) = &body.agent_profile
+        && !state.agents.profiles().contains_key(p)
+    {
+        let known: Vec<&str> = state.agents.profiles().keys().map(String::as_str).collect();
+        return Err(ApiError::Validation(format!(
+            "agent_profile: unknown profile {p:?}; known: {}",
+            known.join(", ")
+        )));
+    }
     let project_id = match body.project_id {
         Some(id) => id,
         None => default_project(&state).await?,
@@ -105,7 +116,7 @@ pub async fn create(
         priority: body.priority.unwrap_or(Priority::Medium),
         task_type: body.task_type.unwrap_or(TaskType::Feature),
         max_parallel_sessions: body.max_parallel_sessions,
-        agent_profile: None,
+        agent_profile: body.agent_profile,
     };
     let task = state.store.create_spec_task(new, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(task)))

@@ -14,6 +14,7 @@ pub struct TestApp {
     pub url: String,
     pub token: String,
     pub store: Arc<dyn Store>,
+    pub agents: Arc<spectask::agents::manager::AgentManager>,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -24,17 +25,24 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts an app after `configure` has adjusted its config.
+pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
     let db = TestDb::new(backend).await;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let mut config = ServeConfig::new("127.0.0.1:0", data_dir.clone());
     config.database_url = Some(db.url().to_string());
+    configure(&mut config);
     let app = spectask::app::build(&config).await.unwrap();
     let token = std::fs::read_to_string(app.token_file())
         .unwrap()
         .trim()
         .to_string();
     let store = app.store();
+    let agents = app.agents();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -45,6 +53,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         url,
         token,
         store,
+        agents,
         data_dir,
         http: reqwest::Client::new(),
         shutdown: Some(tx),
