@@ -660,3 +660,56 @@ async fn conformance_with_the_python_sdk_echo_agent() {
     rt.stop().await.unwrap();
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thread_is_loaded_again_after_a_crash_when_the_agent_supports_it() {
+    let state = tempfile::tempdir().unwrap();
+    let app = app_with(
+        Backend::Sqlite,
+        vec![(
+            "persistent",
+            profile(AGENT, &["--state-dir", state.path().to_str().unwrap()]),
+        )],
+    )
+    .await;
+    let project = app.project().await;
+    let task = task_with_profile(&app, project, "persistent").await;
+    let ws = session(&app, task, "durable").await;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = app.agents.runtime(task).await.unwrap();
+    rt.open_thread(ws, worktree(dir.path(), "wt"))
+        .await
+        .unwrap();
+    rt.prompt(ws, "say remember me").await.unwrap();
+    let before = app.store.get_agent_thread(ws).await.unwrap().acp_session_id;
+    assert!(rt.prompt(ws, "crash").await.is_err());
+    wait_instance(&app, task, |i| {
+        i.restarts == 1 && i.status == AgentInstanceStatus::Ready
+    })
+    .await;
+    assert_eq!(
+        rt.prompt(ws, "say back again").await.unwrap(),
+        StopReason::EndTurn
+    );
+    let thread = app.store.get_agent_thread(ws).await.unwrap();
+    assert_eq!(
+        thread.acp_session_id, before,
+        "the same ACP session, loaded in the new process"
+    );
+    // The history the agent replays while loading is not recorded a second time.
+    let kinds: Vec<TranscriptKind> = app
+        .store
+        .list_transcript(ws, 0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(!kinds.contains(&TranscriptKind::UserMessage), "{kinds:?}");
+    assert_eq!(
+        entries(&app, ws, TranscriptKind::Prompt).await,
+        ["say remember me", "crash", "say back again"]
+    );
+    rt.stop().await.unwrap();
+    app.shutdown().await;
+}

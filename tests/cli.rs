@@ -281,3 +281,61 @@ fn flags_over_environment_over_config_file() {
         .expect("a typo in the file fails");
     assert!(err.contains("bnid"), "{err}");
 }
+
+#[test]
+fn agents_check_reports_each_profile_or_exactly_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = env!("CARGO_BIN_EXE_spectask-test-agent");
+    std::fs::write(
+        dir.path().join("spectask.toml"),
+        format!(
+            "[agents.good]\ncommand = {agent:?}\n\
+             [agents.silent]\ncommand = {agent:?}\nargs = [\"--no-initialize\"]\n\
+             [agents.noisy]\ncommand = {agent:?}\nargs = [\"--garbage-on-start\"]\n\
+             [agents.locked]\ncommand = {agent:?}\nargs = [\"--require-auth\"]\n\
+             [agents.unlocked]\ncommand = {agent:?}\nargs = [\"--require-auth\"]\nauth_method = \"test-token\"\n\
+             [agents.absent]\ncommand = \"no-such-agent-xyz\"\n"
+        ),
+    )
+    .unwrap();
+    let out = ok(cli(
+        dir.path(),
+        &["agents", "check", "--timeout", "2", "--json"],
+    ));
+    let reports: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let status = |name: &str| {
+        let r = reports
+            .iter()
+            .find(|r| r["profile"] == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        (
+            r["status"].as_str().unwrap().to_string(),
+            r["error"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    assert_eq!(status("good").0, "ok");
+    assert_eq!(
+        reports.iter().find(|r| r["profile"] == "good").unwrap()["agent"]["name"],
+        "spectask-test-agent"
+    );
+    assert_eq!(status("unlocked").0, "ok");
+    let (s, e) = status("silent");
+    assert_eq!(s, "timeout");
+    assert!(e.contains("did not answer initialize within 2s"), "{e}");
+    let (s, e) = status("noisy");
+    assert_eq!(s, "bad_output");
+    assert!(e.contains("garbage before anything"), "{e}");
+    let (s, e) = status("locked");
+    assert_eq!(s, "needs_authentication");
+    assert!(e.contains("test-token"), "{e}");
+    assert_eq!(status("absent").0, "not_installed");
+    // The built-in profiles are listed too (none is installed here).
+    assert_eq!(status("claude").0, "not_installed");
+    let failed = fails(cli(
+        dir.path(),
+        &["agents", "check", "silent", "--timeout", "1"],
+    ));
+    assert!(failed.contains("the agent check failed"), "{failed}");
+    let unknown = fails(cli(dir.path(), &["agents", "check", "nope"]));
+    assert!(unknown.contains("unknown agent profile"), "{unknown}");
+}

@@ -1,4 +1,5 @@
 //! Agents over the Agent Client Protocol.
+pub mod check;
 pub mod confine;
 pub mod host;
 pub mod manager;

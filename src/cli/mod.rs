@@ -72,6 +72,62 @@ enum Command {
     /// Manage API tokens
     #[command(subcommand)]
     Token(TokenCmd),
+    /// Agent profiles and the agent instances of spec tasks
+    #[command(subcommand)]
+    Agents(AgentsCmd),
+    /// Work sessions: their threads and transcripts
+    #[command(subcommand)]
+    Session(SessionCmd),
+    /// Permission requests waiting for a person (project policy `ask`)
+    #[command(subcommand)]
+    Permissions(PermissionsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum AgentsCmd {
+    /// Start each agent profile (or one), run `initialize`, and report what it said
+    /// or why it could not (not installed, needs authentication, bad output, timeout).
+    /// Runs locally; no server needed.
+    Check {
+        profile: Option<String>,
+        /// Seconds to wait for each answer
+        #[arg(long, default_value_t = 15)]
+        timeout: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The agent instance of a spec task
+    Status(IdArgs),
+    /// Stop a spec task's agent (its whole process tree)
+    Stop(IdArgs),
+    /// Start or restart a spec task's agent
+    Restart(IdArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionCmd {
+    /// A work session's transcript
+    Transcript(IdArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum PermissionsCmd {
+    /// Pending requests (--all for every request)
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        task: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a request with one of its options (e.g. `allow`), or --cancel it
+    Answer {
+        id: i64,
+        option: Option<String>,
+        #[arg(long, conflicts_with = "option")]
+        cancel: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -251,6 +307,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             serve(config).await
         }
+        Command::Agents(AgentsCmd::Check {
+            profile,
+            timeout,
+            json,
+        }) => {
+            init_logging(log_format, "warn");
+            check_agents(&file, profile, timeout, json).await
+        }
         command => {
             init_logging(log_format, "warn");
             let client = connect_client(cli.url.or(file.url), cli.token, &data_dir)?;
@@ -264,7 +328,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     json,
                 } => events(&client, follow, task, after, json).await,
                 Command::Token(cmd) => token(&client, cmd).await,
-                Command::Serve { .. } => unreachable!("handled above"),
+                Command::Agents(cmd) => agents(&client, cmd).await,
+                Command::Session(SessionCmd::Transcript(a)) => transcript(&client, a).await,
+                Command::Permissions(cmd) => permissions(&client, cmd).await,
+                Command::Serve { .. } => {
+                    unreachable!("handled above")
+                }
             }
         }
     }
@@ -653,6 +722,176 @@ async fn token(client: &Client, cmd: TokenCmd) -> anyhow::Result<()> {
                 .post(&format!("/tokens/{id}/revoke"), &json!({}))
                 .await?;
             println!("revoked token {} ({})", t.id, t.name);
+        }
+    }
+    Ok(())
+}
+
+async fn check_agents(
+    file: &FileConfig,
+    only: Option<String>,
+    timeout: u64,
+    json: bool,
+) -> anyhow::Result<()> {
+    use crate::agents::{check, profile};
+    let all = profile::profiles(&file.agents);
+    let chosen: Vec<(&String, &profile::AgentProfile)> = match &only {
+        Some(name) => match all.get_key_value(name) {
+            Some(found) => vec![found],
+            None => anyhow::bail!(
+                "unknown agent profile {name:?}; known: {}",
+                all.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        },
+        None => all.iter().collect(),
+    };
+    let mut reports = Vec::new();
+    for (name, p) in chosen {
+        reports.push(check::check(name, p, std::time::Duration::from_secs(timeout)).await);
+    }
+    if json {
+        output::json(&reports)?;
+    } else {
+        for r in &reports {
+            match (&r.agent, &r.error) {
+                (Some(a), None) => println!(
+                    "{:<10} ok: {} {} (protocol {}, load session: {}) [{}]\n{:<10} capabilities: {}",
+                    r.profile,
+                    a.name.as_deref().unwrap_or("(unnamed)"),
+                    a.version.as_deref().unwrap_or(""),
+                    a.protocol_version,
+                    a.load_session,
+                    r.command,
+                    "",
+                    a.capabilities
+                ),
+                (_, Some(e)) => println!("{:<10} {}: {e} [{}]", r.profile, r.status, r.command),
+                (None, None) => println!("{:<10} {}", r.profile, r.status),
+            }
+        }
+    }
+    if only.is_some() && reports.iter().any(|r| r.status != "ok") {
+        anyhow::bail!("the agent check failed");
+    }
+    Ok(())
+}
+
+async fn agents(client: &Client, cmd: AgentsCmd) -> anyhow::Result<()> {
+    let (path, json, post) = match cmd {
+        AgentsCmd::Status(a) => (format!("/spec-tasks/{}/agent", a.id), a.json, false),
+        AgentsCmd::Stop(a) => (format!("/spec-tasks/{}/agent/stop", a.id), a.json, true),
+        AgentsCmd::Restart(a) => (format!("/spec-tasks/{}/agent/restart", a.id), a.json, true),
+        AgentsCmd::Check { .. } => unreachable!("runs locally"),
+    };
+    let instance: AgentInstance = if post {
+        client.post(&path, &json!({})).await?
+    } else {
+        client.get(&path).await?
+    };
+    if json {
+        return output::json(&instance);
+    }
+    for (k, v) in [
+        ("spec task", instance.spec_task_id.to_string()),
+        ("profile", instance.profile.clone()),
+        ("status", instance.status.to_string()),
+        (
+            "agent",
+            format!(
+                "{} {}",
+                opt(&instance.agent_name),
+                instance.agent_version.clone().unwrap_or_default()
+            ),
+        ),
+        ("pid", opt(&instance.pid)),
+        ("restarts", instance.restarts.to_string()),
+        (
+            "cpu",
+            instance
+                .cpu_percent
+                .map_or("-".into(), |c| format!("{c:.1}%")),
+        ),
+        (
+            "memory",
+            instance
+                .rss_bytes
+                .map_or("-".into(), |b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+        ),
+        ("last error", opt(&instance.last_error)),
+    ] {
+        println!("{k:<10} {v}");
+    }
+    Ok(())
+}
+
+async fn transcript(client: &Client, args: IdArgs) -> anyhow::Result<()> {
+    let entries: Vec<TranscriptEntry> = client
+        .get(&format!("/sessions/{}/transcript", args.id))
+        .await?;
+    if args.json {
+        return output::json(&entries);
+    }
+    for e in entries {
+        println!("[{}] {}", e.kind, e.content);
+    }
+    Ok(())
+}
+
+async fn permissions(client: &Client, cmd: PermissionsCmd) -> anyhow::Result<()> {
+    match cmd {
+        PermissionsCmd::List { all, task, json } => {
+            let mut path = String::from("/permissions?");
+            if !all {
+                path.push_str("status=pending&");
+            }
+            if let Some(t) = task {
+                path.push_str(&format!("spec_task={t}"));
+            }
+            let list: Vec<PermissionRequest> = client.get(&path).await?;
+            if json {
+                return output::json(&list);
+            }
+            let rows: Vec<Vec<String>> = list
+                .iter()
+                .map(|r| {
+                    let options: Vec<&str> = r
+                        .options
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|o| o.get("optionId").and_then(Value::as_str))
+                        .collect();
+                    vec![
+                        r.id.to_string(),
+                        r.status.to_string(),
+                        r.spec_task_id.to_string(),
+                        r.work_session_id.to_string(),
+                        output::clip(&r.title, 50),
+                        options.join(" / "),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["ID", "STATUS", "TASK", "SESSION", "TITLE", "OPTIONS"],
+                &rows,
+            );
+        }
+        PermissionsCmd::Answer { id, option, cancel } => {
+            if option.is_none() && !cancel {
+                anyhow::bail!("name an option (e.g. `allow`) or pass --cancel");
+            }
+            let r: PermissionRequest = client
+                .post(
+                    &format!("/permissions/{id}/answer"),
+                    &json!({ "option_id": option }),
+                )
+                .await?;
+            println!(
+                "permission request {} is {} ({})",
+                r.id,
+                r.status,
+                opt(&r.option_id)
+            );
         }
     }
     Ok(())

@@ -1,0 +1,158 @@
+//! `spectask agents check`: start a profile's agent, run `initialize` (and, to find
+//! out whether it needs authentication, `session/new` in a scratch folder), and
+//! report what it said or exactly why it could not.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::profile::AgentProfile;
+use super::protocol::{self, AgentInfo};
+use super::rpc::{Connection, Handler, HandlerError, RpcError};
+use super::terminals::kill_group;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub profile: String,
+    pub command: String,
+    /// `ok`, `not_installed`, `needs_authentication`, `bad_output`, `timeout` or `failed`.
+    pub status: &'static str,
+    pub agent: Option<AgentInfo>,
+    pub error: Option<String>,
+}
+
+/// Answers nothing: a check never serves files or terminals.
+struct Refuse;
+
+#[async_trait::async_trait]
+impl Handler for Refuse {
+    async fn request(&self, method: &str, _: Value) -> Result<Value, HandlerError> {
+        Err(HandlerError::internal(format!(
+            "{method} is not served during a check"
+        )))
+    }
+    async fn notification(&self, _: &str, _: Value) {}
+}
+
+fn classify(err: &RpcError) -> &'static str {
+    match err {
+        RpcError::Timeout { .. } => "timeout",
+        RpcError::Closed(reason) if reason.contains("not JSON-RPC") => "bad_output",
+        _ => "failed",
+    }
+}
+
+pub async fn check(name: &str, profile: &AgentProfile, timeout: Duration) -> CheckReport {
+    let mut report = CheckReport {
+        profile: name.to_string(),
+        command: std::iter::once(profile.command.clone())
+            .chain(profile.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        status: "ok",
+        agent: None,
+        error: None,
+    };
+    let scratch = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            report.status = "failed";
+            report.error = Some(format!("cannot create a scratch folder: {e}"));
+            return report;
+        }
+    };
+    let spawned = tokio::process::Command::new(&profile.command)
+        .args(&profile.args)
+        .envs(&profile.env)
+        .current_dir(scratch.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            report.status = "not_installed";
+            report.error = Some(format!(
+                "{} is not installed (not found on PATH)",
+                profile.command
+            ));
+            return report;
+        }
+        Err(e) => {
+            report.status = "failed";
+            report.error = Some(format!("cannot start {}: {e}", profile.command));
+            return report;
+        }
+    };
+    let pid = child.id().unwrap_or(0) as i32;
+    let mut stderr = child.stderr.take();
+    let conn = Connection::start(
+        child.stdout.take().unwrap(),
+        child.stdin.take().unwrap(),
+        Arc::new(Refuse),
+    );
+    let outcome = async {
+        let init = conn
+            .request("initialize", protocol::initialize_params(), timeout)
+            .await?;
+        let info = AgentInfo::from_initialize(&init);
+        let params = json!({ "cwd": scratch.path(), "mcpServers": [] });
+        match conn.request("session/new", params.clone(), timeout).await {
+            Err(RpcError::Remote {
+                code: -32000,
+                message,
+            }) => match &profile.auth_method {
+                Some(method) => {
+                    conn.request("authenticate", json!({ "methodId": method }), timeout)
+                        .await?;
+                    conn.request("session/new", params, timeout).await?;
+                    Ok((info, None))
+                }
+                None => Ok((info, Some(message))),
+            },
+            Err(e) => Err(e),
+            Ok(_) => Ok((info, None)),
+        }
+    }
+    .await;
+    match outcome {
+        Ok((info, auth)) => {
+            if let Some(message) = auth {
+                report.status = "needs_authentication";
+                report.error = Some(format!(
+                    "{message}; it offers {:?}: log in with the agent's own tool or set auth_method",
+                    info.auth_methods
+                ));
+            }
+            report.agent = Some(info);
+        }
+        Err(err) => {
+            report.status = classify(&err);
+            kill_group(pid);
+            let mut tail = String::new();
+            if let Some(mut s) = stderr.take() {
+                use tokio::io::AsyncReadExt;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), s.read_to_string(&mut tail)).await;
+            }
+            let tail = tail.trim();
+            report.error = Some(if tail.is_empty() {
+                err.to_string()
+            } else {
+                format!(
+                    "{err}; stderr: {}",
+                    tail.lines().rev().take(5).collect::<Vec<_>>().join(" | ")
+                )
+            });
+        }
+    }
+    kill_group(pid);
+    let _ = child.wait().await;
+    report
+}
