@@ -10,6 +10,7 @@
 //!    agent read by a bare line reader, and against a plain pipe echo (`cat`).
 
 #[path = "../tests/common/db.rs"]
+#[allow(dead_code)]
 mod db;
 
 use std::path::Path;
