@@ -292,8 +292,17 @@ async fn every_way_out_of_the_worktree_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_turn_interrupts_the_thread_and_the_instance_restarts() {
-    let app = app_with(Backend::Sqlite, vec![]).await;
+async fn a_crash_mid_turn_interrupts_the_thread_and_the_instance_restarts_on_sqlite() {
+    a_crash_mid_turn_interrupts_the_thread_and_the_instance_restarts(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_turn_interrupts_the_thread_and_the_instance_restarts_on_postgres() {
+    a_crash_mid_turn_interrupts_the_thread_and_the_instance_restarts(Backend::Postgres).await;
+}
+
+async fn a_crash_mid_turn_interrupts_the_thread_and_the_instance_restarts(backend: Backend) {
+    let app = app_with(backend, vec![]).await;
     let task = task(&app).await;
     let ws = session(&app, task, "fragile").await;
     let dir = tempfile::tempdir().unwrap();
@@ -315,6 +324,20 @@ async fn a_crash_mid_turn_interrupts_the_thread_and_the_instance_restarts() {
     );
     let thread = app.store.get_agent_thread(ws).await.unwrap();
     assert_eq!(thread.status, AgentThreadStatus::Interrupted);
+    let interrupted = app
+        .store
+        .list_events(0, Some(task), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == "agent_thread.status_changed" && e.data["to"] == "interrupted")
+        .expect("the interruption is recorded");
+    assert!(
+        interrupted.data["reason"]
+            .as_str()
+            .unwrap()
+            .contains("crashing as asked")
+    );
     let errors = entries(&app, ws, TranscriptKind::Error).await;
     assert!(
         errors.iter().any(|e| e.contains("crashing as asked")),
@@ -475,8 +498,17 @@ fn group_alive(pgid: i32) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ask_permission_end_to_end_through_the_api() {
-    let app = app_with(Backend::Sqlite, vec![]).await;
+async fn ask_permission_end_to_end_through_the_api_on_sqlite() {
+    ask_permission_end_to_end_through_the_api(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ask_permission_end_to_end_through_the_api_on_postgres() {
+    ask_permission_end_to_end_through_the_api(Backend::Postgres).await;
+}
+
+async fn ask_permission_end_to_end_through_the_api(backend: Backend) {
+    let app = app_with(backend, vec![]).await;
     let project = app.project().await;
     let (status, _) = app
         .call(
@@ -711,5 +743,108 @@ async fn a_thread_is_loaded_again_after_a_crash_when_the_agent_supports_it() {
         ["say remember me", "crash", "say back again"]
     );
     rt.stop().await.unwrap();
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_and_deny_policies_answer_without_a_person() {
+    let app = app_with(Backend::Sqlite, vec![]).await;
+    for (policy, expected) in [
+        ("auto", "permission: allow"),
+        ("deny", "permission: reject"),
+    ] {
+        let project = app.project().await;
+        let (status, _) = app
+            .call(
+                Method::PATCH,
+                &format!("/api/v1/projects/{project}"),
+                Some(json!({ "permission_policy": policy })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let task = app.task(project, policy).await;
+        let ws = session(&app, task, policy).await;
+        let dir = tempfile::tempdir().unwrap();
+        let rt = app.agents.runtime(task).await.unwrap();
+        rt.open_thread(ws, worktree(dir.path(), "wt"))
+            .await
+            .unwrap();
+        rt.prompt(ws, "ask Run the migration").await.unwrap();
+        let messages = entries(&app, ws, TranscriptKind::Message).await.concat();
+        assert_eq!(messages, expected, "{policy}");
+        rt.stop().await.unwrap();
+    }
+    let (_, pending) = app.get("/api/v1/permissions?status=pending").await;
+    assert_eq!(pending, json!([]), "nobody was asked");
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_that_hangs_past_its_timeout_is_cancelled_with_a_clear_error() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config
+            .agent_profiles
+            .insert("test".into(), profile(AGENT, &[]));
+        config.default_agent = "test".into();
+        config.agent_timeouts.turn = Duration::from_millis(500);
+    })
+    .await;
+    let task = task(&app).await;
+    let ws = session(&app, task, "stuck").await;
+    let dir = tempfile::tempdir().unwrap();
+    let rt = app.agents.runtime(task).await.unwrap();
+    rt.open_thread(ws, worktree(dir.path(), "wt"))
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(WAIT, rt.prompt(ws, "hang"))
+        .await
+        .expect("no hang")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("did not answer session/prompt"),
+        "{err}"
+    );
+    assert_eq!(
+        app.store.get_agent_thread(ws).await.unwrap().status,
+        AgentThreadStatus::Idle
+    );
+    assert!(entries(&app, ws, TranscriptKind::Error).await[0].contains("session/prompt"));
+    // The agent got session/cancel and is free for the next turn.
+    assert_eq!(
+        rt.prompt(ws, "say next").await.unwrap(),
+        StopReason::EndTurn
+    );
+    rt.stop().await.unwrap();
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_routes_refuse_unknown_ids() {
+    let app = app_with(Backend::Sqlite, vec![]).await;
+    let task = task(&app).await;
+    for (method, path) in [
+        (Method::GET, format!("/api/v1/spec-tasks/{task}/agent")),
+        (Method::GET, "/api/v1/spec-tasks/999/agent".to_string()),
+        (
+            Method::POST,
+            format!("/api/v1/spec-tasks/{task}/agent/stop"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/spec-tasks/999/agent/restart".to_string(),
+        ),
+        (Method::GET, "/api/v1/spec-tasks/999/threads".to_string()),
+        (Method::GET, "/api/v1/sessions/999/thread".to_string()),
+        (Method::GET, "/api/v1/sessions/999/transcript".to_string()),
+        (Method::POST, "/api/v1/permissions/999/answer".to_string()),
+    ] {
+        let (status, body) = app.call(method.clone(), &path, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+        assert_eq!(body["error"]["code"], "not_found");
+    }
+    let (status, body) = app.get("/api/v1/permissions?status=maybe").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    // Nothing was started by the refused calls.
+    assert!(app.store.get_agent_instance(task).await.is_err());
     app.shutdown().await;
 }

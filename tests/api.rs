@@ -104,6 +104,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/tokens"),
     ("POST", "/api/v1/tokens"),
     ("POST", "/api/v1/tokens/1/revoke"),
+    ("GET", "/api/v1/spec-tasks/1/agent"),
+    ("POST", "/api/v1/spec-tasks/1/agent/stop"),
+    ("POST", "/api/v1/spec-tasks/1/agent/restart"),
+    ("GET", "/api/v1/spec-tasks/1/threads"),
+    ("GET", "/api/v1/sessions/1/thread"),
+    ("GET", "/api/v1/sessions/1/transcript"),
+    ("GET", "/api/v1/permissions"),
+    ("POST", "/api/v1/permissions/1/answer"),
     ("GET", "/api/v1/openapi.json"),
 ];
 
@@ -1014,6 +1022,7 @@ async fn openapi_lists_every_route(backend: Backend) {
             .replace("/spec-tasks/1", "/spec-tasks/{id}")
             .replace("/sessions/1", "/sessions/{id}")
             .replace("/tokens/1", "/tokens/{id}")
+            .replace("/permissions/1", "/permissions/{id}")
             .replace("/coordination/1", "/coordination/{event_id}")
             .replace("/state/k", "/state/{key}");
         let templated = match templated.rsplit_once('/') {

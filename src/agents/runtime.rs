@@ -437,6 +437,7 @@ impl AgentRuntime {
                             thread.id,
                             AgentThreadEvent::Interrupt,
                             None,
+                            Some(reason),
                             "system",
                         )
                         .await,
@@ -500,7 +501,13 @@ impl AgentRuntime {
             .await
             .insert(acp_id.clone(), Arc::new(ctx));
         self.store
-            .transition_agent_thread(thread.id, AgentThreadEvent::Opened, Some(&acp_id), "system")
+            .transition_agent_thread(
+                thread.id,
+                AgentThreadEvent::Opened,
+                Some(&acp_id),
+                None,
+                "system",
+            )
             .await?;
         self.threads.lock().await.insert(
             work_session_id,
@@ -566,7 +573,7 @@ impl AgentRuntime {
             .ok_or(AgentError::NoThread(work_session_id))?;
         let thread = self.store.get_agent_thread(work_session_id).await?;
         self.store
-            .transition_agent_thread(thread.id, AgentThreadEvent::Prompt, None, "system")
+            .transition_agent_thread(thread.id, AgentThreadEvent::Prompt, None, None, "system")
             .await?;
         ctx.cancelled.send_replace(false);
         self.host
@@ -613,7 +620,7 @@ impl AgentRuntime {
         // The thread may have been interrupted meanwhile; then there is no turn to end.
         let _ = self
             .store
-            .transition_agent_thread(thread_id, AgentThreadEvent::TurnEnded, None, "system")
+            .transition_agent_thread(thread_id, AgentThreadEvent::TurnEnded, None, None, "system")
             .await;
     }
 

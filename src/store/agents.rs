@@ -71,6 +71,7 @@ pub trait AgentStore: Send + Sync + 'static {
         id: i64,
         event: AgentThreadEvent,
         acp_session_id: Option<&str>,
+        reason: Option<&str>,
         actor: Actor<'_>,
     ) -> Result<AgentThread>;
     async fn get_agent_thread(&self, work_session_id: i64) -> Result<AgentThread>;
@@ -296,7 +297,13 @@ impl AgentStore for SqlStore {
         match self.get_agent_thread(work_session_id).await {
             Ok(existing) if existing.status == AgentThreadStatus::Interrupted => {
                 return self
-                    .transition_agent_thread(existing.id, AgentThreadEvent::Resume, None, actor)
+                    .transition_agent_thread(
+                        existing.id,
+                        AgentThreadEvent::Resume,
+                        None,
+                        None,
+                        actor,
+                    )
                     .await;
             }
             Ok(existing) => return Ok(existing),
@@ -334,6 +341,7 @@ impl AgentStore for SqlStore {
         id: i64,
         event: AgentThreadEvent,
         acp_session_id: Option<&str>,
+        reason: Option<&str>,
         actor: Actor<'_>,
     ) -> Result<AgentThread> {
         let current = self.thread_by_id(id).await?;
@@ -363,7 +371,8 @@ impl AgentStore for SqlStore {
             entity: "agent_thread",
             entity_id: Some(id),
             kind: "agent_thread.status_changed",
-            data: json!({ "from": current.status, "to": next, "work_session_id": current.work_session_id }),
+            data: json!({ "from": current.status, "to": next, "work_session_id": current.work_session_id,
+                          "reason": reason }),
         };
         self.commit_with(tx, event, actor).await?;
         Ok(thread)
