@@ -250,7 +250,7 @@ impl AgentRuntime {
         };
         let pid = child.id().unwrap_or(0) as i32;
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Some(stderr) = child.stderr.take() {
+        let stderr_reader = child.stderr.take().map(|stderr| {
             let tail = self.stderr_tail.clone();
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stderr).lines();
@@ -262,8 +262,8 @@ impl AgentRuntime {
                         t.push_back(line);
                     }
                 }
-            });
-        }
+            })
+        });
         let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
         let conn = Connection::start(stdout, stdin, self.host.clone());
         // Watch the process: an exit we did not ask for is a crash.
@@ -282,6 +282,11 @@ impl AgentRuntime {
                     reason
                 }
             };
+            // Its last words on stderr explain the exit: read them to the end first
+            // (briefly: a grandchild may still hold the pipe open).
+            if let Some(reader) = stderr_reader {
+                let _ = tokio::time::timeout(Duration::from_secs(1), reader).await;
+            }
             if let Some(runtime) = watcher.upgrade() {
                 runtime.on_exit(generation, reason).await;
             }

@@ -119,29 +119,21 @@ impl SqlStore {
     }
 
     async fn instance_by_id(&self, id: i64) -> Result<AgentInstance> {
-        let sql = format!(
-            "SELECT {} FROM agent_instances WHERE id = $1",
-            rows::AGENT_INSTANCE_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| not_found("agent instance", id))?;
-        rows::agent_instance(&row)
+        let table = ("agent_instances", rows::AGENT_INSTANCE_COLUMNS, "id");
+        self.fetch_by(
+            &self.pool,
+            table,
+            id,
+            "agent instance",
+            rows::agent_instance,
+        )
+        .await
     }
 
     async fn thread_by_id(&self, id: i64) -> Result<AgentThread> {
-        let sql = format!(
-            "SELECT {} FROM agent_threads WHERE id = $1",
-            rows::AGENT_THREAD_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| not_found("agent thread", id))?;
-        rows::agent_thread(&row)
+        let table = ("agent_threads", rows::AGENT_THREAD_COLUMNS, "id");
+        self.fetch_by(&self.pool, table, id, "agent thread", rows::agent_thread)
+            .await
     }
 
     async fn session_ids(&self, work_session_id: i64) -> Result<(i64, i64)> {
@@ -211,16 +203,19 @@ impl AgentStore for SqlStore {
     }
 
     async fn get_agent_instance(&self, spec_task_id: i64) -> Result<AgentInstance> {
-        let sql = format!(
-            "SELECT {} FROM agent_instances WHERE spec_task_id = $1",
-            rows::AGENT_INSTANCE_COLUMNS
+        let table = (
+            "agent_instances",
+            rows::AGENT_INSTANCE_COLUMNS,
+            "spec_task_id",
         );
-        let row = sqlx::query(&sql)
-            .bind(spec_task_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| not_found("agent instance of spec task", spec_task_id))?;
-        rows::agent_instance(&row)
+        self.fetch_by(
+            &self.pool,
+            table,
+            spec_task_id,
+            "agent instance of spec task",
+            rows::agent_instance,
+        )
+        .await
     }
 
     async fn transition_agent_instance(
@@ -379,16 +374,19 @@ impl AgentStore for SqlStore {
     }
 
     async fn get_agent_thread(&self, work_session_id: i64) -> Result<AgentThread> {
-        let sql = format!(
-            "SELECT {} FROM agent_threads WHERE work_session_id = $1",
-            rows::AGENT_THREAD_COLUMNS
+        let table = (
+            "agent_threads",
+            rows::AGENT_THREAD_COLUMNS,
+            "work_session_id",
         );
-        let row = sqlx::query(&sql)
-            .bind(work_session_id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| not_found("agent thread of work session", work_session_id))?;
-        rows::agent_thread(&row)
+        self.fetch_by(
+            &self.pool,
+            table,
+            work_session_id,
+            "agent thread of work session",
+            rows::agent_thread,
+        )
+        .await
     }
 
     async fn list_agent_threads(&self, spec_task_id: i64) -> Result<Vec<AgentThread>> {
@@ -528,16 +526,15 @@ impl AgentStore for SqlStore {
     }
 
     async fn get_permission_request(&self, id: i64) -> Result<PermissionRequest> {
-        let sql = format!(
-            "SELECT {} FROM permission_requests WHERE id = $1",
-            rows::PERMISSION_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| not_found("permission request", id))?;
-        rows::permission_request(&row)
+        let table = ("permission_requests", rows::PERMISSION_COLUMNS, "id");
+        self.fetch_by(
+            &self.pool,
+            table,
+            id,
+            "permission request",
+            rows::permission_request,
+        )
+        .await
     }
 
     async fn list_permission_requests(

@@ -105,21 +105,33 @@ impl SqlStore {
         Ok(row.try_get("id")?)
     }
 
+    /// The one row of `table` whose `key` column is `id`, mapped; `NotFound` names
+    /// `entity` when there is none.
+    pub(super) async fn fetch_by<'e, T>(
+        &self,
+        db: impl Executor<'e, Database = Any>,
+        (table, columns, key): (&str, &str, &str),
+        id: i64,
+        entity: &'static str,
+        map: fn(&AnyRow) -> Result<T>,
+    ) -> Result<T> {
+        let sql = format!("SELECT {columns} FROM {table} WHERE {key} = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(db)
+            .await?
+            .ok_or_else(|| not_found(entity, id))?;
+        map(&row)
+    }
+
     async fn fetch_spec_task<'e>(
         &self,
         db: impl Executor<'e, Database = Any>,
         id: i64,
     ) -> Result<SpecTask> {
-        let sql = format!(
-            "SELECT {} FROM spec_tasks WHERE id = $1",
-            rows::SPEC_TASK_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(db)
-            .await?
-            .ok_or_else(|| not_found("spec task", id))?;
-        rows::spec_task(&row)
+        let table = ("spec_tasks", rows::SPEC_TASK_COLUMNS, "id");
+        self.fetch_by(db, table, id, "spec task", rows::spec_task)
+            .await
     }
 
     async fn fetch_project<'e>(
@@ -127,16 +139,8 @@ impl SqlStore {
         db: impl Executor<'e, Database = Any>,
         id: i64,
     ) -> Result<Project> {
-        let sql = format!(
-            "SELECT {} FROM projects WHERE id = $1",
-            rows::PROJECT_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(db)
-            .await?
-            .ok_or_else(|| not_found("project", id))?;
-        rows::project(&row)
+        let table = ("projects", rows::PROJECT_COLUMNS, "id");
+        self.fetch_by(db, table, id, "project", rows::project).await
     }
 
     /// Takes the project's row lock: every status change in a project goes through
@@ -776,16 +780,9 @@ impl Store for SqlStore {
     }
 
     async fn get_work_session(&self, id: i64) -> Result<WorkSession> {
-        let sql = format!(
-            "SELECT {} FROM work_sessions WHERE id = $1",
-            rows::WORK_SESSION_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or_else(|| not_found("work session", id))?;
-        rows::work_session(&row)
+        let table = ("work_sessions", rows::WORK_SESSION_COLUMNS, "id");
+        self.fetch_by(&self.pool, table, id, "work session", rows::work_session)
+            .await
     }
 
     async fn transition_work_session(
