@@ -9,8 +9,10 @@ pub mod event;
 pub mod implementation_task;
 pub mod lifecycle;
 pub mod project;
+pub mod requirements;
 pub mod review;
 pub mod spec_task;
+pub mod tasks_md;
 pub mod work_session;
 
 pub use agent::*;

@@ -1,0 +1,1 @@
+//! The `requirements.md` parser and EARS classifier (being written).

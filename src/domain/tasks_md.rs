@@ -1,0 +1,1 @@
+//! The `tasks.md` parser and writer (being written).
