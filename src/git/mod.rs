@@ -1,5 +1,7 @@
 //! Git, through the `git` command. spectask never touches the user's checked-out
-//! branch or uncommitted files; this issue only needs to inspect repositories.
+//! branch or uncommitted files: it creates its own branches with `git branch` (which
+//! moves no HEAD), works in worktrees of its own under the data dir, and commits there
+//! as its own author.
 
 use std::path::{Path, PathBuf};
 
@@ -11,20 +13,56 @@ pub enum GitError {
     NotARepository(String),
     #[error("could not run git: {0}")]
     Spawn(#[from] std::io::Error),
+    #[error("git {command} failed: {stderr}")]
+    Failed { command: String, stderr: String },
 }
 
-async fn git(dir: &Path, args: &[&str]) -> Result<Option<String>, GitError> {
+/// The author and committer of every spectask commit.
+pub const AUTHOR_NAME: &str = "spectask";
+pub const AUTHOR_EMAIL: &str = "spectask@localhost";
+
+struct Output {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+async fn run(dir: &Path, args: &[&str]) -> Result<Output, GitError> {
     let out = tokio::process::Command::new("git")
         .arg("-C")
         .arg(dir)
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_AUTHOR_NAME", AUTHOR_NAME)
+        .env("GIT_AUTHOR_EMAIL", AUTHOR_EMAIL)
+        .env("GIT_COMMITTER_NAME", AUTHOR_NAME)
+        .env("GIT_COMMITTER_EMAIL", AUTHOR_EMAIL)
         .output()
         .await?;
-    Ok(out
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string()))
+    Ok(Output {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+    })
+}
+
+/// Runs git and returns its trimmed output, or `None` when it exits non-zero.
+async fn git(dir: &Path, args: &[&str]) -> Result<Option<String>, GitError> {
+    let out = run(dir, args).await?;
+    Ok(out.ok.then(|| out.stdout.trim().to_string()))
+}
+
+/// Runs git and fails with its stderr when it exits non-zero.
+async fn git_ok(dir: &Path, args: &[&str]) -> Result<String, GitError> {
+    let out = run(dir, args).await?;
+    if out.ok {
+        Ok(out.stdout)
+    } else {
+        Err(GitError::Failed {
+            command: args.join(" "),
+            stderr: out.stderr,
+        })
+    }
 }
 
 /// The top-level directory of the work tree that contains `path`.
@@ -44,9 +82,113 @@ pub async fn current_branch(root: &Path) -> Result<Option<String>, GitError> {
     git(root, &["symbolic-ref", "--quiet", "--short", "HEAD"]).await
 }
 
+/// The commit a branch points at, if the branch exists.
+pub async fn branch_head(repo: &Path, branch: &str) -> Result<Option<String>, GitError> {
+    git(
+        repo,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}"),
+        ],
+    )
+    .await
+}
+
+/// Creates `branch` at the tip of `base` unless it exists. No HEAD moves and no
+/// file in the user's checkout changes.
+pub async fn ensure_branch(repo: &Path, branch: &str, base: &str) -> Result<(), GitError> {
+    if branch_head(repo, branch).await?.is_some() {
+        return Ok(());
+    }
+    if branch_head(repo, base).await?.is_none() {
+        return Err(GitError::Failed {
+            command: format!("branch {branch} {base}"),
+            stderr: format!("the base branch {base:?} does not exist or has no commits yet"),
+        });
+    }
+    git_ok(repo, &["branch", "--no-track", branch, base]).await?;
+    Ok(())
+}
+
+/// A worktree of `branch` at `path`, created if missing (also after the folder was
+/// deleted by hand: stale registrations are pruned first).
+pub async fn ensure_worktree(repo: &Path, path: &Path, branch: &str) -> Result<(), GitError> {
+    if path.join(".git").exists() {
+        return Ok(());
+    }
+    git_ok(repo, &["worktree", "prune"]).await?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let path_text = path.to_string_lossy();
+    git_ok(repo, &["worktree", "add", "--quiet", &path_text, branch]).await?;
+    Ok(())
+}
+
+/// Stages everything under `paths` in a worktree and commits it. Returns the new
+/// commit, or `None` when there was nothing to commit.
+pub async fn commit_paths(
+    worktree: &Path,
+    paths: &[&str],
+    message: &str,
+) -> Result<Option<String>, GitError> {
+    let mut add = vec!["add", "--all", "--"];
+    add.extend_from_slice(paths);
+    git_ok(worktree, &add).await?;
+    let mut staged = vec!["diff", "--cached", "--quiet", "--"];
+    staged.extend_from_slice(paths);
+    if run(worktree, &staged).await?.ok {
+        return Ok(None);
+    }
+    let mut commit = vec!["commit", "--quiet", "--no-verify", "-m", message, "--"];
+    commit.extend_from_slice(paths);
+    git_ok(worktree, &commit).await?;
+    Ok(Some(
+        git_ok(worktree, &["rev-parse", "HEAD"])
+            .await?
+            .trim()
+            .to_string(),
+    ))
+}
+
+/// A file's content at a commit, if it exists there.
+pub async fn show(repo: &Path, commit: &str, path: &str) -> Result<Option<String>, GitError> {
+    let out = run(repo, &["show", &format!("{commit}:{path}")]).await?;
+    Ok(out.ok.then_some(out.stdout))
+}
+
+/// The unified diff of `path` between two commits.
+pub async fn diff(repo: &Path, from: &str, to: &str, path: &str) -> Result<String, GitError> {
+    git_ok(repo, &["diff", "--no-color", from, to, "--", path]).await
+}
+
+/// The subject line of a commit.
+pub async fn subject(repo: &Path, commit: &str) -> Result<String, GitError> {
+    Ok(git_ok(repo, &["log", "-1", "--format=%s", commit])
+        .await?
+        .trim()
+        .to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sh(dir: &Path, args: &[&str]) {
+        let ok = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@t")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@t")
+            .status()
+            .unwrap();
+        assert!(ok.success(), "git {args:?}");
+    }
 
     #[tokio::test]
     async fn finds_the_root_and_refuses_other_folders() {
@@ -76,5 +218,69 @@ mod tests {
             current_branch(&root).await.unwrap().as_deref(),
             Some("trunk")
         );
+    }
+
+    #[tokio::test]
+    async fn branches_worktrees_and_commits_leave_the_checkout_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        sh(
+            dir.path(),
+            &["init", "-q", "-b", "main", repo.to_str().unwrap()],
+        );
+        std::fs::write(repo.join("a.txt"), "a").unwrap();
+        sh(&repo, &["add", "a.txt"]);
+        sh(&repo, &["commit", "-qm", "first"]);
+        std::fs::write(repo.join("a.txt"), "uncommitted").unwrap();
+
+        assert!(ensure_branch(&repo, "spectask/1-x", "nope").await.is_err());
+        ensure_branch(&repo, "spectask/1-x", "main").await.unwrap();
+        ensure_branch(&repo, "spectask/1-x", "main").await.unwrap();
+        let wt = dir.path().join("wt");
+        ensure_worktree(&repo, &wt, "spectask/1-x").await.unwrap();
+        ensure_worktree(&repo, &wt, "spectask/1-x").await.unwrap();
+        std::fs::create_dir_all(wt.join("specs/1-x")).unwrap();
+        std::fs::write(wt.join("specs/1-x/tasks.md"), "- [ ] 1. Do it\n").unwrap();
+        std::fs::write(wt.join("stray.txt"), "not committed").unwrap();
+        let sha = commit_paths(&wt, &["specs/1-x"], "spectask #1: spec v1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            commit_paths(&wt, &["specs/1-x"], "again")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(subject(&repo, &sha).await.unwrap(), "spectask #1: spec v1");
+        assert_eq!(
+            show(&repo, &sha, "specs/1-x/tasks.md")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("- [ ] 1. Do it\n")
+        );
+        assert_eq!(show(&repo, &sha, "stray.txt").await.unwrap(), None);
+        std::fs::write(wt.join("specs/1-x/tasks.md"), "- [x] 1. Do it\n").unwrap();
+        let sha2 = commit_paths(&wt, &["specs/1-x"], "v2")
+            .await
+            .unwrap()
+            .unwrap();
+        let d = diff(&repo, &sha, &sha2, "specs/1-x").await.unwrap();
+        assert!(
+            d.contains("-- [ ] 1. Do it") && d.contains("+- [x] 1. Do it"),
+            "{d}"
+        );
+
+        // The user's checkout is as it was: same branch, same uncommitted change.
+        assert_eq!(
+            current_branch(&repo).await.unwrap().as_deref(),
+            Some("main")
+        );
+        assert_eq!(
+            std::fs::read_to_string(repo.join("a.txt")).unwrap(),
+            "uncommitted"
+        );
+        assert!(!repo.join("specs").exists());
     }
 }
