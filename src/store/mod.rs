@@ -11,6 +11,7 @@
 
 mod agents;
 mod postgres;
+mod reviews;
 mod rows;
 mod sql;
 mod sqlite;
@@ -116,9 +117,10 @@ pub type Actor<'a> = &'a str;
 pub type MakeEvent<'a> = &'a (dyn Fn(Capacity) -> SpecTaskEvent + Send + Sync);
 
 pub use agents::{AgentStore, InstanceReport, NewPermissionRequest, NewTranscriptEntry};
+pub use reviews::{NewReviewComment, ReviewStore};
 
 #[async_trait]
-pub trait Store: AgentStore + Send + Sync + 'static {
+pub trait Store: AgentStore + ReviewStore + Send + Sync + 'static {
     /// Closes the pool; in-flight queries finish first.
     async fn close(&self);
 

@@ -258,3 +258,44 @@ pub fn permission_request(row: &AnyRow) -> Result<PermissionRequest> {
         resolved_at: opt_time(row, "resolved_at")?,
     })
 }
+
+pub const SPEC_VERSION_COLUMNS: &str = "id, spec_task_id, number, commit_sha, created_at";
+
+pub fn spec_version(row: &AnyRow) -> Result<SpecVersion> {
+    Ok(SpecVersion {
+        id: get(row, "id")?,
+        spec_task_id: get(row, "spec_task_id")?,
+        number: get(row, "number")?,
+        commit_sha: get(row, "commit_sha")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub const REVIEW_COMMENT_COLUMNS: &str = "id, spec_version_id, author, document, line_start, line_end, quote, body, resolved_at, created_at";
+
+pub fn review_comment(row: &AnyRow) -> Result<ReviewComment> {
+    Ok(ReviewComment {
+        id: get(row, "id")?,
+        spec_version_id: get(row, "spec_version_id")?,
+        author: get(row, "author")?,
+        document: get(row, "document")?,
+        line_start: get(row, "line_start")?,
+        line_end: get(row, "line_end")?,
+        quote: get(row, "quote")?,
+        body: get(row, "body")?,
+        resolved: get::<Option<i64>>(row, "resolved_at")?.is_some(),
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub const REVIEW_COLUMNS: &str = "id, spec_version_id, reviewer, verdict, created_at";
+
+pub fn review(row: &AnyRow) -> Result<Review> {
+    Ok(Review {
+        id: get(row, "id")?,
+        spec_version_id: get(row, "spec_version_id")?,
+        reviewer: get(row, "reviewer")?,
+        verdict: parsed(row, "verdict")?,
+        created_at: time(row, "created_at")?,
+    })
+}
