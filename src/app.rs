@@ -14,11 +14,15 @@ use crate::agents::manager::{AgentManager, AgentSettings};
 use crate::api::{self, AppState};
 use crate::auth::{generate_token, hash_token};
 use crate::config::{ServeConfig, TOKEN_FILE};
+use crate::orchestrator::planning::Planner;
+use crate::orchestrator::review::Reviewer;
 use crate::store::{self, Store};
 
 pub struct App {
     store: Arc<dyn Store>,
     agents: Arc<AgentManager>,
+    planner: Arc<Planner>,
+    background: bool,
     router: axum::Router,
     token_file: PathBuf,
 }
@@ -40,13 +44,19 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
         .reconcile()
         .await
         .context("reconciling agent state")?;
+    let tasks_dir = config.data_dir.join("tasks");
+    let planner = Planner::new(store.clone(), agents.clone(), tasks_dir.clone());
+    let reviewer = Arc::new(Reviewer::new(store.clone(), tasks_dir));
     let router = api::router(AppState {
         store: store.clone(),
         agents: agents.clone(),
+        reviewer,
     });
     Ok(App {
         store,
         agents,
+        planner,
+        background: config.background,
         router,
         token_file,
     })
@@ -65,13 +75,20 @@ impl App {
         &self.token_file
     }
 
+    pub fn planner(&self) -> Arc<Planner> {
+        self.planner.clone()
+    }
+
     /// Serves until `shutdown` resolves: then stops accepting, lets requests in
-    /// flight finish, and closes the database.
+    /// flight finish, stops the agents, and closes the database.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        if self.background {
+            self.planner.spawn_loop();
+        }
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

@@ -75,6 +75,9 @@ pub struct ServeConfig {
     pub default_agent: String,
     pub agent_timeouts: Timeouts,
     pub agent_restart: RestartPolicy,
+    /// Run the orchestrator's background loops (planning). Tests of the API alone
+    /// turn them off so nothing moves tasks under them.
+    pub background: bool,
 }
 
 impl ServeConfig {
@@ -88,6 +91,7 @@ impl ServeConfig {
             default_agent: DEFAULT_PROFILE.to_string(),
             agent_timeouts: Timeouts::default(),
             agent_restart: RestartPolicy::default(),
+            background: true,
         }
     }
 

@@ -9,4 +9,5 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod git;
+pub mod orchestrator;
 pub mod store;

@@ -7,6 +7,7 @@ mod error;
 mod events;
 mod extract;
 mod projects;
+mod reviews;
 mod sessions;
 mod spec_tasks;
 
@@ -24,6 +25,7 @@ pub use auth::Caller;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 
 use crate::agents::manager::AgentManager;
+use crate::orchestrator::review::Reviewer;
 use crate::store::Store;
 
 /// The largest request body accepted; larger ones get 413.
@@ -33,6 +35,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub agents: Arc<AgentManager>,
+    pub reviewer: Arc<Reviewer>,
 }
 
 #[derive(OpenApi)]
@@ -84,6 +87,10 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(agents::transcript))
         .routes(routes!(agents::list_permissions))
         .routes(routes!(agents::answer_permission))
+        .routes(routes!(reviews::list_versions))
+        .routes(routes!(reviews::get_version))
+        .routes(routes!(reviews::add_comment))
+        .routes(routes!(reviews::resolve_comment))
         .split_for_parts();
     doc.paths.paths = doc
         .paths

@@ -217,9 +217,19 @@ pub async fn action(
             "no action {action:?}; use start-planning, approve, request-changes, reject, cancel or retry"
         ))
     })?;
-    let task = state
-        .store
-        .transition_spec_task(id, action.event(), &caller.actor())
-        .await?;
+    let actor = caller.actor();
+    // Review verdicts go through the reviewer, which also records them and, for an
+    // approval, writes spec.json on the task branch.
+    let task = match action {
+        Action::Approve => state.reviewer.approve(id, &actor).await?,
+        Action::RequestChanges => state.reviewer.request_changes(id, &actor).await?,
+        Action::Reject => state.reviewer.reject(id, &actor).await?,
+        other => {
+            state
+                .store
+                .transition_spec_task(id, other.event(), &actor)
+                .await?
+        }
+    };
     Ok(Json(task))
 }

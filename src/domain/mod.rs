@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod project;
 pub mod requirements;
 pub mod review;
+pub mod spec_report;
 pub mod spec_task;
 pub mod tasks_md;
 pub mod work_session;

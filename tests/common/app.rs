@@ -35,6 +35,8 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeC
     let data_dir = dir.path().join("data");
     let mut config = ServeConfig::new("127.0.0.1:0", data_dir.clone());
     config.database_url = Some(db.url().to_string());
+    // API tests move tasks by hand; tests of the orchestrator turn it back on.
+    config.background = false;
     configure(&mut config);
     let app = spectask::app::build(&config).await.unwrap();
     let token = std::fs::read_to_string(app.token_file())
@@ -110,6 +112,11 @@ impl TestApp {
 
     /// Registers a fresh git repository as a project and returns its id.
     pub async fn project(&self) -> i64 {
+        self.project_with_repo().await.0
+    }
+
+    /// Registers a fresh repository and returns the project id and its path.
+    pub async fn project_with_repo(&self) -> (i64, std::path::PathBuf) {
         let repo = tempfile::tempdir().unwrap();
         git_init(repo.path());
         let (status, body) = self
@@ -118,9 +125,10 @@ impl TestApp {
                 serde_json::json!({ "path": repo.path() }),
             )
             .await;
+        let path = repo.path().canonicalize().unwrap();
         self.repos.lock().unwrap().push(repo);
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_i64().unwrap()
+        (body["id"].as_i64().unwrap(), path)
     }
 
     pub async fn task(&self, project_id: i64, prompt: &str) -> i64 {
@@ -145,11 +153,30 @@ impl TestApp {
     }
 }
 
+/// A git repository with one commit on `main`, as a user's project would be.
 pub fn git_init(path: &std::path::Path) {
-    let status = std::process::Command::new("git")
-        .args(["init", "-q", "-b", "main"])
-        .arg(path)
-        .status()
+    git(path, &["init", "-q", "-b", "main", "."]);
+    std::fs::write(path.join("README.md"), "# a project\n").unwrap();
+    git(path, &["add", "README.md"]);
+    git(path, &["commit", "-qm", "initial commit"]);
+}
+
+/// Runs git in `dir` as a test user and returns its output.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "user")
+        .env("GIT_AUTHOR_EMAIL", "user@example.com")
+        .env("GIT_COMMITTER_NAME", "user")
+        .env("GIT_COMMITTER_EMAIL", "user@example.com")
+        .output()
         .unwrap();
-    assert!(status.success());
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

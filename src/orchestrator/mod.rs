@@ -1,0 +1,7 @@
+//! The orchestrator: the background work that moves spec tasks along — for now
+//! planning (a planning agent writes the spec, spectask validates and commits it as a
+//! version) and spec review (approve, request changes, reject).
+
+pub mod planning;
+pub mod review;
+pub mod spec_files;

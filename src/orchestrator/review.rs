@@ -1,0 +1,324 @@
+//! Spec review: a version's documents (raw and rendered), its validation report, the
+//! diff from the previous version, comments, and the verdicts — approve (recorded in
+//! `spec.json` on the task branch), request changes (the planner revises), reject.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::spec_files::{self, SPEC_JSON};
+use crate::domain::spec_report::{SpecFiles, SpecReport};
+use crate::domain::*;
+use crate::git;
+use crate::store::{NewReviewComment, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    /// The request is fine but the spec's state does not allow it (409).
+    #[error("{0}")]
+    Refused(String),
+    /// The request names something that cannot be used (422).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SpecDocument {
+    pub name: String,
+    pub raw: String,
+    /// The document rendered to HTML (raw HTML in the markdown is escaped).
+    pub html: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SpecVersionView {
+    pub version: SpecVersion,
+    pub documents: Vec<SpecDocument>,
+    pub report: SpecReport,
+    /// The unified diff of the spec folder from the previous version; none for v1.
+    pub diff_from_previous: Option<String>,
+    pub comments: Vec<ReviewComment>,
+    pub reviews: Vec<Review>,
+}
+
+/// Markdown to HTML, with raw HTML shown as text so a spec cannot inject markup
+/// into the dashboard.
+pub fn render_markdown(text: &str) -> String {
+    use pulldown_cmark::{Event, Options, Parser, html};
+    let parser = Parser::new_ext(text, Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS).map(
+        |e| match e {
+            Event::Html(h) | Event::InlineHtml(h) => Event::Text(h),
+            other => other,
+        },
+    );
+    let mut out = String::new();
+    html::push_html(&mut out, parser);
+    out
+}
+
+pub struct Reviewer {
+    store: Arc<dyn Store>,
+    tasks_dir: PathBuf,
+}
+
+struct Located {
+    task: SpecTask,
+    repo: PathBuf,
+    spec_rel: String,
+}
+
+impl Reviewer {
+    pub fn new(store: Arc<dyn Store>, tasks_dir: PathBuf) -> Reviewer {
+        Reviewer { store, tasks_dir }
+    }
+
+    async fn locate(&self, spec_task_id: i64) -> Result<Located, ReviewError> {
+        let task = self.store.get_spec_task(spec_task_id).await?;
+        let project = self.store.get_project(task.project_id).await?;
+        let spec_rel = spec_files::spec_dir_rel(&project, &task);
+        Ok(Located {
+            task,
+            repo: PathBuf::from(project.path),
+            spec_rel,
+        })
+    }
+
+    async fn files_at(
+        &self,
+        at: &Located,
+        commit: &str,
+    ) -> Result<(SpecFiles, Vec<SpecDocument>), ReviewError> {
+        let mut documents = Vec::new();
+        for name in [
+            "requirements.md",
+            "spec.md",
+            "design.md",
+            "plan.md",
+            "tasks.md",
+        ] {
+            if let Some(raw) =
+                git::show(&at.repo, commit, &format!("{}/{name}", at.spec_rel)).await?
+            {
+                documents.push(SpecDocument {
+                    name: name.to_string(),
+                    html: render_markdown(&raw),
+                    raw,
+                });
+            }
+        }
+        let find = |names: &[&str]| {
+            names.iter().find_map(|n| {
+                documents
+                    .iter()
+                    .find(|d| d.name == *n)
+                    .map(|d| (d.name.clone(), d.raw.clone()))
+            })
+        };
+        let files = SpecFiles {
+            requirements: find(&["requirements.md", "spec.md"]),
+            design: find(&["design.md", "plan.md"]),
+            tasks: find(&["tasks.md"]),
+        };
+        Ok((files, documents))
+    }
+
+    pub async fn view(
+        &self,
+        spec_task_id: i64,
+        number: i64,
+    ) -> Result<SpecVersionView, ReviewError> {
+        let at = self.locate(spec_task_id).await?;
+        let version = self.store.get_spec_version(spec_task_id, number).await?;
+        let (files, documents) = self.files_at(&at, &version.commit_sha).await?;
+        let previous = match number {
+            1 => None,
+            n => Some(self.store.get_spec_version(spec_task_id, n - 1).await?),
+        };
+        let diff_from_previous = match previous {
+            Some(p) => {
+                Some(git::diff(&at.repo, &p.commit_sha, &version.commit_sha, &at.spec_rel).await?)
+            }
+            None => None,
+        };
+        Ok(SpecVersionView {
+            report: crate::domain::spec_report::check(&files),
+            documents,
+            diff_from_previous,
+            comments: self.store.list_review_comments(version.id).await?,
+            reviews: self.store.list_reviews(version.id).await?,
+            version,
+        })
+    }
+
+    /// A comment anchored to a document of a version by lines or by a quote that
+    /// must appear in it.
+    pub async fn comment(
+        &self,
+        spec_task_id: i64,
+        number: i64,
+        mut new: NewReviewComment,
+    ) -> Result<ReviewComment, ReviewError> {
+        let at = self.locate(spec_task_id).await?;
+        let version = self.store.get_spec_version(spec_task_id, number).await?;
+        if new.body.trim().is_empty() {
+            return Err(ReviewError::Invalid("body: must not be empty".into()));
+        }
+        let (_, documents) = self.files_at(&at, &version.commit_sha).await?;
+        let doc = documents
+            .iter()
+            .find(|d| d.name == new.document)
+            .ok_or_else(|| {
+                let names: Vec<&str> = documents.iter().map(|d| d.name.as_str()).collect();
+                ReviewError::Invalid(format!(
+                    "document: {:?} is not in spec version {number}; it has {}",
+                    new.document,
+                    names.join(", ")
+                ))
+            })?;
+        let lines = doc.raw.lines().count() as i64;
+        match (new.line_start, new.line_end) {
+            (Some(a), b) => {
+                let b = b.unwrap_or(a);
+                if a < 1 || b < a || b > lines {
+                    return Err(ReviewError::Invalid(format!(
+                        "lines {a}-{b} are not within {} (1-{lines})",
+                        new.document
+                    )));
+                }
+                new.line_end = Some(b);
+            }
+            (None, Some(_)) => {
+                return Err(ReviewError::Invalid("line_end needs line_start".into()));
+            }
+            (None, None) => {}
+        }
+        if let Some(q) = &new.quote
+            && !doc.raw.contains(q.as_str())
+        {
+            return Err(ReviewError::Invalid(format!(
+                "quote: not found in {}",
+                new.document
+            )));
+        }
+        new.spec_version_id = version.id;
+        Ok(self
+            .store
+            .add_review_comment(new.clone(), &new.author)
+            .await?)
+    }
+
+    async fn latest(&self, task: &SpecTask) -> Result<SpecVersion, ReviewError> {
+        self.store
+            .list_spec_versions(task.id)
+            .await?
+            .pop()
+            .ok_or_else(|| {
+                ReviewError::Refused(format!("spec task {} has no spec version yet", task.id))
+            })
+    }
+
+    /// Approves the latest spec version (refused if its report has errors), records
+    /// the approver and the approved commit in `spec.json`, and commits it.
+    pub async fn approve(&self, spec_task_id: i64, actor: &str) -> Result<SpecTask, ReviewError> {
+        let at = self.locate(spec_task_id).await?;
+        if at.task.status != SpecTaskStatus::SpecReview {
+            return Ok(self
+                .store
+                .transition_spec_task(spec_task_id, &SpecTaskEvent::Approve, actor)
+                .await?);
+        }
+        let version = self.latest(&at.task).await?;
+        let (files, _) = self.files_at(&at, &version.commit_sha).await?;
+        let report = crate::domain::spec_report::check(&files);
+        if !report.is_valid() {
+            return Err(ReviewError::Refused(format!(
+                "spec version {} cannot be approved; it has errors:\n{}",
+                version.number,
+                report.error_lines().join("\n")
+            )));
+        }
+        let task = self
+            .store
+            .transition_spec_task(spec_task_id, &SpecTaskEvent::Approve, actor)
+            .await?;
+        self.store
+            .record_review(version.id, Verdict::Approved, actor)
+            .await?;
+        let worktree = spec_files::task_worktree(&self.tasks_dir, &task);
+        git::ensure_worktree(&at.repo, &worktree, &task.branch).await?;
+        let extra = serde_json::json!({
+            "approved_by": actor,
+            "approved_version": version.number,
+            "approved_commit": version.commit_sha,
+            "approved_at": chrono::Utc::now().to_rfc3339(),
+        });
+        std::fs::create_dir_all(worktree.join(&at.spec_rel)).map_err(git::GitError::from)?;
+        std::fs::write(
+            worktree.join(&at.spec_rel).join(SPEC_JSON),
+            spec_files::spec_json(&task, version.number, "approved", extra),
+        )
+        .map_err(git::GitError::from)?;
+        let message = format!(
+            "spectask #{}: spec v{} approved by {actor}",
+            task.id, version.number
+        );
+        git::commit_paths(&worktree, &[&at.spec_rel], &message).await?;
+        Ok(task)
+    }
+
+    /// Sends the task back to planning; the planner revises with the open comments.
+    pub async fn request_changes(
+        &self,
+        spec_task_id: i64,
+        actor: &str,
+    ) -> Result<SpecTask, ReviewError> {
+        let at = self.locate(spec_task_id).await?;
+        let version = match at.task.status {
+            SpecTaskStatus::SpecReview => Some(self.latest(&at.task).await?),
+            _ => None,
+        };
+        let task = self
+            .store
+            .transition_spec_task(spec_task_id, &SpecTaskEvent::RequestChanges, actor)
+            .await?;
+        if let Some(v) = version {
+            self.store
+                .record_review(v.id, Verdict::ChangesRequested, actor)
+                .await?;
+        }
+        Ok(task)
+    }
+
+    /// Rejects the spec: the task is archived (`rejected`) and its branch kept.
+    pub async fn reject(&self, spec_task_id: i64, actor: &str) -> Result<SpecTask, ReviewError> {
+        let task = self.store.get_spec_task(spec_task_id).await?;
+        let version = self.store.list_spec_versions(task.id).await?.pop();
+        let task = self
+            .store
+            .transition_spec_task(spec_task_id, &|_| SpecTaskEvent::Reject, actor)
+            .await?;
+        if let Some(v) = version {
+            self.store
+                .record_review(v.id, Verdict::Rejected, actor)
+                .await?;
+        }
+        Ok(task)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn markdown_renders_and_raw_html_is_escaped() {
+        let html = super::render_markdown("# Title\n\n- [ ] task\n\n<script>alert(1)</script>\n");
+        assert!(html.contains("<h1>Title</h1>"), "{html}");
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;"), "{html}");
+    }
+}
