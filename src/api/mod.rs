@@ -91,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reviews::get_version))
         .routes(routes!(reviews::add_comment))
         .routes(routes!(reviews::resolve_comment))
+        .routes(routes!(reviews::import_spec))
         .split_for_parts();
     doc.paths.paths = doc
         .paths

@@ -11,6 +11,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Json, Path};
 use super::{AppState, Caller};
 use crate::domain::*;
+use crate::orchestrator::import::ImportRequest;
 use crate::orchestrator::review::{ReviewError, SpecVersionView};
 use crate::store::NewReviewComment;
 
@@ -97,4 +98,39 @@ pub async fn resolve_comment(
             .resolve_review_comment(id, &caller.actor())
             .await?,
     ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSpec {
+    /// Required when more than one project is registered.
+    pub project_id: Option<i64>,
+    pub title: String,
+    /// Where the spec came from (e.g. `.kiro/specs/login`).
+    pub source: Option<String>,
+    /// The spec's files by name: `requirements.md`, `design.md`, `tasks.md` (Kiro) or
+    /// `spec.md`, `plan.md`, `tasks.md` (spec-kit), and any other `.md` beside them.
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+/// Import an existing Kiro or spec-kit spec as a new task in `spec_review`, with the
+/// spec as version 1 on its branch.
+#[utoipa::path(post, path = "/spec-tasks/import", tag = "review", request_body = ImportSpec,
+    responses((status = 201, body = SpecTask), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn import_spec(
+    State(state): State<AppState>,
+    Json(body): Json<ImportSpec>,
+) -> ApiResult<(StatusCode, Json<SpecTask>)> {
+    let project_id = match body.project_id {
+        Some(id) => id,
+        None => super::spec_tasks::default_project(&state).await?,
+    };
+    let request = ImportRequest {
+        project_id,
+        source: body.source.unwrap_or_else(|| body.title.clone()),
+        title: body.title,
+        files: body.files,
+    };
+    let task = state.reviewer.import(request).await?;
+    Ok((StatusCode::CREATED, Json(task)))
 }

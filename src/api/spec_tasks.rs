@@ -132,7 +132,7 @@ fn check_title(title: &str) -> ApiResult<()> {
 }
 
 /// With one project registered, a task needs not name it.
-async fn default_project(state: &AppState) -> ApiResult<i64> {
+pub(super) async fn default_project(state: &AppState) -> ApiResult<i64> {
     let projects = state.store.list_projects().await?;
     match projects.as_slice() {
         [only] => Ok(only.id),

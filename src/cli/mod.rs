@@ -81,6 +81,20 @@ enum Command {
     /// Permission requests waiting for a person (project policy `ask`)
     #[command(subcommand)]
     Permissions(PermissionsCmd),
+    /// Specs on disk: validate them without a server
+    #[command(subcommand)]
+    Spec(SpecCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum SpecCmd {
+    /// Validate a spec folder, or one tasks.md / requirements.md / spec.md: EARS
+    /// patterns, the task graph, coverage; exit 1 when there are errors
+    Check {
+        path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -223,6 +237,25 @@ enum TaskCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The latest spec version (or --version N): documents, validation report, comments
+    Review {
+        id: i64,
+        #[arg(long)]
+        version: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import a Kiro (.kiro/specs/NAME) or spec-kit (specs/NNN-name) folder as a task
+    /// in spec review, with the spec as version 1
+    Import {
+        path: PathBuf,
+        #[arg(long)]
+        project: Option<i64>,
+        #[arg(long)]
+        title: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     StartPlanning(IdArgs),
     Approve(IdArgs),
     RequestChanges(IdArgs),
@@ -307,6 +340,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             serve(config).await
         }
+        Command::Spec(SpecCmd::Check { path, json }) => spec_check(&path, json),
         Command::Agents(AgentsCmd::Check {
             profile,
             timeout,
@@ -331,7 +365,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Agents(cmd) => agents(&client, cmd).await,
                 Command::Session(SessionCmd::Transcript(a)) => transcript(&client, a).await,
                 Command::Permissions(cmd) => permissions(&client, cmd).await,
-                Command::Serve { .. } => {
+                Command::Serve { .. } | Command::Spec(_) => {
                     unreachable!("handled above")
                 }
             }
@@ -621,6 +655,13 @@ async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
             println!("updated task {}: {}", t.id, t.title);
             return Ok(());
         }
+        TaskCmd::Review { id, version, json } => return review(client, id, version, json).await,
+        TaskCmd::Import {
+            path,
+            project,
+            title,
+            json,
+        } => return import(client, &path, project, title, json).await,
         TaskCmd::StartPlanning(a) => (
             format!("/spec-tasks/{}/start-planning", a.id),
             a.json,
@@ -894,5 +935,165 @@ async fn permissions(client: &Client, cmd: PermissionsCmd) -> anyhow::Result<()>
             );
         }
     }
+    Ok(())
+}
+
+/// Reads a spec from disk: a folder, or a single document named by its file name.
+fn read_spec(
+    path: &std::path::Path,
+) -> anyhow::Result<(crate::domain::spec_report::SpecFiles, bool)> {
+    use crate::domain::spec_report::SpecFiles;
+    if path.is_dir() {
+        return Ok((crate::orchestrator::spec_files::read(path), true));
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let doc = Some((name.clone(), text));
+    let files = match name.as_str() {
+        "tasks.md" => SpecFiles {
+            tasks: doc,
+            ..Default::default()
+        },
+        "requirements.md" | "spec.md" | "bugfix.md" => SpecFiles {
+            requirements: doc,
+            ..Default::default()
+        },
+        "design.md" | "plan.md" => SpecFiles {
+            design: doc,
+            ..Default::default()
+        },
+        other => anyhow::bail!(
+            "{other:?}: name a spec folder, tasks.md, requirements.md, spec.md or design.md"
+        ),
+    };
+    Ok((files, false))
+}
+
+fn spec_check(path: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    use crate::domain::spec_report;
+    let (files, whole) = read_spec(path)?;
+    let report = if whole {
+        spec_report::check(&files)
+    } else {
+        spec_report::check_present(&files)
+    };
+    if json {
+        output::json(&report)?;
+    } else {
+        print!("{}", report.render_text());
+    }
+    if !report.is_valid() {
+        anyhow::bail!("{} error(s) in {}", report.errors.len(), path.display());
+    }
+    Ok(())
+}
+
+async fn review(client: &Client, id: i64, version: Option<i64>, json: bool) -> anyhow::Result<()> {
+    let number = match version {
+        Some(n) => n,
+        None => {
+            let versions: Vec<SpecVersion> = client
+                .get(&format!("/spec-tasks/{id}/spec-versions"))
+                .await?;
+            versions
+                .last()
+                .map(|v| v.number)
+                .ok_or_else(|| anyhow::anyhow!("spec task {id} has no spec version yet"))?
+        }
+    };
+    let view: Value = client
+        .get(&format!("/spec-tasks/{id}/spec-versions/{number}"))
+        .await?;
+    if json {
+        return output::json(&view);
+    }
+    println!(
+        "spec version {number} of task {id} (commit {})",
+        view["version"]["commit_sha"].as_str().unwrap_or("")
+    );
+    for doc in view["documents"].as_array().into_iter().flatten() {
+        println!("\n==> {} <==", doc["name"].as_str().unwrap_or(""));
+        print!("{}", doc["raw"].as_str().unwrap_or(""));
+    }
+    let report: crate::domain::spec_report::SpecReport =
+        serde_json::from_value(view["report"].clone())?;
+    println!("\n==> validation <==");
+    print!("{}", report.render_text());
+    let open: Vec<&Value> = view["comments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["resolved"] == false)
+        .collect();
+    println!("\n==> open comments ({}) <==", open.len());
+    for c in open {
+        let at = match (c["line_start"].as_i64(), c["quote"].as_str()) {
+            (Some(l), _) => format!("{}:{l}", c["document"].as_str().unwrap_or("")),
+            (None, Some(q)) => format!("{} \"{q}\"", c["document"].as_str().unwrap_or("")),
+            _ => c["document"].as_str().unwrap_or("").to_string(),
+        };
+        println!(
+            "#{} {at} ({}): {}",
+            c["id"],
+            c["author"].as_str().unwrap_or(""),
+            c["body"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+async fn import(
+    client: &Client,
+    path: &std::path::Path,
+    project: Option<i64>,
+    title: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let dir = std::fs::canonicalize(path)
+        .with_context(|| format!("{} does not exist", path.display()))?;
+    let mut files = serde_json::Map::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type()?.is_file() && (name.ends_with(".md") || name == ".config.kiro") {
+            files.insert(name, Value::String(std::fs::read_to_string(entry.path())?));
+        }
+    }
+    if !files.contains_key("tasks.md") {
+        anyhow::bail!(
+            "{} has no tasks.md: not a Kiro or spec-kit spec folder",
+            dir.display()
+        );
+    }
+    let folder = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // spec-kit folders are numbered (`001-user-auth`): the number is not the title.
+    let name = folder
+        .trim_start_matches(|c: char| c.is_ascii_digit())
+        .trim_start_matches('-');
+    let title = title.unwrap_or_else(|| name.replace(['-', '_'], " "));
+    let body = json!({
+        "project_id": project,
+        "title": title,
+        "source": dir.display().to_string(),
+        "files": files,
+    });
+    let task: SpecTask = client.post("/spec-tasks/import", &body).await?;
+    if json {
+        return output::json(&task);
+    }
+    println!(
+        "imported {} as task {} [{}] with spec version 1 on branch {}",
+        dir.display(),
+        task.id,
+        task.status,
+        task.branch
+    );
     Ok(())
 }

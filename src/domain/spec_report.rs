@@ -12,7 +12,7 @@ pub struct SpecFiles {
     pub tasks: Option<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Finding {
     /// The document it is about, e.g. `tasks.md`.
     pub document: String,
@@ -20,13 +20,28 @@ pub struct Finding {
     pub message: String,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct SpecReport {
     pub errors: Vec<Finding>,
     pub warnings: Vec<Finding>,
 }
 
 impl SpecReport {
+    /// The report for a person: errors, then warnings.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for (title, findings) in [("errors", &self.errors), ("warnings", &self.warnings)] {
+            out.push_str(&format!("{title}: {}\n", findings.len()));
+            for f in findings {
+                match f.line {
+                    Some(l) => out.push_str(&format!("  {}:{l}: {}\n", f.document, f.message)),
+                    None => out.push_str(&format!("  {}: {}\n", f.document, f.message)),
+                }
+            }
+        }
+        out
+    }
+
     pub fn is_valid(&self) -> bool {
         self.errors.is_empty()
     }
@@ -51,8 +66,17 @@ fn error(document: &str, line: Option<usize>, message: impl Into<String>) -> Fin
     }
 }
 
-/// Checks a spec: every document is present and not empty.
+/// Checks a whole spec: every document must be present.
 pub fn check(files: &SpecFiles) -> SpecReport {
+    check_documents(files, true)
+}
+
+/// Checks the documents that are there (`spectask spec check tasks.md`).
+pub fn check_present(files: &SpecFiles) -> SpecReport {
+    check_documents(files, false)
+}
+
+fn check_documents(files: &SpecFiles, require_all: bool) -> SpecReport {
     let mut report = SpecReport::default();
     for (name, doc) in [
         ("requirements.md", &files.requirements),
@@ -60,7 +84,8 @@ pub fn check(files: &SpecFiles) -> SpecReport {
         ("tasks.md", &files.tasks),
     ] {
         match doc {
-            None => report.errors.push(error(name, None, "the file is missing")),
+            None if require_all => report.errors.push(error(name, None, "the file is missing")),
+            None => {}
             Some((shown, text)) if text.trim().is_empty() => {
                 report.errors.push(error(shown, None, "the file is empty"))
             }

@@ -123,6 +123,8 @@ pub enum SpecTaskEvent {
     },
     /// A person retries a failed task from the start of the phase it failed in.
     Retry(Capacity),
+    /// An existing spec (Kiro, spec-kit) was imported as version 1: straight to review.
+    Imported,
     Cancel,
 }
 
@@ -138,6 +140,7 @@ impl SpecTaskEvent {
             SpecTaskEvent::ImplementationFinished { .. } => "finish implementing",
             SpecTaskEvent::Fail { .. } => "fail",
             SpecTaskEvent::Retry(_) => "retry",
+            SpecTaskEvent::Imported => "import a spec into",
             SpecTaskEvent::Cancel => "cancel",
         }
     }
@@ -231,6 +234,7 @@ impl Lifecycle for SpecTaskState {
                 next => next,
             },
             (S::Planning, E::SpecWritten) => S::SpecReview,
+            (S::Backlog, E::Imported) => S::SpecReview,
             (S::SpecReview, E::Approve(c)) => enter_implementation(c),
             (S::SpecReview, E::RequestChanges(c)) => enter_planning(c),
             (S::SpecReview, E::Reject) => S::Rejected,
@@ -412,6 +416,7 @@ mod tests {
             E::Retry(free),
             E::Retry(pfull),
             E::Retry(ifull),
+            E::Imported,
             E::Cancel,
         ];
         let mut legal = vec![
@@ -422,6 +427,7 @@ mod tests {
             (S::ImplementationQueued, E::Admit(free), S::Implementing),
             (S::ImplementationQueued, E::Admit(pfull), S::Implementing),
             (S::Planning, E::SpecWritten, S::SpecReview),
+            (S::Backlog, E::Imported, S::SpecReview),
             (S::SpecReview, E::Approve(free), S::Implementing),
             (S::SpecReview, E::Approve(ifull), S::ImplementationQueued),
             (S::SpecReview, E::RequestChanges(free), S::Planning),

@@ -147,8 +147,13 @@ impl Planner {
             revision = revision_text(last.number, &open);
         }
         let number = versions.last().map_or(1, |v| v.number + 1);
-        let template = std::fs::read_to_string(worktree.join(PROJECT_TEMPLATE))
+        let mut template = std::fs::read_to_string(worktree.join(PROJECT_TEMPLATE))
             .unwrap_or_else(|_| PLANNING_TEMPLATE.to_string());
+        // A project's own template may leave the revision out; the comments must still
+        // reach the agent.
+        if !template.contains("{{revision}}") {
+            template.push_str("\n{{revision}}");
+        }
         let prompt = spec_files::render(
             &template,
             &[
@@ -156,6 +161,7 @@ impl Planner {
                 ("title", &task.title),
                 ("prompt", &task.prompt),
                 ("revision", &revision),
+                ("version", &number.to_string()),
             ],
         );
 

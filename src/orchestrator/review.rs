@@ -295,6 +295,11 @@ impl Reviewer {
         Ok(task)
     }
 
+    /// Creates a task whose version 1 is an imported spec, in `spec_review`.
+    pub async fn import(&self, req: super::import::ImportRequest) -> Result<SpecTask, ReviewError> {
+        super::import::import(&self.store, &self.tasks_dir, req).await
+    }
+
     /// Rejects the spec: the task is archived (`rejected`) and its branch kept.
     pub async fn reject(&self, spec_task_id: i64, actor: &str) -> Result<SpecTask, ReviewError> {
         let task = self.store.get_spec_task(spec_task_id).await?;
