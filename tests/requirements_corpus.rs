@@ -8,7 +8,7 @@
 //! number is either a regression or a deliberate improvement; either way the table
 //! has to be updated on purpose.
 //!
-//! The corpus is read from `../shared/corpus` next to the crate, or from the
+//! The corpus is read from `tests/corpus` (a byte-for-byte copy of the shared one), or from the
 //! directory named by `SPECTASK_CORPUS`.
 
 use std::path::{Path, PathBuf};
@@ -163,7 +163,7 @@ const TABLE: &[Expected] = &[
 fn corpus_root() -> PathBuf {
     match std::env::var_os("SPECTASK_CORPUS") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus")),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus")),
     }
 }
 

@@ -26,7 +26,7 @@ pub fn spec_dir_rel(project: &Project, task: &SpecTask) -> String {
 }
 
 /// Reads the documents of a spec folder (spec-kit's `spec.md` stands in for a
-/// missing `requirements.md`).
+/// missing `requirements.md`, and so does a Kiro bugfix spec's `bugfix.md`).
 pub fn read(dir: &Path) -> SpecFiles {
     let read = |name: &str| {
         std::fs::read_to_string(dir.join(name))
@@ -34,7 +34,9 @@ pub fn read(dir: &Path) -> SpecFiles {
             .map(|t| (name.to_string(), t))
     };
     SpecFiles {
-        requirements: read("requirements.md").or_else(|| read("spec.md")),
+        requirements: read("requirements.md")
+            .or_else(|| read("spec.md"))
+            .or_else(|| read("bugfix.md")),
         design: read("design.md").or_else(|| read("plan.md")),
         tasks: read("tasks.md"),
     }
