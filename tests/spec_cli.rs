@@ -20,7 +20,9 @@ fn corpus() -> PathBuf {
 
 fn spectask(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).env_remove("SPECTASK_URL").env_remove("SPECTASK_TOKEN");
+    cmd.args(args)
+        .env_remove("SPECTASK_URL")
+        .env_remove("SPECTASK_TOKEN");
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -75,7 +77,12 @@ fn set_dir(short: &str) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{number}-")))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{number}-"))
+        })
         .unwrap_or_else(|| panic!("{short} is not in {}", dir.display()))
 }
 
@@ -83,11 +90,22 @@ fn set_dir(short: &str) -> PathBuf {
 fn spec_check_on_the_corpus() {
     let mut seen = 0;
     for (short, errors, warnings) in PINNED {
-        let out = spectask(&["spec", "check", "--json", set_dir(short).to_str().unwrap()], &[]);
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{short}: {e}"));
-        let got = (report["errors"].as_array().unwrap().len(), report["warnings"].as_array().unwrap().len());
+        let out = spectask(
+            &["spec", "check", "--json", set_dir(short).to_str().unwrap()],
+            &[],
+        );
+        let report: Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{short}: {e}"));
+        let got = (
+            report["errors"].as_array().unwrap().len(),
+            report["warnings"].as_array().unwrap().len(),
+        );
         assert_eq!(got, (*errors, *warnings), "{short}: {}", report["errors"]);
-        assert_eq!(out.status.success(), *errors == 0, "{short}: exit code follows the errors");
+        assert_eq!(
+            out.status.success(),
+            *errors == 0,
+            "{short}: exit code follows the errors"
+        );
         seen += 1;
     }
     let total: usize = ["kiro", "speckit", "other"]
@@ -96,7 +114,10 @@ fn spec_check_on_the_corpus() {
         .sum();
     assert_eq!(seen, total, "every corpus set is pinned");
     // A full report for one set: coverage of every requirement.
-    let out = spectask(&["spec", "check", set_dir("kiro/01").to_str().unwrap()], &[]);
+    let out = spectask(
+        &["spec", "check", set_dir("kiro/01").to_str().unwrap()],
+        &[],
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("requirements: 8 with 40 criteria"), "{text}");
     assert!(text.contains("requirement 8 → 3, 8, 10, 13"), "{text}");
@@ -106,7 +127,11 @@ fn spec_check_on_the_corpus() {
 fn spec_check_reports_cycles_as_errors_and_non_ears_as_warnings() {
     let dir = tempfile::tempdir().unwrap();
     let tasks = dir.path().join("tasks.md");
-    std::fs::write(&tasks, "- [ ] 1. A\n  - _Depends: 3_\n- [ ] 2. B\n- [ ] 3. C\n").unwrap();
+    std::fs::write(
+        &tasks,
+        "- [ ] 1. A\n  - _Depends: 3_\n- [ ] 2. B\n- [ ] 3. C\n",
+    )
+    .unwrap();
     let out = spectask(&["spec", "check", tasks.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
@@ -131,7 +156,14 @@ fn spec_check_reports_cycles_as_errors_and_non_ears_as_warnings() {
         .collect();
     assert_eq!(patterns, ["not_ears", "event_driven", "gherkin"]);
     assert_eq!(report["warnings"].as_array().unwrap().len(), 2);
-    let bad = spectask(&["spec", "check", dir.path().join("nope.md").to_str().unwrap()], &[]);
+    let bad = spectask(
+        &[
+            "spec",
+            "check",
+            dir.path().join("nope.md").to_str().unwrap(),
+        ],
+        &[],
+    );
     assert!(!bad.status.success());
 }
 
@@ -139,8 +171,14 @@ fn spec_check_reports_cycles_as_errors_and_non_ears_as_warnings() {
 async fn import_kiro_and_speckit_folders_then_review_them() {
     let app = spawn_app(Backend::Sqlite).await;
     let (project, repo) = app.project_with_repo().await;
-    let env = [("SPECTASK_URL", app.url.as_str()), ("SPECTASK_TOKEN", app.token.as_str())];
-    let cases = [("kiro/01", "user authentication"), ("speckit/04", "hello world")];
+    let env = [
+        ("SPECTASK_URL", app.url.as_str()),
+        ("SPECTASK_TOKEN", app.token.as_str()),
+    ];
+    let cases = [
+        ("kiro/01", "user authentication"),
+        ("speckit/04", "hello world"),
+    ];
     for (short, title) in cases {
         let dir = set_dir(short);
         let out = tokio::task::spawn_blocking({
@@ -149,12 +187,26 @@ async fn import_kiro_and_speckit_folders_then_review_them() {
             let env = env.map(|(k, v)| (k, v.to_string()));
             move || {
                 let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                spectask(&["task", "import", dir.to_str().unwrap(), "--project", &project, "--json"], &envs)
+                spectask(
+                    &[
+                        "task",
+                        "import",
+                        dir.to_str().unwrap(),
+                        "--project",
+                        &project,
+                        "--json",
+                    ],
+                    &envs,
+                )
             }
         })
         .await
         .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let task: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(task["status"], "spec_review");
         assert!(task["title"].as_str().unwrap().contains(title), "{task}");
@@ -162,9 +214,17 @@ async fn import_kiro_and_speckit_folders_then_review_them() {
         let branch = task["branch"].as_str().unwrap();
         let spec = format!("specs/{}", task["spec_dir_name"].as_str().unwrap());
         let tasks_md = std::fs::read_to_string(dir.join("tasks.md")).unwrap();
-        assert_eq!(git(&repo, &["show", &format!("{branch}:{spec}/tasks.md")]), tasks_md, "byte for byte");
-        assert!(git(&repo, &["log", "-1", "--format=%s", branch]).contains("spec v1 (imported from"));
-        let (_, view) = app.get(&format!("/api/v1/spec-tasks/{id}/spec-versions/1")).await;
+        assert_eq!(
+            git(&repo, &["show", &format!("{branch}:{spec}/tasks.md")]),
+            tasks_md,
+            "byte for byte"
+        );
+        assert!(
+            git(&repo, &["log", "-1", "--format=%s", branch]).contains("spec v1 (imported from")
+        );
+        let (_, view) = app
+            .get(&format!("/api/v1/spec-tasks/{id}/spec-versions/1"))
+            .await;
         assert_eq!(view["version"]["number"], 1);
         assert!(!view["report"]["tasks"].as_array().unwrap().is_empty());
 
@@ -178,7 +238,10 @@ async fn import_kiro_and_speckit_folders_then_review_them() {
         .await
         .unwrap();
         let text = String::from_utf8(out.stdout).unwrap();
-        assert!(text.contains("==> tasks.md <==") && text.contains("==> validation <=="), "{text}");
+        assert!(
+            text.contains("==> tasks.md <==") && text.contains("==> validation <=="),
+            "{text}"
+        );
         assert!(text.contains("==> open comments (0) <=="), "{text}");
     }
     // A folder without tasks.md is refused before anything is created.
