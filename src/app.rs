@@ -14,6 +14,7 @@ use crate::agents::manager::{AgentManager, AgentSettings};
 use crate::api::{self, AppState};
 use crate::auth::{generate_token, hash_token};
 use crate::config::{ServeConfig, TOKEN_FILE};
+use crate::orchestrator::implementation::Implementer;
 use crate::orchestrator::planning::Planner;
 use crate::orchestrator::review::Reviewer;
 use crate::store::{self, Store};
@@ -22,6 +23,7 @@ pub struct App {
     store: Arc<dyn Store>,
     agents: Arc<AgentManager>,
     planner: Arc<Planner>,
+    implementer: Arc<Implementer>,
     background: bool,
     router: axum::Router,
     token_file: PathBuf,
@@ -46,6 +48,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
         .context("reconciling agent state")?;
     let tasks_dir = config.data_dir.join("tasks");
     let planner = Planner::new(store.clone(), agents.clone(), tasks_dir.clone());
+    let implementer = Implementer::new(store.clone(), agents.clone(), tasks_dir.clone());
     let reviewer = Arc::new(Reviewer::new(store.clone(), tasks_dir));
     let router = api::router(AppState {
         store: store.clone(),
@@ -56,6 +59,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
         store,
         agents,
         planner,
+        implementer,
         background: config.background,
         router,
         token_file,
@@ -79,6 +83,10 @@ impl App {
         self.planner.clone()
     }
 
+    pub fn implementer(&self) -> Arc<Implementer> {
+        self.implementer.clone()
+    }
+
     /// Serves until `shutdown` resolves: then stops accepting, lets requests in
     /// flight finish, stops the agents, and closes the database.
     pub async fn run(
@@ -88,6 +96,7 @@ impl App {
     ) -> anyhow::Result<()> {
         if self.background {
             self.planner.spawn_loop();
+            self.implementer.spawn_loop();
         }
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)

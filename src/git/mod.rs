@@ -153,6 +153,82 @@ pub async fn commit_paths(
     ))
 }
 
+/// A new worktree at `path` on a new branch `branch` cut from `from`'s tip.
+pub async fn add_branch_worktree(
+    repo: &Path,
+    path: &Path,
+    branch: &str,
+    from: &str,
+) -> Result<(), GitError> {
+    if path.join(".git").exists() {
+        return Ok(());
+    }
+    git_ok(repo, &["worktree", "prune"]).await?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let path_text = path.to_string_lossy();
+    if branch_head(repo, branch).await?.is_some() {
+        git_ok(repo, &["worktree", "add", "--quiet", &path_text, branch]).await?;
+    } else {
+        git_ok(
+            repo,
+            &["worktree", "add", "--quiet", "-b", branch, &path_text, from],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Commits everything in a worktree (new, changed and deleted files).
+pub async fn commit_all(worktree: &Path, message: &str) -> Result<Option<String>, GitError> {
+    commit_paths(worktree, &["."], message).await
+}
+
+/// What a merge did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Merge {
+    /// Merged as this commit.
+    Merged(String),
+    /// The branches conflict in these files; the merge was aborted, nothing changed.
+    Conflict(Vec<String>),
+}
+
+/// Merges `branch` into the branch checked out in `worktree` with a merge commit.
+/// A conflict is never resolved here: the merge is aborted and reported.
+pub async fn merge(worktree: &Path, branch: &str, message: &str) -> Result<Merge, GitError> {
+    let out = run(
+        worktree,
+        &["merge", "--no-ff", "--no-edit", "-m", message, branch],
+    )
+    .await?;
+    if out.ok {
+        let head = git_ok(worktree, &["rev-parse", "HEAD"]).await?;
+        return Ok(Merge::Merged(head.trim().to_string()));
+    }
+    let conflicted = git_ok(worktree, &["diff", "--name-only", "--diff-filter=U"]).await?;
+    let files: Vec<String> = conflicted.lines().map(str::to_string).collect();
+    let _ = run(worktree, &["merge", "--abort"]).await;
+    if files.is_empty() {
+        return Err(GitError::Failed {
+            command: format!("merge {branch}"),
+            stderr: out.stderr,
+        });
+    }
+    Ok(Merge::Conflict(files))
+}
+
+/// Removes a worktree unless it holds uncommitted work (then it stays and `false`).
+pub async fn remove_worktree(repo: &Path, path: &Path) -> Result<bool, GitError> {
+    let status = git_ok(path, &["status", "--porcelain"]).await?;
+    if !status.trim().is_empty() {
+        return Ok(false);
+    }
+    let path_text = path.to_string_lossy();
+    git_ok(repo, &["worktree", "remove", &path_text]).await?;
+    Ok(true)
+}
+
 /// A file's content at a commit, if it exists there.
 pub async fn show(repo: &Path, commit: &str, path: &str) -> Result<Option<String>, GitError> {
     let out = run(repo, &["show", &format!("{commit}:{path}")]).await?;

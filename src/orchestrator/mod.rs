@@ -2,6 +2,7 @@
 //! planning (a planning agent writes the spec, spectask validates and commits it as a
 //! version) and spec review (approve, request changes, reject).
 
+pub mod implementation;
 pub mod import;
 pub mod planning;
 pub mod review;

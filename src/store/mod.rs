@@ -10,6 +10,7 @@
 //!   once (waiting on `busy_timeout`) instead of failing on a stale read snapshot.
 
 mod agents;
+mod implementation;
 mod postgres;
 mod reviews;
 mod rows;
@@ -117,10 +118,11 @@ pub type Actor<'a> = &'a str;
 pub type MakeEvent<'a> = &'a (dyn Fn(Capacity) -> SpecTaskEvent + Send + Sync);
 
 pub use agents::{AgentStore, InstanceReport, NewPermissionRequest, NewTranscriptEntry};
+pub use implementation::{ImplementationStore, NewImplementationTask};
 pub use reviews::{NewReviewComment, ReviewStore};
 
 #[async_trait]
-pub trait Store: AgentStore + ReviewStore + Send + Sync + 'static {
+pub trait Store: AgentStore + ReviewStore + ImplementationStore + Send + Sync + 'static {
     /// Closes the pool; in-flight queries finish first.
     async fn close(&self);
 

@@ -299,3 +299,24 @@ pub fn review(row: &AnyRow) -> Result<Review> {
         created_at: time(row, "created_at")?,
     })
 }
+
+pub const IMPLEMENTATION_TASK_COLUMNS: &str = "id, spec_task_id, task_key, title, details, status, depends_on, requirements, optional, parallel";
+
+pub fn implementation_task(row: &AnyRow) -> Result<ImplementationTask> {
+    let list = |col: &str| -> Result<Vec<String>> {
+        serde_json::from_value(json(row, col)?)
+            .map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+    };
+    Ok(ImplementationTask {
+        id: get(row, "id")?,
+        spec_task_id: get(row, "spec_task_id")?,
+        key: get(row, "task_key")?,
+        title: get(row, "title")?,
+        details: get(row, "details")?,
+        status: parsed(row, "status")?,
+        depends_on: list("depends_on")?,
+        requirements: list("requirements")?,
+        optional: get::<i64>(row, "optional")? != 0,
+        parallel: get::<i64>(row, "parallel")? != 0,
+    })
+}

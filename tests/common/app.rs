@@ -15,6 +15,7 @@ pub struct TestApp {
     pub token: String,
     pub store: Arc<dyn Store>,
     pub agents: Arc<spectask::agents::manager::AgentManager>,
+    pub implementer: Arc<spectask::orchestrator::implementation::Implementer>,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -45,6 +46,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeC
         .to_string();
     let store = app.store();
     let agents = app.agents();
+    let implementer = app.implementer();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -56,6 +58,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeC
         token,
         store,
         agents,
+        implementer,
         data_dir,
         http: reqwest::Client::new(),
         shutdown: Some(tx),

@@ -49,6 +49,11 @@ pub const TASKS: &str = "# Implementation Plan
 /// Writes the sample spec on the task branch, commits it, records it as the next
 /// spec version and moves the task from `planning` to `spec_review`.
 pub async fn record_version(app: &TestApp, task_id: i64, design: &str) -> i64 {
+    record_spec(app, task_id, design, TASKS).await
+}
+
+/// Like [`record_version`], with a plan of one's own.
+pub async fn record_spec(app: &TestApp, task_id: i64, design: &str, tasks: &str) -> i64 {
     let task = app.store.get_spec_task(task_id).await.unwrap();
     let project = app.store.get_project(task.project_id).await.unwrap();
     let repo = std::path::PathBuf::from(&project.path);
@@ -65,7 +70,7 @@ pub async fn record_version(app: &TestApp, task_id: i64, design: &str) -> i64 {
     for (name, text) in [
         ("requirements.md", REQUIREMENTS),
         ("design.md", design),
-        ("tasks.md", TASKS),
+        ("tasks.md", tasks),
     ] {
         std::fs::write(dir.join(name), text).unwrap();
     }

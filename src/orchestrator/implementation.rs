@@ -1,0 +1,544 @@
+//! Implementation: the approved `tasks.md` becomes implementation tasks and their
+//! dependency graph; every ready task runs as a work session in its own worktree and
+//! branch, in its own thread of the task's agent instance; when a session ends its
+//! work is committed and merged into the task branch through a per-task merge queue
+//! (one merge at a time), `tasks.md` is ticked and the session's history written;
+//! then the next ready tasks start. When every task is done the SpecTask goes to
+//! implementation review.
+//!
+//! Not here yet (issue 5 continues): conflict-fixing sessions (a conflict waits for a
+//! person), spawning, coordination delivery, progress views, crash recovery of
+//! running sessions after a server restart, and `spectask demo`.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use super::spec_files;
+use crate::agents::manager::AgentManager;
+use crate::domain::tasks_md::{self, Mark};
+use crate::domain::*;
+use crate::git::{self, Merge};
+use crate::store::{
+    NewCoordinationEvent, NewImplementationTask, NewWorkSession, Store, StoreError,
+};
+
+pub const IMPLEMENTATION_TEMPLATE: &str = include_str!("../../templates/implementation.md");
+pub const PROJECT_TEMPLATE: &str = ".spectask/implementation.md";
+/// Attempts a session gets when its agent crashes or its thread is interrupted.
+pub const MAX_ATTEMPTS: i64 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImplError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub struct Implementer {
+    store: Arc<dyn Store>,
+    agents: Arc<AgentManager>,
+    tasks_dir: PathBuf,
+    /// Sessions this process is driving.
+    running: Mutex<HashSet<i64>>,
+    /// One merge at a time per SpecTask.
+    merge_locks: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+}
+
+/// What one step did for one SpecTask.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepOutcome {
+    pub started: Vec<String>,
+    pub finished: bool,
+}
+
+impl Implementer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        agents: Arc<AgentManager>,
+        tasks_dir: PathBuf,
+    ) -> Arc<Implementer> {
+        Arc::new(Implementer {
+            store,
+            agents,
+            tasks_dir,
+            running: Mutex::new(HashSet::new()),
+            merge_locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs a step at start and one whenever events are committed.
+    pub fn spawn_loop(self: &Arc<Self>) {
+        let me = self.clone();
+        let mut events = self.store.subscribe_events();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.run_once().await {
+                    tracing::error!(error = %e, "implementation step");
+                }
+                if events.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// One step over every SpecTask in `implementing`.
+    pub async fn run_once(self: &Arc<Self>) -> Result<HashMap<i64, StepOutcome>, ImplError> {
+        let filter = crate::store::SpecTaskFilter {
+            status: Some(SpecTaskStatus::Implementing),
+            limit: 500,
+            ..Default::default()
+        };
+        let (tasks, _) = self.store.list_spec_tasks(&filter).await?;
+        let mut outcomes = HashMap::new();
+        for task in tasks {
+            match self.step(&task).await {
+                Ok(o) => {
+                    outcomes.insert(task.id, o);
+                }
+                Err(e) => tracing::error!(task = task.id, error = %e, "implementation step"),
+            }
+        }
+        Ok(outcomes)
+    }
+
+    fn task_worktree(&self, task: &SpecTask) -> PathBuf {
+        spec_files::task_worktree(&self.tasks_dir, task)
+    }
+
+    /// The plan's tasks, created from the approved tasks.md on first use.
+    async fn plan(
+        &self,
+        task: &SpecTask,
+        project: &Project,
+    ) -> Result<Vec<ImplementationTask>, ImplError> {
+        let existing = self.store.list_implementation_tasks(task.id).await?;
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+        let worktree = self.task_worktree(task);
+        git::ensure_worktree(Path::new(&project.path), &worktree, &task.branch).await?;
+        let tasks_md = worktree
+            .join(spec_files::spec_dir_rel(project, task))
+            .join("tasks.md");
+        let text = std::fs::read_to_string(&tasks_md)
+            .map_err(|e| ImplError::Other(format!("reading {}: {e}", tasks_md.display())))?;
+        let doc = tasks_md::parse(&text);
+        let graph = tasks_md::graph(&doc);
+        let depends: HashMap<&str, &Vec<String>> = graph
+            .nodes
+            .iter()
+            .map(|n| (n.key.as_str(), &n.depends))
+            .collect();
+        let new = doc
+            .top_level()
+            .map(|item| NewImplementationTask {
+                key: item.key.clone(),
+                title: item.title.clone(),
+                details: item.details.join("\n"),
+                depends_on: depends
+                    .get(item.key.as_str())
+                    .map(|d| d.to_vec())
+                    .unwrap_or_default(),
+                requirements: item.requirements.clone(),
+                optional: item.optional,
+                parallel: item.parallel,
+            })
+            .collect();
+        Ok(self.store.create_implementation_tasks(task.id, new).await?)
+    }
+
+    async fn step(self: &Arc<Self>, task: &SpecTask) -> Result<StepOutcome, ImplError> {
+        let project = self.store.get_project(task.project_id).await?;
+        let plan = self.plan(task, &project).await?;
+        let mut outcome = StepOutcome::default();
+        let finished = |s: ImplementationTaskStatus| {
+            matches!(
+                s,
+                ImplementationTaskStatus::Done | ImplementationTaskStatus::Skipped
+            )
+        };
+        if plan.iter().all(|t| finished(t.status)) {
+            self.store
+                .transition_spec_task(
+                    task.id,
+                    &|_| SpecTaskEvent::ImplementationFinished { review_gate: true },
+                    "system",
+                )
+                .await?;
+            outcome.finished = true;
+            return Ok(outcome);
+        }
+        let done: HashSet<&str> = plan
+            .iter()
+            .filter(|t| finished(t.status))
+            .map(|t| t.key.as_str())
+            .collect();
+        let in_progress = plan
+            .iter()
+            .filter(|t| t.status == ImplementationTaskStatus::InProgress)
+            .count();
+        let limit = task
+            .max_parallel_sessions
+            .unwrap_or(project.settings.max_parallel_sessions)
+            .max(1) as usize;
+        let ready: Vec<&ImplementationTask> = plan
+            .iter()
+            .filter(|t| t.status == ImplementationTaskStatus::Pending)
+            .filter(|t| t.depends_on.iter().all(|d| done.contains(d.as_str())))
+            .collect();
+        for t in ready.into_iter().take(limit.saturating_sub(in_progress)) {
+            self.start(task, &project, t).await?;
+            outcome.started.push(t.key.clone());
+        }
+        Ok(outcome)
+    }
+
+    async fn start(
+        self: &Arc<Self>,
+        task: &SpecTask,
+        project: &Project,
+        item: &ImplementationTask,
+    ) -> Result<(), ImplError> {
+        let repo = PathBuf::from(&project.path);
+        let spec_dir = self
+            .task_worktree(task)
+            .join(spec_files::spec_dir_rel(project, task));
+        let template = std::fs::read_to_string(self.task_worktree(task).join(PROJECT_TEMPLATE))
+            .unwrap_or_else(|_| IMPLEMENTATION_TEMPLATE.to_string());
+        let session = self
+            .store
+            .create_work_session(
+                NewWorkSession {
+                    spec_task_id: task.id,
+                    parent_id: None,
+                    implementation_task_id: Some(item.id),
+                    kind: WorkSessionKind::Implementation,
+                    name: format!("{}. {}", item.key, item.title),
+                    prompt: String::new(),
+                },
+                "system",
+            )
+            .await?;
+        // Git refs cannot nest under an existing branch name, so a session's branch
+        // is the task branch with a suffix rather than a sub-path.
+        let branch = format!("{}--{}", task.branch, slugify(&item.key));
+        let worktree = self
+            .tasks_dir
+            .join(task.id.to_string())
+            .join("sessions")
+            .join(session.id.to_string());
+        git::add_branch_worktree(&repo, &worktree, &branch, &task.branch).await?;
+        self.store
+            .set_session_workspace(session.id, &branch, &worktree.display().to_string())
+            .await?;
+        let prompt = spec_files::render(
+            &template,
+            &[
+                ("spec_title", &task.title),
+                ("worktree", &worktree.display().to_string()),
+                ("key", &item.key),
+                ("title", &item.title),
+                ("details", &item.details),
+                ("requirements", &item.requirements.join(", ")),
+                ("spec_dir", &spec_dir.display().to_string()),
+            ],
+        );
+        self.store
+            .transition_implementation_task(item.id, ImplementationTaskEvent::Start, "system")
+            .await?;
+        self.store
+            .transition_work_session(session.id, WorkSessionEvent::Start, None, "system")
+            .await?;
+        self.running.lock().await.insert(session.id);
+        let me = self.clone();
+        let (task, project, item) = (task.clone(), project.clone(), item.clone());
+        tokio::spawn(async move {
+            if let Err(e) = me
+                .run_session(
+                    &task, &project, &item, session.id, &worktree, &branch, &prompt,
+                )
+                .await
+            {
+                tracing::error!(session = session.id, error = %e, "work session");
+            }
+            me.running.lock().await.remove(&session.id);
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn run_session(
+        &self,
+        task: &SpecTask,
+        project: &Project,
+        item: &ImplementationTask,
+        session_id: i64,
+        worktree: &Path,
+        branch: &str,
+        prompt: &str,
+    ) -> Result<(), ImplError> {
+        let runtime = self
+            .agents
+            .runtime(task.id)
+            .await
+            .map_err(|e| ImplError::Other(e.to_string()))?;
+        let mut attempt = 1;
+        let mut text = prompt.to_string();
+        loop {
+            let turn = async {
+                runtime
+                    .open_thread(session_id, worktree.to_path_buf())
+                    .await?;
+                runtime.prompt(session_id, &text).await
+            }
+            .await;
+            match turn {
+                Ok(_) => break,
+                Err(e) if attempt < MAX_ATTEMPTS => {
+                    // Retried in the same worktree with a continuation prompt.
+                    let reason = e.to_string();
+                    let _ = self
+                        .store
+                        .transition_work_session(
+                            session_id,
+                            WorkSessionEvent::Interrupt,
+                            Some(reason.clone()),
+                            "system",
+                        )
+                        .await;
+                    self.store
+                        .transition_work_session(
+                            session_id,
+                            WorkSessionEvent::Start,
+                            None,
+                            "system",
+                        )
+                        .await?;
+                    attempt += 1;
+                    text = format!(
+                        "Your previous attempt at this task was interrupted ({reason}). Continue where it stopped; \
+                         the worktree holds what was done.\n\n{prompt}"
+                    );
+                }
+                Err(e) => return self.fail(task, item, session_id, e.to_string()).await,
+            }
+        }
+        let message = format!(
+            "spectask #{}: task {} (session {session_id})",
+            task.id, item.key
+        );
+        git::commit_all(worktree, &message).await?;
+        if let Some(command) = &project.settings.verification_command
+            && let Err(output) = verify(worktree, command).await
+        {
+            // One follow-up with the output, then the session fails.
+            let follow_up =
+                format!("The verification command `{command}` failed:\n{output}\nFix it.");
+            let _ = runtime.prompt(session_id, &follow_up).await;
+            git::commit_all(worktree, &message).await?;
+            if let Err(output) = verify(worktree, command).await {
+                return self
+                    .fail(
+                        task,
+                        item,
+                        session_id,
+                        format!("verification failed twice:\n{output}"),
+                    )
+                    .await;
+            }
+        }
+        self.store
+            .transition_work_session(session_id, WorkSessionEvent::TurnEnded, None, "system")
+            .await?;
+        self.store
+            .transition_work_session(session_id, WorkSessionEvent::VerifyPassed, None, "system")
+            .await?;
+        self.merge(task, project, item, session_id, worktree, branch)
+            .await
+    }
+
+    async fn merge(
+        &self,
+        task: &SpecTask,
+        project: &Project,
+        item: &ImplementationTask,
+        session_id: i64,
+        worktree: &Path,
+        branch: &str,
+    ) -> Result<(), ImplError> {
+        let lock = self
+            .merge_locks
+            .lock()
+            .await
+            .entry(task.id)
+            .or_default()
+            .clone();
+        let _queue = lock.lock().await;
+        // Merges are recorded, so replaying one is a no-op.
+        if self.store.merge_commit(session_id).await?.is_some() {
+            return Ok(());
+        }
+        let repo = PathBuf::from(&project.path);
+        let task_worktree = self.task_worktree(task);
+        git::ensure_worktree(&repo, &task_worktree, &task.branch).await?;
+        let message = format!(
+            "spectask #{}: merge task {} (session {session_id})",
+            task.id, item.key
+        );
+        let merged = match git::merge(&task_worktree, branch, &message).await? {
+            Merge::Merged(commit) => commit,
+            Merge::Conflict(files) => {
+                self.store
+                    .post_coordination_event(
+                        NewCoordinationEvent {
+                            spec_task_id: task.id,
+                            kind: CoordinationKind::Conflict,
+                            from_session_id: Some(session_id),
+                            to_session_id: None,
+                            message: format!(
+                                "merging task {} conflicts in {}",
+                                item.key,
+                                files.join(", ")
+                            ),
+                            payload: json!({ "files": files, "branch": branch }),
+                        },
+                        "system",
+                    )
+                    .await?;
+                self.store
+                    .transition_work_session(session_id, WorkSessionEvent::Conflict, None, "system")
+                    .await?;
+                return Ok(());
+            }
+        };
+        // Tick the task in tasks.md and write the session's history, on the task branch.
+        let spec_rel = spec_files::spec_dir_rel(project, task);
+        let tasks_path = task_worktree.join(&spec_rel).join("tasks.md");
+        if let Ok(text) = std::fs::read_to_string(&tasks_path) {
+            let doc = tasks_md::parse(&text);
+            if let Some(found) = doc.get(&item.key)
+                && let Ok(ticked) = tasks_md::set_mark(&text, found.line, Mark::Done)
+            {
+                std::fs::write(&tasks_path, ticked).map_err(git::GitError::from)?;
+            }
+        }
+        let history_dir = task_worktree.join(&spec_rel).join("history");
+        std::fs::create_dir_all(&history_dir).map_err(git::GitError::from)?;
+        let history = self.history(session_id, item, branch, &merged).await?;
+        std::fs::write(
+            history_dir.join(format!("session-{session_id}-{}.md", slugify(&item.key))),
+            history,
+        )
+        .map_err(git::GitError::from)?;
+        git::commit_paths(
+            &task_worktree,
+            &[&spec_rel],
+            &format!("spectask #{}: task {} done", task.id, item.key),
+        )
+        .await?;
+        self.store.record_merge(session_id, &merged).await?;
+        self.store
+            .transition_work_session(session_id, WorkSessionEvent::Merged, None, "system")
+            .await?;
+        self.store
+            .transition_implementation_task(item.id, ImplementationTaskEvent::Complete, "system")
+            .await?;
+        // The worktree goes once its branch is merged (never with uncommitted work).
+        let _ = git::remove_worktree(&repo, worktree).await;
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        session_id: i64,
+        item: &ImplementationTask,
+        branch: &str,
+        merged: &str,
+    ) -> Result<String, ImplError> {
+        let session = self.store.get_work_session(session_id).await?;
+        let mut out = format!(
+            "# Session {session_id}: task {} — {}\n\n- branch: `{branch}`\n- attempts: {}\n- merged as: `{merged}`\n\n## Transcript\n\n",
+            item.key, item.title, session.attempt
+        );
+        for entry in self.store.list_transcript(session_id, 0).await? {
+            out.push_str(&format!(
+                "### {}\n\n{}\n\n",
+                entry.kind,
+                entry.content.trim_end()
+            ));
+        }
+        Ok(out)
+    }
+
+    async fn fail(
+        &self,
+        task: &SpecTask,
+        item: &ImplementationTask,
+        session_id: i64,
+        reason: String,
+    ) -> Result<(), ImplError> {
+        let _ = self
+            .store
+            .transition_work_session(session_id, WorkSessionEvent::Fail, Some(reason), "system")
+            .await;
+        self.store
+            .transition_implementation_task(item.id, ImplementationTaskEvent::Fail, "system")
+            .await?;
+        // Everything that waits on it, directly or not, is blocked until a person decides.
+        let plan = self.store.list_implementation_tasks(task.id).await?;
+        let mut blocked: HashSet<String> = HashSet::from([item.key.clone()]);
+        loop {
+            let more: Vec<&ImplementationTask> = plan
+                .iter()
+                .filter(|t| {
+                    !blocked.contains(&t.key) && t.depends_on.iter().any(|d| blocked.contains(d))
+                })
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            for t in more {
+                blocked.insert(t.key.clone());
+                if t.status == ImplementationTaskStatus::Pending {
+                    let _ = self
+                        .store
+                        .transition_implementation_task(
+                            t.id,
+                            ImplementationTaskEvent::Block,
+                            "system",
+                        )
+                        .await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the project's verification command in a worktree.
+async fn verify(worktree: &Path, command: &str) -> Result<(), String> {
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(worktree)
+        .output()
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

@@ -1,0 +1,225 @@
+//! Storage for implementation: the tasks of an approved plan, and where each work
+//! session's work lives and was merged.
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::rows::{self, now_ms};
+use super::sql::{Bind, SqlStore};
+use super::{Actor, Result, Store, StoreError, not_found};
+use crate::domain::*;
+
+#[derive(Debug, Clone)]
+pub struct NewImplementationTask {
+    pub key: String,
+    pub title: String,
+    pub details: String,
+    pub depends_on: Vec<String>,
+    pub requirements: Vec<String>,
+    pub optional: bool,
+    pub parallel: bool,
+}
+
+#[async_trait]
+pub trait ImplementationStore: Send + Sync + 'static {
+    /// Records the plan's tasks once; a second call returns the existing ones.
+    async fn create_implementation_tasks(
+        &self,
+        spec_task_id: i64,
+        tasks: Vec<NewImplementationTask>,
+    ) -> Result<Vec<ImplementationTask>>;
+    /// In plan order.
+    async fn list_implementation_tasks(&self, spec_task_id: i64)
+    -> Result<Vec<ImplementationTask>>;
+    async fn transition_implementation_task(
+        &self,
+        id: i64,
+        event: ImplementationTaskEvent,
+        actor: Actor<'_>,
+    ) -> Result<ImplementationTask>;
+    /// Where a session works: its branch and worktree.
+    async fn set_session_workspace(
+        &self,
+        id: i64,
+        branch: &str,
+        worktree: &str,
+    ) -> Result<WorkSession>;
+    /// Records the merge of a session's branch; refuses a second one.
+    async fn record_merge(&self, id: i64, commit: &str) -> Result<()>;
+    async fn merge_commit(&self, id: i64) -> Result<Option<String>>;
+}
+
+#[async_trait]
+impl ImplementationStore for SqlStore {
+    async fn create_implementation_tasks(
+        &self,
+        spec_task_id: i64,
+        tasks: Vec<NewImplementationTask>,
+    ) -> Result<Vec<ImplementationTask>> {
+        let task = Store::get_spec_task(self, spec_task_id).await?;
+        let existing = self.list_implementation_tasks(spec_task_id).await?;
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+        let mut tx = self.begin().await?;
+        for (position, t) in tasks.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO implementation_tasks (spec_task_id, task_key, title, details, status, depends_on, \
+                 requirements, optional, parallel, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(spec_task_id)
+            .bind(&t.key)
+            .bind(&t.title)
+            .bind(&t.details)
+            .bind(ImplementationTaskStatus::Pending.as_str())
+            .bind(json!(t.depends_on).to_string())
+            .bind(json!(t.requirements).to_string())
+            .bind(i64::from(t.optional))
+            .bind(i64::from(t.parallel))
+            .bind(position as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let event = NewEvent {
+            project_id: Some(task.project_id),
+            spec_task_id: Some(spec_task_id),
+            entity: "spec_task",
+            entity_id: Some(spec_task_id),
+            kind: "implementation_tasks.created",
+            data: json!({ "keys": tasks.iter().map(|t| &t.key).collect::<Vec<_>>() }),
+        };
+        self.commit_with(tx, event, "system").await?;
+        self.list_implementation_tasks(spec_task_id).await
+    }
+
+    async fn list_implementation_tasks(
+        &self,
+        spec_task_id: i64,
+    ) -> Result<Vec<ImplementationTask>> {
+        let sql = format!(
+            "SELECT {} FROM implementation_tasks WHERE spec_task_id = $1 ORDER BY position",
+            rows::IMPLEMENTATION_TASK_COLUMNS
+        );
+        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id)])
+            .await?
+            .iter()
+            .map(rows::implementation_task)
+            .collect()
+    }
+
+    async fn transition_implementation_task(
+        &self,
+        id: i64,
+        event: ImplementationTaskEvent,
+        actor: Actor<'_>,
+    ) -> Result<ImplementationTask> {
+        let table = (
+            "implementation_tasks",
+            rows::IMPLEMENTATION_TASK_COLUMNS,
+            "id",
+        );
+        let current = self
+            .fetch_by(
+                &self.pool,
+                table,
+                id,
+                "implementation task",
+                rows::implementation_task,
+            )
+            .await?;
+        let next = current.status.apply(event)?;
+        let task = Store::get_spec_task(self, current.spec_task_id).await?;
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "UPDATE implementation_tasks SET status = $1 WHERE id = $2 AND status = $3 RETURNING {}",
+            rows::IMPLEMENTATION_TASK_COLUMNS
+        );
+        let row = sqlx::query(&sql)
+            .bind(next.as_str())
+            .bind(id)
+            .bind(current.status.as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Conflict(format!(
+                    "implementation task {id} changed status concurrently"
+                ))
+            })?;
+        let updated = rows::implementation_task(&row)?;
+        let event = NewEvent {
+            project_id: Some(task.project_id),
+            spec_task_id: Some(task.id),
+            entity: "implementation_task",
+            entity_id: Some(id),
+            kind: "implementation_task.status_changed",
+            data: json!({ "key": current.key, "from": current.status, "to": next }),
+        };
+        self.commit_with(tx, event, actor).await?;
+        Ok(updated)
+    }
+
+    async fn set_session_workspace(
+        &self,
+        id: i64,
+        branch: &str,
+        worktree: &str,
+    ) -> Result<WorkSession> {
+        let session = Store::get_work_session(self, id).await?;
+        let task = Store::get_spec_task(self, session.spec_task_id).await?;
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE work_sessions SET branch = $1, worktree_path = $2, updated_at = $3 WHERE id = $4")
+            .bind(branch)
+            .bind(worktree)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let event = NewEvent {
+            project_id: Some(task.project_id),
+            spec_task_id: Some(task.id),
+            entity: "work_session",
+            entity_id: Some(id),
+            kind: "work_session.workspace",
+            data: json!({ "branch": branch, "worktree": worktree }),
+        };
+        self.commit_with(tx, event, "system").await?;
+        Store::get_work_session(self, id).await
+    }
+
+    async fn record_merge(&self, id: i64, commit: &str) -> Result<()> {
+        let session = Store::get_work_session(self, id).await?;
+        let task = Store::get_spec_task(self, session.spec_task_id).await?;
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "UPDATE work_sessions SET merge_commit = $1 WHERE id = $2 AND merge_commit IS NULL",
+        )
+        .bind(commit)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "work session {id} is already merged"
+            )));
+        }
+        let event = NewEvent {
+            project_id: Some(task.project_id),
+            spec_task_id: Some(task.id),
+            entity: "work_session",
+            entity_id: Some(id),
+            kind: "work_session.merged",
+            data: json!({ "commit": commit }),
+        };
+        self.commit_with(tx, event, "system").await
+    }
+
+    async fn merge_commit(&self, id: i64) -> Result<Option<String>> {
+        use sqlx::Row;
+        let row = sqlx::query("SELECT merge_commit FROM work_sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| not_found("work session", id))?;
+        Ok(row.try_get("merge_commit")?)
+    }
+}

@@ -1,0 +1,200 @@
+//! The approved plan runs as parallel work sessions: a six-task diamond with `(P)`
+//! markers and max parallel 3, with the scripted agent doing each task's edit.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::app::{TestApp, git, spawn_app_with};
+use common::db::Backend;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use spectask::agents::profile::AgentProfile;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_spectask-test-agent");
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Each task's details are the scripted agent's commands.
+const PLAN: &str = "# Implementation Plan
+
+- [ ] 1. Base
+  - write base.txt base
+- [ ] 2. Left
+  - write left.txt left
+  - sleep 300
+  - _Depends: 1_
+- [ ] 3. Right (P)
+  - write right.txt right
+  - sleep 300
+- [ ] 4. Middle (P)
+  - write middle.txt middle
+  - sleep 300
+- [ ] 5. Join
+  - write join.txt join
+  - _Depends: 2, 3, 4_
+- [ ] 6. Docs
+  - write docs.txt docs
+  - _Depends: 1_
+";
+
+async fn wait_status(app: &TestApp, task: i64, status: &str) -> Value {
+    let mut events = app.store.subscribe_events();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let (_, body) = app.get(&format!("/api/v1/spec-tasks/{task}")).await;
+            if body["status"] == status {
+                return body;
+            }
+            events.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("task {task} never reached {status}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_diamond_plan_runs_in_parallel_and_merges_every_task_once() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config
+            .agent_profiles
+            .insert("test".into(), AgentProfile::new(AGENT, &[]));
+        config.default_agent = "test".into();
+    })
+    .await;
+    let (project, repo) = app.project_with_repo().await;
+    // The project's implementation prompt is the task's details, so the scripted
+    // agent carries them out.
+    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
+    std::fs::write(
+        repo.join(".spectask/implementation.md"),
+        "{{details}}\nsay finished {{key}}\n",
+    )
+    .unwrap();
+    git(&repo, &["add", ".spectask"]);
+    git(&repo, &["commit", "-qm", "implementation template"]);
+    let (status, _) = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/projects/{project}"),
+            Some(json!({ "max_parallel_sessions": 3 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let id = app.task(project, "Diamond").await;
+    app.post(
+        &format!("/api/v1/spec-tasks/{id}/start-planning"),
+        json!({}),
+    )
+    .await;
+    common::spec::record_spec(&app, id, common::spec::DESIGN, PLAN).await;
+    // Approval starts the implementation loop (the app was started without loops,
+    // so this test drives them: the planner is not needed, the implementer is).
+    let (status, body) = app
+        .post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("implementing")),
+        "{body}"
+    );
+    let implementer = app.implementer.clone();
+    let mut events = app.store.subscribe_events();
+    let driver = tokio::spawn(async move {
+        loop {
+            implementer.run_once().await.unwrap();
+            if events.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let done = wait_status(&app, id, "implementation_review").await;
+    driver.abort();
+    let branch = done["branch"].as_str().unwrap().to_string();
+
+    // Ordering and parallelism, read from the recorded status changes.
+    let (_, page) = app
+        .get(&format!("/api/v1/events?spec_task={id}&limit=1000"))
+        .await;
+    let mut started: HashMap<String, i64> = HashMap::new();
+    let mut finished: HashMap<String, i64> = HashMap::new();
+    let (mut running, mut most) = (0i64, 0i64);
+    for e in page["items"].as_array().unwrap() {
+        if e["kind"] != "implementation_task.status_changed" {
+            continue;
+        }
+        let key = e["data"]["key"].as_str().unwrap().to_string();
+        match e["data"]["to"].as_str().unwrap() {
+            "in_progress" => {
+                started.insert(key, e["id"].as_i64().unwrap());
+                running += 1;
+                most = most.max(running);
+            }
+            "done" => {
+                finished.insert(key, e["id"].as_i64().unwrap());
+                running -= 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    for (task, deps) in [
+        ("2", vec!["1"]),
+        ("3", vec!["1"]),
+        ("4", vec!["1"]),
+        ("6", vec!["1"]),
+        ("5", vec!["2", "3", "4"]),
+    ] {
+        for d in deps {
+            assert!(
+                started[task] > finished[d],
+                "task {task} started before {d} was merged"
+            );
+        }
+    }
+    assert!(most <= 3, "at most 3 sessions at once, saw {most}");
+    assert!(most >= 2, "at least 2 sessions ran at once, saw {most}");
+
+    // The task branch holds every task's work exactly once, tasks.md all ticked,
+    // and one history file per session.
+    for file in ["base", "left", "right", "middle", "join", "docs"] {
+        assert_eq!(git(&repo, &["show", &format!("{branch}:{file}.txt")]), file);
+    }
+    let log = git(&repo, &["log", "--format=%s", &branch]);
+    for key in 1..=6 {
+        let merges = log
+            .lines()
+            .filter(|l| l.contains(&format!("merge task {key} (session")))
+            .count();
+        assert_eq!(merges, 1, "task {key} merged once:\n{log}");
+    }
+    let spec = format!("specs/{}", done["spec_dir_name"].as_str().unwrap());
+    let tasks_md = git(&repo, &["show", &format!("{branch}:{spec}/tasks.md")]);
+    assert_eq!(tasks_md.matches("- [x] ").count(), 6, "{tasks_md}");
+    assert!(!tasks_md.contains("- [ ] "), "{tasks_md}");
+    let history = git(
+        &repo,
+        &[
+            "ls-tree",
+            "--name-only",
+            &format!("{branch}:{spec}/history"),
+        ],
+    );
+    assert_eq!(history.lines().count(), 6, "{history}");
+    // Merged worktrees are gone; the user's checkout never moved.
+    assert_eq!(
+        git(&repo, &["symbolic-ref", "--short", "HEAD"]).trim(),
+        "main"
+    );
+    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    assert_eq!(sessions.len(), 6);
+    for s in &sessions {
+        assert_eq!(
+            s.status,
+            spectask::domain::WorkSessionStatus::Completed,
+            "{}",
+            s.name
+        );
+        assert!(!std::path::Path::new(s.worktree_path.as_ref().unwrap()).exists());
+    }
+    app.shutdown().await;
+}
