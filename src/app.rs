@@ -54,6 +54,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
         store: store.clone(),
         agents: agents.clone(),
         reviewer,
+        implementer: implementer.clone(),
     });
     Ok(App {
         store,

@@ -198,3 +198,126 @@ async fn a_diamond_plan_runs_in_parallel_and_merges_every_task_once() {
     }
     app.shutdown().await;
 }
+
+/// Waits, on the event log, until the plan's statuses are `expected` (key → status).
+async fn wait_plan(app: &TestApp, task: i64, expected: &[(&str, &str)]) {
+    let mut events = app.store.subscribe_events();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let (_, plan) = app
+                .get(&format!("/api/v1/spec-tasks/{task}/implementation-tasks"))
+                .await;
+            let status = |key: &str| {
+                plan.as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|t| t["key"] == key)
+                    .map(|t| t["status"].as_str().unwrap().to_string())
+            };
+            if expected
+                .iter()
+                .all(|(k, s)| status(k).as_deref() == Some(*s))
+            {
+                return;
+            }
+            events.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the plan never reached {expected:?}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_fails_twice_blocks_its_dependents_and_skip_unblocks_them() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config
+            .agent_profiles
+            .insert("test".into(), AgentProfile::new(AGENT, &[]));
+        config.default_agent = "test".into();
+        config.agent_restart.backoff = Duration::from_millis(20);
+    })
+    .await;
+    let (project, repo) = app.project_with_repo().await;
+    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
+    std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
+    git(&repo, &["add", ".spectask"]);
+    git(&repo, &["commit", "-qm", "implementation template"]);
+    let plan = "- [ ] 1. Independent\n  - write ind.txt ind\n- [ ] 2. Fragile (P)\n  - crash\n\
+                - [ ] 3. After fragile\n  - write after.txt after\n  - _Depends: 2_\n";
+    let id = app.task(project, "Fragile").await;
+    app.post(
+        &format!("/api/v1/spec-tasks/{id}/start-planning"),
+        json!({}),
+    )
+    .await;
+    common::spec::record_spec(&app, id, common::spec::DESIGN, plan).await;
+    app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
+        .await;
+    let implementer = app.implementer.clone();
+    let mut events = app.store.subscribe_events();
+    let driver = tokio::spawn(async move {
+        loop {
+            implementer.run_once().await.unwrap();
+            if events.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    wait_plan(
+        &app,
+        id,
+        &[("1", "done"), ("2", "failed"), ("3", "blocked")],
+    )
+    .await;
+    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    let fragile = sessions.iter().find(|s| s.name.starts_with("2.")).unwrap();
+    assert_eq!(fragile.status, spectask::domain::WorkSessionStatus::Failed);
+    assert_eq!(fragile.attempt, 2, "retried once in the same worktree");
+    assert_eq!(
+        app.get(&format!("/api/v1/spec-tasks/{id}")).await.1["status"],
+        "implementing"
+    );
+    let (_, progress) = app.get(&format!("/api/v1/spec-tasks/{id}/progress")).await;
+    assert_eq!(
+        (
+            progress["tasks_total"].as_i64(),
+            progress["tasks_done"].as_i64()
+        ),
+        (Some(3), Some(1))
+    );
+
+    // Refused choices change nothing; `skip` unblocks what waited on the failure.
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/spec-tasks/{id}/implementation-tasks/3/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, _) = app
+        .post(
+            &format!("/api/v1/spec-tasks/{id}/implementation-tasks/9/skip"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/spec-tasks/{id}/implementation-tasks/2/skip"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("skipped")),
+        "{body}"
+    );
+    let done = wait_status(&app, id, "implementation_review").await;
+    driver.abort();
+    let branch = done["branch"].as_str().unwrap();
+    assert_eq!(
+        git(&repo, &["show", &format!("{branch}:after.txt")]),
+        "after"
+    );
+    app.shutdown().await;
+}

@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod events;
 mod extract;
+mod implementation;
 mod projects;
 mod reviews;
 mod sessions;
@@ -25,6 +26,7 @@ pub use auth::Caller;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 
 use crate::agents::manager::AgentManager;
+use crate::orchestrator::implementation::Implementer;
 use crate::orchestrator::review::Reviewer;
 use crate::store::Store;
 
@@ -36,6 +38,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub agents: Arc<AgentManager>,
     pub reviewer: Arc<Reviewer>,
+    pub implementer: Arc<Implementer>,
 }
 
 #[derive(OpenApi)]
@@ -92,6 +95,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(reviews::add_comment))
         .routes(routes!(reviews::resolve_comment))
         .routes(routes!(reviews::import_spec))
+        .routes(routes!(implementation::list_tasks))
+        .routes(routes!(implementation::decide))
+        .routes(routes!(implementation::progress))
         .split_for_parts();
     doc.paths.paths = doc
         .paths

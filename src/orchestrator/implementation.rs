@@ -176,6 +176,7 @@ impl Implementer {
             outcome.finished = true;
             return Ok(outcome);
         }
+        self.resume_orphans(task, &project, &plan).await?;
         let done: HashSet<&str> = plan
             .iter()
             .filter(|t| finished(t.status))
@@ -199,6 +200,145 @@ impl Implementer {
             outcome.started.push(t.key.clone());
         }
         Ok(outcome)
+    }
+
+    /// Sessions a previous server process was driving when it died: they are retried
+    /// in their own worktree with a continuation prompt (a recorded merge is never
+    /// done again).
+    async fn resume_orphans(
+        self: &Arc<Self>,
+        task: &SpecTask,
+        project: &Project,
+        plan: &[ImplementationTask],
+    ) -> Result<(), ImplError> {
+        let running = self.running.lock().await.clone();
+        for session in self.store.list_work_sessions(task.id).await? {
+            let active = matches!(
+                session.status,
+                WorkSessionStatus::Running
+                    | WorkSessionStatus::Verifying
+                    | WorkSessionStatus::Merging
+                    | WorkSessionStatus::Interrupted
+            );
+            if !active
+                || running.contains(&session.id)
+                || session.kind != WorkSessionKind::Implementation
+            {
+                continue;
+            }
+            let Some(item) = plan
+                .iter()
+                .find(|t| Some(t.id) == session.implementation_task_id)
+            else {
+                continue;
+            };
+            let (Some(branch), Some(worktree)) =
+                (session.branch.clone(), session.worktree_path.clone())
+            else {
+                continue;
+            };
+            tracing::info!(
+                session = session.id,
+                "resuming a session left by an earlier server"
+            );
+            self.running.lock().await.insert(session.id);
+            let worktree = PathBuf::from(worktree);
+            git::add_branch_worktree(Path::new(&project.path), &worktree, &branch, &task.branch)
+                .await?;
+            if session.status != WorkSessionStatus::Interrupted {
+                let _ = self
+                    .store
+                    .transition_work_session(
+                        session.id,
+                        WorkSessionEvent::Interrupt,
+                        Some("the server restarted".into()),
+                        "system",
+                    )
+                    .await;
+            }
+            self.store
+                .transition_work_session(session.id, WorkSessionEvent::Start, None, "system")
+                .await?;
+            let prompt = format!(
+                "spectask restarted while you worked on task {} ({}). Continue where you stopped; the \
+                 worktree holds what was done.\n\n{}",
+                item.key, item.title, item.details
+            );
+            let me = self.clone();
+            let (task, project, item) = (task.clone(), project.clone(), item.clone());
+            tokio::spawn(async move {
+                let result = me
+                    .run_session(
+                        &task, &project, &item, session.id, &worktree, &branch, &prompt,
+                    )
+                    .await;
+                if let Err(e) = result {
+                    tracing::error!(session = session.id, error = %e, "resumed work session");
+                }
+                me.running.lock().await.remove(&session.id);
+            });
+        }
+        Ok(())
+    }
+
+    /// A person's choice about an implementation task: `retry` a failed one, `skip`
+    /// one (done, nothing merged) or `cancel` it. Tasks blocked only by failures that
+    /// are now resolved become ready again.
+    pub async fn decide(
+        &self,
+        spec_task_id: i64,
+        key: &str,
+        event: ImplementationTaskEvent,
+        actor: &str,
+    ) -> Result<ImplementationTask, ImplError> {
+        let plan = self.store.list_implementation_tasks(spec_task_id).await?;
+        let item = plan
+            .iter()
+            .find(|t| t.key == key)
+            .ok_or_else(|| StoreError::NotFound {
+                entity: "implementation task",
+                id: key.to_string(),
+            })?;
+        let updated = self
+            .store
+            .transition_implementation_task(item.id, event, actor)
+            .await?;
+        let plan = self.store.list_implementation_tasks(spec_task_id).await?;
+        let failed: HashSet<&str> = plan
+            .iter()
+            .filter(|t| t.status == ImplementationTaskStatus::Failed)
+            .map(|t| t.key.as_str())
+            .collect();
+        let by_key: HashMap<&str, &ImplementationTask> =
+            plan.iter().map(|t| (t.key.as_str(), t)).collect();
+        // A blocked task is freed when nothing it waits on, directly or not, has failed.
+        let waits_on_failure = |start: &ImplementationTask| {
+            let mut stack: Vec<&str> = start.depends_on.iter().map(String::as_str).collect();
+            let mut seen = HashSet::new();
+            while let Some(k) = stack.pop() {
+                if !seen.insert(k) {
+                    continue;
+                }
+                if failed.contains(k) {
+                    return true;
+                }
+                if let Some(t) = by_key.get(k) {
+                    stack.extend(t.depends_on.iter().map(String::as_str));
+                }
+            }
+            false
+        };
+        for t in plan
+            .iter()
+            .filter(|t| t.status == ImplementationTaskStatus::Blocked)
+        {
+            if !waits_on_failure(t) {
+                self.store
+                    .transition_implementation_task(t.id, ImplementationTaskEvent::Unblock, actor)
+                    .await?;
+            }
+        }
+        Ok(updated)
     }
 
     async fn start(
@@ -251,13 +391,15 @@ impl Implementer {
                 ("spec_dir", &spec_dir.display().to_string()),
             ],
         );
+        // Marked as driven here before its status says running, so a concurrent step
+        // never takes it for an orphan.
+        self.running.lock().await.insert(session.id);
         self.store
             .transition_implementation_task(item.id, ImplementationTaskEvent::Start, "system")
             .await?;
         self.store
             .transition_work_session(session.id, WorkSessionEvent::Start, None, "system")
             .await?;
-        self.running.lock().await.insert(session.id);
         let me = self.clone();
         let (task, project, item) = (task.clone(), project.clone(), item.clone());
         tokio::spawn(async move {
