@@ -824,7 +824,14 @@ async fn events_by_cursor(backend: Backend) {
     let only_b = only_b["items"].as_array().unwrap();
     assert_eq!(only_b.len(), 1);
     assert_eq!(only_b[0]["spec_task_id"], b);
-    for bad in ["after=-1", "limit=0", "limit=1001", "after=x"] {
+    // A long poll answers as soon as the next event is committed.
+    let url = format!("{}/api/v1/events?after={}&wait=20", app.url, ids[4]);
+    let request = app.http.get(url).bearer_auth(&app.token).send();
+    let (response, created) = tokio::join!(request, app.task(project, "late"));
+    let page: Value = response.unwrap().json().await.unwrap();
+    assert_eq!(page["items"][0]["kind"], "spec_task.created", "{page}");
+    assert_eq!(page["items"][0]["entity_id"], created);
+    for bad in ["after=-1", "limit=0", "limit=1001", "after=x", "wait=31"] {
         let (status, body) = app.get(&format!("/api/v1/events?{bad}")).await;
         assert_error(
             status,

@@ -21,6 +21,9 @@ pub struct EventsQuery {
     pub spec_task: Option<i64>,
     /// Page size, 1 to 1000 (default 100).
     pub limit: Option<i64>,
+    /// Long poll: when nothing is new, wait up to this many seconds (at most 30)
+    /// for the next event before answering.
+    pub wait: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -42,7 +45,21 @@ pub async fn list(
         return Err(ApiError::Validation("after: must be 0 or more".into()));
     }
     let limit = page_limit(q.limit, 100, 1000)?;
-    let items = state.store.list_events(after, q.spec_task, limit).await?;
+    let wait = match q.wait {
+        Some(w) if w > 30 => return Err(ApiError::Validation("wait: at most 30 seconds".into())),
+        w => std::time::Duration::from_secs(w.unwrap_or(0)),
+    };
+    // Subscribed before the first read, so an event committed in between still wakes us.
+    let mut changes = state.store.subscribe_events();
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut items = state.store.list_events(after, q.spec_task, limit).await?;
+    while items.is_empty()
+        && tokio::time::timeout_at(deadline, changes.changed())
+            .await
+            .is_ok_and(|r| r.is_ok())
+    {
+        items = state.store.list_events(after, q.spec_task, limit).await?;
+    }
     let next_after = items.last().map_or(after, |e| e.id);
     Ok(Json(EventPage { items, next_after }))
 }

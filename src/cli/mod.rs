@@ -693,7 +693,9 @@ async fn events(
     json: bool,
 ) -> anyhow::Result<()> {
     loop {
-        let mut path = format!("/events?after={after}&limit=1000");
+        // --follow long-polls: the server answers as soon as something happens.
+        let wait = if follow { 25 } else { 0 };
+        let mut path = format!("/events?after={after}&limit=1000&wait={wait}");
         if let Some(t) = task {
             path.push_str(&format!("&spec_task={t}"));
         }
@@ -717,10 +719,6 @@ async fn events(
         after = page["next_after"].as_i64().unwrap_or(after);
         if !follow {
             return Ok(());
-        }
-        // The WebSocket feed arrives with the dashboard; until then --follow polls.
-        if items.is_empty() {
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         }
     }
 }
