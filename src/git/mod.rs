@@ -197,6 +197,13 @@ pub enum Merge {
 /// Merges `branch` into the branch checked out in `worktree` with a merge commit.
 /// A conflict is never resolved here: the merge is aborted and reported.
 pub async fn merge(worktree: &Path, branch: &str, message: &str) -> Result<Merge, GitError> {
+    // A merge a killed process left half-done is abandoned first; it is redone below.
+    if git(worktree, &["rev-parse", "-q", "--verify", "MERGE_HEAD"])
+        .await?
+        .is_some()
+    {
+        git_ok(worktree, &["merge", "--abort"]).await?;
+    }
     let out = run(
         worktree,
         &["merge", "--no-ff", "--no-edit", "-m", message, branch],

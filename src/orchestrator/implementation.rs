@@ -113,6 +113,13 @@ impl Implementer {
         spec_files::task_worktree(&self.tasks_dir, task)
     }
 
+    fn session_worktree(&self, task: &SpecTask, session_id: i64) -> PathBuf {
+        self.tasks_dir
+            .join(task.id.to_string())
+            .join("sessions")
+            .join(session_id.to_string())
+    }
+
     /// The plan's tasks, created from the approved tasks.md on first use.
     async fn plan(
         &self,
@@ -177,6 +184,8 @@ impl Implementer {
             return Ok(outcome);
         }
         self.resume_orphans(task, &project, &plan).await?;
+        // Resuming may have started tasks: decide what is ready on fresh statuses.
+        let plan = self.store.list_implementation_tasks(task.id).await?;
         let done: HashSet<&str> = plan
             .iter()
             .filter(|t| finished(t.status))
@@ -215,7 +224,8 @@ impl Implementer {
         for session in self.store.list_work_sessions(task.id).await? {
             let active = matches!(
                 session.status,
-                WorkSessionStatus::Running
+                WorkSessionStatus::Pending
+                    | WorkSessionStatus::Running
                     | WorkSessionStatus::Verifying
                     | WorkSessionStatus::Merging
                     | WorkSessionStatus::Interrupted
@@ -232,20 +242,40 @@ impl Implementer {
             else {
                 continue;
             };
-            let (Some(branch), Some(worktree)) =
-                (session.branch.clone(), session.worktree_path.clone())
-            else {
-                continue;
-            };
-            tracing::info!(
-                session = session.id,
-                "resuming a session left by an earlier server"
-            );
+            tracing::info!(session = session.id, status = %session.status, "resuming a session left by an earlier server");
             self.running.lock().await.insert(session.id);
-            let worktree = PathBuf::from(worktree);
+            // The server may have died before the workspace was even recorded.
+            let branch = session
+                .branch
+                .clone()
+                .unwrap_or_else(|| session_branch(task, item));
+            let worktree = session
+                .worktree_path
+                .clone()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| self.session_worktree(task, session.id));
             git::add_branch_worktree(Path::new(&project.path), &worktree, &branch, &task.branch)
                 .await?;
-            if session.status != WorkSessionStatus::Interrupted {
+            if session.branch.is_none() {
+                self.store
+                    .set_session_workspace(session.id, &branch, &worktree.display().to_string())
+                    .await?;
+            }
+            if item.status == ImplementationTaskStatus::Pending {
+                self.store
+                    .transition_implementation_task(
+                        item.id,
+                        ImplementationTaskEvent::Start,
+                        "system",
+                    )
+                    .await?;
+            }
+            if matches!(
+                session.status,
+                WorkSessionStatus::Running
+                    | WorkSessionStatus::Verifying
+                    | WorkSessionStatus::Merging
+            ) {
                 let _ = self
                     .store
                     .transition_work_session(
@@ -367,14 +397,8 @@ impl Implementer {
                 "system",
             )
             .await?;
-        // Git refs cannot nest under an existing branch name, so a session's branch
-        // is the task branch with a suffix rather than a sub-path.
-        let branch = format!("{}--{}", task.branch, slugify(&item.key));
-        let worktree = self
-            .tasks_dir
-            .join(task.id.to_string())
-            .join("sessions")
-            .join(session.id.to_string());
+        let branch = session_branch(task, item);
+        let worktree = self.session_worktree(task, session.id);
         git::add_branch_worktree(&repo, &worktree, &branch, &task.branch).await?;
         self.store
             .set_session_workspace(session.id, &branch, &worktree.display().to_string())
@@ -663,6 +687,12 @@ impl Implementer {
         }
         Ok(())
     }
+}
+
+/// A session's branch. Git refs cannot nest under an existing branch name, so it is
+/// the task branch with a suffix rather than a sub-path.
+fn session_branch(task: &SpecTask, item: &ImplementationTask) -> String {
+    format!("{}--{}", task.branch, slugify(&item.key))
 }
 
 /// Runs the project's verification command in a worktree.
