@@ -321,3 +321,77 @@ async fn a_session_that_fails_twice_blocks_its_dependents_and_skip_unblocks_them
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_merge_conflict_is_resolved_by_a_conflict_fixing_session_keeping_both_changes() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config
+            .agent_profiles
+            .insert("test".into(), AgentProfile::new(AGENT, &[]));
+        config.default_agent = "test".into();
+    })
+    .await;
+    let (project, repo) = app.project_with_repo().await;
+    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
+    std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
+    // The scripted fixer resolves by keeping both lines.
+    std::fs::write(
+        repo.join(".spectask/conflict.md"),
+        "write shared.txt left\\nright\\n\n",
+    )
+    .unwrap();
+    git(&repo, &["add", ".spectask"]);
+    git(&repo, &["commit", "-qm", "templates"]);
+    // Two parallel tasks write the same file differently; the second to merge conflicts.
+    let plan = "- [ ] 1. Left\n  - write shared.txt left\\n\n- [ ] 2. Right (P)\n  - sleep 200\n  - write shared.txt right\\n\n";
+    let id = app.task(project, "Conflicting").await;
+    app.post(
+        &format!("/api/v1/spec-tasks/{id}/start-planning"),
+        json!({}),
+    )
+    .await;
+    common::spec::record_spec(&app, id, common::spec::DESIGN, plan).await;
+    app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
+        .await;
+    let implementer = app.implementer.clone();
+    let mut events = app.store.subscribe_events();
+    let driver = tokio::spawn(async move {
+        loop {
+            implementer.run_once().await.unwrap();
+            if events.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let done = wait_status(&app, id, "implementation_review").await;
+    driver.abort();
+    let branch = done["branch"].as_str().unwrap();
+    assert_eq!(
+        git(&repo, &["show", &format!("{branch}:shared.txt")]),
+        "left\nright\n",
+        "both changes"
+    );
+    let (_, coordination) = app
+        .get(&format!("/api/v1/spec-tasks/{id}/coordination"))
+        .await;
+    let conflict = coordination
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "conflict")
+        .expect("a conflict event");
+    assert!(conflict["message"].as_str().unwrap().contains("shared.txt"));
+    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    let fixer = sessions
+        .iter()
+        .find(|s| s.kind == spectask::domain::WorkSessionKind::MergeConflict)
+        .expect("a conflict-fixing session");
+    assert_eq!(fixer.status, spectask::domain::WorkSessionStatus::Completed);
+    assert_eq!(fixer.parent_id, conflict["from_session_id"].as_i64());
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.status == spectask::domain::WorkSessionStatus::Completed)
+    );
+    app.shutdown().await;
+}

@@ -225,6 +225,48 @@ pub async fn merge(worktree: &Path, branch: &str, message: &str) -> Result<Merge
     Ok(Merge::Conflict(files))
 }
 
+/// Starts merging `branch` into the worktree's branch and leaves any conflict in
+/// place (markers in the files) for someone to resolve. Returns the conflicted files;
+/// empty when the merge went through on its own.
+pub async fn merge_for_resolution(
+    worktree: &Path,
+    branch: &str,
+    message: &str,
+) -> Result<Vec<String>, GitError> {
+    let out = run(
+        worktree,
+        &["merge", "--no-ff", "--no-edit", "-m", message, branch],
+    )
+    .await?;
+    if out.ok {
+        return Ok(Vec::new());
+    }
+    let conflicted = git_ok(worktree, &["diff", "--name-only", "--diff-filter=U"]).await?;
+    Ok(conflicted.lines().map(str::to_string).collect())
+}
+
+/// Whether any of `files` still holds conflict markers.
+pub fn has_conflict_markers(worktree: &Path, files: &[String]) -> bool {
+    files.iter().any(|f| {
+        std::fs::read_to_string(worktree.join(f))
+            .map(|t| {
+                t.lines()
+                    .any(|l| l.starts_with("<<<<<<<") || l.starts_with(">>>>>>>"))
+            })
+            .unwrap_or(false)
+    })
+}
+
+/// Concludes a merge whose conflicts were resolved in the working tree.
+pub async fn conclude_merge(worktree: &Path) -> Result<String, GitError> {
+    git_ok(worktree, &["add", "--all"]).await?;
+    git_ok(worktree, &["commit", "--quiet", "--no-verify", "--no-edit"]).await?;
+    Ok(git_ok(worktree, &["rev-parse", "HEAD"])
+        .await?
+        .trim()
+        .to_string())
+}
+
 /// Removes a worktree unless it holds uncommitted work (then it stays and `false`).
 pub async fn remove_worktree(repo: &Path, path: &Path) -> Result<bool, GitError> {
     let status = git_ok(path, &["status", "--porcelain"]).await?;

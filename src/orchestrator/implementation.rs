@@ -28,6 +28,7 @@ use crate::store::{
 
 pub const IMPLEMENTATION_TEMPLATE: &str = include_str!("../../templates/implementation.md");
 pub const PROJECT_TEMPLATE: &str = ".spectask/implementation.md";
+pub const CONFLICT_TEMPLATE: &str = include_str!("../../templates/conflict.md");
 /// Attempts a session gets when its agent crashes or its thread is interrupted.
 pub const MAX_ATTEMPTS: i64 = 2;
 
@@ -527,8 +528,14 @@ impl Implementer {
         self.store
             .transition_work_session(session_id, WorkSessionEvent::VerifyPassed, None, "system")
             .await?;
-        self.merge(task, project, item, session_id, worktree, branch)
-            .await
+        if let Some(files) = self
+            .merge(task, project, item, session_id, worktree, branch)
+            .await?
+        {
+            self.resolve_conflict(task, project, item, session_id, worktree, branch, files)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn merge(
@@ -539,7 +546,7 @@ impl Implementer {
         session_id: i64,
         worktree: &Path,
         branch: &str,
-    ) -> Result<(), ImplError> {
+    ) -> Result<Option<Vec<String>>, ImplError> {
         let lock = self
             .merge_locks
             .lock()
@@ -550,7 +557,7 @@ impl Implementer {
         let _queue = lock.lock().await;
         // Merges are recorded, so replaying one is a no-op.
         if self.store.merge_commit(session_id).await?.is_some() {
-            return Ok(());
+            return Ok(None);
         }
         let repo = PathBuf::from(&project.path);
         let task_worktree = self.task_worktree(task);
@@ -582,7 +589,7 @@ impl Implementer {
                 self.store
                     .transition_work_session(session_id, WorkSessionEvent::Conflict, None, "system")
                     .await?;
-                return Ok(());
+                return Ok(Some(files));
             }
         };
         // Tick the task in tasks.md and write the session's history, on the task branch.
@@ -619,6 +626,138 @@ impl Implementer {
             .await?;
         // The worktree goes once its branch is merged (never with uncommitted work).
         let _ = git::remove_worktree(&repo, worktree).await;
+        Ok(None)
+    }
+
+    /// A conflict is never resolved silently: a conflict-fixing session (a child of
+    /// the conflicted one) merges the task branch into the session's branch, resolves
+    /// the conflicts in the agent's thread, and the merge is tried again. If markers
+    /// remain, the session stays `conflicted` for a person.
+    #[allow(clippy::too_many_arguments)]
+    async fn resolve_conflict(
+        &self,
+        task: &SpecTask,
+        project: &Project,
+        item: &ImplementationTask,
+        session_id: i64,
+        worktree: &Path,
+        branch: &str,
+        files: Vec<String>,
+    ) -> Result<(), ImplError> {
+        tracing::info!(
+            session = session_id,
+            ?files,
+            "starting a conflict-fixing session"
+        );
+        let fixer = self
+            .store
+            .create_work_session(
+                NewWorkSession {
+                    spec_task_id: task.id,
+                    parent_id: Some(session_id),
+                    implementation_task_id: Some(item.id),
+                    kind: WorkSessionKind::MergeConflict,
+                    name: format!("resolve the merge conflict of task {}", item.key),
+                    prompt: String::new(),
+                },
+                "system",
+            )
+            .await?;
+        self.store
+            .set_session_workspace(fixer.id, branch, &worktree.display().to_string())
+            .await?;
+        self.store
+            .transition_work_session(fixer.id, WorkSessionEvent::Start, None, "system")
+            .await?;
+        let message = format!(
+            "spectask #{}: bring the task branch into task {}",
+            task.id, item.key
+        );
+        let conflicted = git::merge_for_resolution(worktree, &task.branch, &message).await?;
+        if !conflicted.is_empty() {
+            let template =
+                std::fs::read_to_string(self.task_worktree(task).join(".spectask/conflict.md"))
+                    .unwrap_or_else(|_| CONFLICT_TEMPLATE.to_string());
+            let spec_dir = self
+                .task_worktree(task)
+                .join(spec_files::spec_dir_rel(project, task));
+            let prompt = spec_files::render(
+                &template,
+                &[
+                    ("worktree", &worktree.display().to_string()),
+                    ("key", &item.key),
+                    ("title", &item.title),
+                    ("files", &conflicted.join("\n")),
+                    ("spec_dir", &spec_dir.display().to_string()),
+                ],
+            );
+            let runtime = self
+                .agents
+                .runtime(task.id)
+                .await
+                .map_err(|e| ImplError::Other(e.to_string()))?;
+            let turn = async {
+                runtime
+                    .open_thread(fixer.id, worktree.to_path_buf())
+                    .await?;
+                runtime.prompt(fixer.id, &prompt).await
+            }
+            .await;
+            if let Err(e) = turn {
+                let _ = self
+                    .store
+                    .transition_work_session(
+                        fixer.id,
+                        WorkSessionEvent::Fail,
+                        Some(e.to_string()),
+                        "system",
+                    )
+                    .await;
+                return Ok(());
+            }
+            if git::has_conflict_markers(worktree, &conflicted) {
+                let reason = format!("conflict markers remain in {}", conflicted.join(", "));
+                let _ = self
+                    .store
+                    .transition_work_session(
+                        fixer.id,
+                        WorkSessionEvent::Fail,
+                        Some(reason),
+                        "system",
+                    )
+                    .await;
+                return Ok(());
+            }
+            git::conclude_merge(worktree).await?;
+        }
+        for event in [
+            WorkSessionEvent::TurnEnded,
+            WorkSessionEvent::VerifyPassed,
+            WorkSessionEvent::Merged,
+        ] {
+            self.store
+                .transition_work_session(fixer.id, event, None, "system")
+                .await?;
+        }
+        self.store
+            .transition_work_session(
+                session_id,
+                WorkSessionEvent::ConflictResolved,
+                None,
+                "system",
+            )
+            .await?;
+        // The session's branch now contains the task branch: this merge is clean.
+        if let Some(files) = self
+            .merge(task, project, item, session_id, worktree, branch)
+            .await?
+        {
+            tracing::warn!(
+                session = session_id,
+                ?files,
+                "still conflicting after resolution"
+            );
+        }
         Ok(())
     }
 
