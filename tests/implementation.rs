@@ -395,3 +395,76 @@ async fn a_merge_conflict_is_resolved_by_a_conflict_fixing_session_keeping_both_
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_session_is_retried_to_success_in_the_same_worktree() {
+    let scripts = tempfile::tempdir().unwrap();
+    let script = scripts.path().join("turns.txt");
+    let state = scripts.path().join("state");
+    // Turn 1 starts the work and crashes; turn 2 (the continuation) finishes it.
+    std::fs::write(
+        &script,
+        "write work.txt started\ncrash\n---\nread work.txt\nwrite work.txt finished\n",
+    )
+    .unwrap();
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        let args = [
+            "--script",
+            script.to_str().unwrap(),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ];
+        config
+            .agent_profiles
+            .insert("test".into(), AgentProfile::new(AGENT, &args));
+        config.default_agent = "test".into();
+        config.agent_restart.backoff = Duration::from_millis(20);
+    })
+    .await;
+    let (project, repo) = app.project_with_repo().await;
+    let id = app.task(project, "Crashy").await;
+    app.post(
+        &format!("/api/v1/spec-tasks/{id}/start-planning"),
+        json!({}),
+    )
+    .await;
+    common::spec::record_spec(&app, id, common::spec::DESIGN, "- [ ] 1. The only task\n").await;
+    app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
+        .await;
+    let implementer = app.implementer.clone();
+    let mut events = app.store.subscribe_events();
+    let driver = tokio::spawn(async move {
+        loop {
+            implementer.run_once().await.unwrap();
+            if events.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let done = wait_status(&app, id, "implementation_review").await;
+    driver.abort();
+    let branch = done["branch"].as_str().unwrap();
+    assert_eq!(
+        git(&repo, &["show", &format!("{branch}:work.txt")]),
+        "finished"
+    );
+    let session = app
+        .store
+        .list_work_sessions(id)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(session.attempt, 2);
+    let transcript = app.store.list_transcript(session.id, 0).await.unwrap();
+    let text: String = transcript
+        .iter()
+        .map(|e| format!("{} {}\n", e.kind, e.content))
+        .collect();
+    assert!(
+        text.contains("read work.txt: started"),
+        "the retry found the first attempt's work:\n{text}"
+    );
+    assert!(text.contains("crashing as asked"), "{text}");
+    app.shutdown().await;
+}
