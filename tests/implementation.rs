@@ -468,3 +468,121 @@ async fn a_crash_mid_session_is_retried_to_success_in_the_same_worktree() {
     assert!(text.contains("crashing as asked"), "{text}");
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_session_with_a_parent_and_a_dependency_runs_like_any_task() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config
+            .agent_profiles
+            .insert("test".into(), AgentProfile::new(AGENT, &[]));
+        config.default_agent = "test".into();
+    })
+    .await;
+    let (project, repo) = app.project_with_repo().await;
+    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
+    std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
+    git(&repo, &["add", ".spectask"]);
+    git(&repo, &["commit", "-qm", "template"]);
+    let id = app.task(project, "Spawning").await;
+    let spawn = format!("/api/v1/spec-tasks/{id}/sessions");
+    let (status, _) = app
+        .post(&spawn, json!({ "name": "early", "prompt": "say hi" }))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "only into a task that is implementing"
+    );
+    app.post(
+        &format!("/api/v1/spec-tasks/{id}/start-planning"),
+        json!({}),
+    )
+    .await;
+    common::spec::record_spec(
+        &app,
+        id,
+        common::spec::DESIGN,
+        "- [ ] 1. First\n  - write a.txt a\n  - sleep 300\n",
+    )
+    .await;
+    app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
+        .await;
+    let implementer = app.implementer.clone();
+    implementer.run_once().await.unwrap();
+    let first = app
+        .store
+        .list_work_sessions(id)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    for bad in [
+        json!({ "name": "x", "prompt": "say x", "depends_on": ["9"] }),
+        json!({ "name": "x", "prompt": "say x", "parent_id": 999 }),
+        json!({ "name": " ", "prompt": "say x" }),
+    ] {
+        let (status, body) = app.post(&spawn, bad).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    }
+    let (status, spawned) = app
+        .post(
+            &spawn,
+            json!({ "name": "helper", "prompt": "write helper.txt helped", "parent_id": first.id,
+                    "depends_on": [format!("session:{}", first.id)] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{spawned}");
+    assert_eq!(spawned["kind"], "spawned");
+    assert_eq!(spawned["parent_id"], first.id);
+    let mut events = app.store.subscribe_events();
+    let driver = tokio::spawn(async move {
+        loop {
+            implementer.run_once().await.unwrap();
+            if events.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+    let done = wait_status(&app, id, "implementation_review").await;
+    driver.abort();
+    let branch = done["branch"].as_str().unwrap();
+    assert_eq!(
+        git(&repo, &["show", &format!("{branch}:helper.txt")]),
+        "helped"
+    );
+    let (_, page) = app
+        .get(&format!("/api/v1/events?spec_task={id}&limit=1000"))
+        .await;
+    let at = |key: &str, to: &str| {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["kind"] == "implementation_task.status_changed"
+                    && e["data"]["key"] == key
+                    && e["data"]["to"] == to
+            })
+            .map(|e| e["id"].as_i64().unwrap())
+            .unwrap()
+    };
+    assert!(
+        at("S1", "in_progress") > at("1", "done"),
+        "the spawned session waited for its dependency"
+    );
+    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    let helper = sessions
+        .iter()
+        .find(|s| s.id == spawned["id"].as_i64().unwrap())
+        .unwrap();
+    assert_eq!(
+        helper.status,
+        spectask::domain::WorkSessionStatus::Completed
+    );
+    assert_eq!(
+        sessions.len(),
+        2,
+        "the spawned session was used, not a new one"
+    );
+    app.shutdown().await;
+}

@@ -10,14 +10,15 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Json, Path};
 use super::{AppState, Caller};
 use crate::domain::*;
-use crate::orchestrator::implementation::ImplError;
+use crate::orchestrator::implementation::{ImplError, SpawnRequest};
 
 impl From<ImplError> for ApiError {
     fn from(err: ImplError) -> ApiError {
         match err {
             ImplError::Store(e) => e.into(),
             ImplError::Git(e) => ApiError::Internal(e.into()),
-            ImplError::Other(m) => ApiError::Conflict(m),
+            ImplError::Other(m) | ImplError::Refused(m) => ApiError::Conflict(m),
+            ImplError::Invalid(m) => ApiError::Validation(m),
         }
     }
 }
@@ -123,4 +124,20 @@ pub async fn progress(
             done as f64 / plan.len() as f64
         },
     }))
+}
+
+/// Spawn a session into a running spec task, with a parent and dependencies.
+#[utoipa::path(post, path = "/spec-tasks/{id}/sessions", tag = "implementation", params(("id" = i64, Path)),
+    request_body = SpawnRequest,
+    responses((status = 201, body = WorkSession), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the task is not implementing"),
+              (status = 422, body = ErrorBody)))]
+pub async fn spawn(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Json(body): Json<SpawnRequest>,
+) -> ApiResult<(axum::http::StatusCode, Json<WorkSession>)> {
+    let session = state.implementer.spawn(id, body, &caller.actor()).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(session)))
 }

@@ -70,7 +70,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(spec_tasks::list, spec_tasks::create))
         .routes(routes!(spec_tasks::get, spec_tasks::update))
         .routes(routes!(spec_tasks::action))
-        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::list, implementation::spawn))
         .routes(routes!(sessions::get))
         .routes(routes!(
             sessions::list_coordination,

@@ -40,6 +40,26 @@ pub enum ImplError {
     Git(#[from] git::GitError),
     #[error("{0}")]
     Other(String),
+    /// Not allowed in the current state (409).
+    #[error("{0}")]
+    Refused(String),
+    /// The request names something unusable (422).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A person's (or an agent's) request for a new session in a running SpecTask.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpawnRequest {
+    pub name: String,
+    /// What the session should do.
+    pub prompt: String,
+    /// The session it belongs under in the hierarchy.
+    pub parent_id: Option<i64>,
+    /// Task keys (`2`, `S1`) or sessions (`session:12`) it waits for.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
 }
 
 pub struct Implementer {
@@ -231,16 +251,19 @@ impl Implementer {
                     | WorkSessionStatus::Merging
                     | WorkSessionStatus::Interrupted
             );
-            if !active
-                || running.contains(&session.id)
-                || session.kind != WorkSessionKind::Implementation
-            {
+            let driven_kind = matches!(
+                session.kind,
+                WorkSessionKind::Implementation | WorkSessionKind::Spawned
+            );
+            if !active || running.contains(&session.id) || !driven_kind {
                 continue;
             }
-            let Some(item) = plan
-                .iter()
-                .find(|t| Some(t.id) == session.implementation_task_id)
-            else {
+            // Only sessions the scheduler had started: a pending session of a task that
+            // is still pending is picked up by the scheduler when the task is ready.
+            let Some(item) = plan.iter().find(|t| {
+                Some(t.id) == session.implementation_task_id
+                    && t.status == ImplementationTaskStatus::InProgress
+            }) else {
                 continue;
             };
             tracing::info!(session = session.id, status = %session.status, "resuming a session left by an earlier server");
@@ -260,15 +283,6 @@ impl Implementer {
             if session.branch.is_none() {
                 self.store
                     .set_session_workspace(session.id, &branch, &worktree.display().to_string())
-                    .await?;
-            }
-            if item.status == ImplementationTaskStatus::Pending {
-                self.store
-                    .transition_implementation_task(
-                        item.id,
-                        ImplementationTaskEvent::Start,
-                        "system",
-                    )
                     .await?;
             }
             if matches!(
@@ -310,6 +324,91 @@ impl Implementer {
             });
         }
         Ok(())
+    }
+
+    /// Adds a session to a running SpecTask: it runs like any task (own worktree, own
+    /// thread, merge queue) once its dependencies (task keys) are done, and appears
+    /// under its parent in the hierarchy.
+    pub async fn spawn(
+        &self,
+        spec_task_id: i64,
+        req: SpawnRequest,
+        actor: &str,
+    ) -> Result<WorkSession, ImplError> {
+        let task = self.store.get_spec_task(spec_task_id).await?;
+        if task.status != SpecTaskStatus::Implementing {
+            return Err(ImplError::Refused(format!(
+                "sessions are spawned into a task that is implementing; task {} is {}",
+                task.id, task.status
+            )));
+        }
+        let plan = self.store.list_implementation_tasks(task.id).await?;
+        let sessions = self.store.list_work_sessions(task.id).await?;
+        let mut depends = Vec::new();
+        for dep in &req.depends_on {
+            // A dependency names a task key, or a session as `session:<id>`.
+            let key = match dep.strip_prefix("session:").map(str::parse::<i64>) {
+                Some(Ok(sid)) => sessions
+                    .iter()
+                    .find(|s| s.id == sid)
+                    .and_then(|s| s.implementation_task_id)
+                    .and_then(|tid| plan.iter().find(|t| t.id == tid))
+                    .map(|t| t.key.clone()),
+                Some(Err(_)) => None,
+                None => plan.iter().find(|t| &t.key == dep).map(|t| t.key.clone()),
+            };
+            depends.push(key.ok_or_else(|| {
+                ImplError::Invalid(format!(
+                    "depends_on: {dep:?} is not a task or session of this task"
+                ))
+            })?);
+        }
+        if let Some(parent) = req.parent_id
+            && !sessions.iter().any(|s| s.id == parent)
+        {
+            return Err(ImplError::Invalid(format!(
+                "parent_id: session {parent} is not in this task"
+            )));
+        }
+        if req.name.trim().is_empty() || req.prompt.trim().is_empty() {
+            return Err(ImplError::Invalid(
+                "name and prompt must not be empty".into(),
+            ));
+        }
+        let key = format!(
+            "S{}",
+            plan.iter().filter(|t| t.key.starts_with('S')).count() + 1
+        );
+        let item = self
+            .store
+            .add_implementation_task(
+                task.id,
+                NewImplementationTask {
+                    key,
+                    title: req.name.trim().to_string(),
+                    details: req.prompt.clone(),
+                    depends_on: depends,
+                    requirements: Vec::new(),
+                    optional: false,
+                    parallel: true,
+                },
+                actor,
+            )
+            .await?;
+        Ok(self
+            .store
+            .create_work_session(
+                NewWorkSession {
+                    spec_task_id: task.id,
+                    parent_id: req.parent_id,
+                    implementation_task_id: Some(item.id),
+                    kind: WorkSessionKind::Spawned,
+                    name: req.name.trim().to_string(),
+                    prompt: req.prompt,
+                },
+                actor,
+            )
+            .await?)
     }
 
     /// A person's choice about an implementation task: `retry` a failed one, `skip`
@@ -384,20 +483,33 @@ impl Implementer {
             .join(spec_files::spec_dir_rel(project, task));
         let template = std::fs::read_to_string(self.task_worktree(task).join(PROJECT_TEMPLATE))
             .unwrap_or_else(|_| IMPLEMENTATION_TEMPLATE.to_string());
-        let session = self
+        // A spawned session was created by the person who spawned it; it starts here.
+        let spawned = self
             .store
-            .create_work_session(
-                NewWorkSession {
-                    spec_task_id: task.id,
-                    parent_id: None,
-                    implementation_task_id: Some(item.id),
-                    kind: WorkSessionKind::Implementation,
-                    name: format!("{}. {}", item.key, item.title),
-                    prompt: String::new(),
-                },
-                "system",
-            )
-            .await?;
+            .list_work_sessions(task.id)
+            .await?
+            .into_iter()
+            .find(|s| {
+                s.implementation_task_id == Some(item.id) && s.status == WorkSessionStatus::Pending
+            });
+        let session = match spawned {
+            Some(s) => s,
+            None => {
+                self.store
+                    .create_work_session(
+                        NewWorkSession {
+                            spec_task_id: task.id,
+                            parent_id: None,
+                            implementation_task_id: Some(item.id),
+                            kind: WorkSessionKind::Implementation,
+                            name: format!("{}. {}", item.key, item.title),
+                            prompt: String::new(),
+                        },
+                        "system",
+                    )
+                    .await?
+            }
+        };
         let branch = session_branch(task, item);
         let worktree = self.session_worktree(task, session.id);
         git::add_branch_worktree(&repo, &worktree, &branch, &task.branch).await?;

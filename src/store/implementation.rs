@@ -28,6 +28,13 @@ pub trait ImplementationStore: Send + Sync + 'static {
         spec_task_id: i64,
         tasks: Vec<NewImplementationTask>,
     ) -> Result<Vec<ImplementationTask>>;
+    /// Adds one task to a running plan (a spawned session's), after the others.
+    async fn add_implementation_task(
+        &self,
+        spec_task_id: i64,
+        task: NewImplementationTask,
+        actor: Actor<'_>,
+    ) -> Result<ImplementationTask>;
     /// In plan order.
     async fn list_implementation_tasks(&self, spec_task_id: i64)
     -> Result<Vec<ImplementationTask>>;
@@ -90,6 +97,58 @@ impl ImplementationStore for SqlStore {
         };
         self.commit_with(tx, event, "system").await?;
         self.list_implementation_tasks(spec_task_id).await
+    }
+
+    async fn add_implementation_task(
+        &self,
+        spec_task_id: i64,
+        t: NewImplementationTask,
+        actor: Actor<'_>,
+    ) -> Result<ImplementationTask> {
+        let task = Store::get_spec_task(self, spec_task_id).await?;
+        let mut tx = self.begin().await?;
+        let result = sqlx::query(
+            "INSERT INTO implementation_tasks (spec_task_id, task_key, title, details, status, depends_on, \
+             requirements, optional, parallel, position) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE(MAX(position), -1) + 1 \
+             FROM implementation_tasks WHERE spec_task_id = $1",
+        )
+        .bind(spec_task_id)
+        .bind(&t.key)
+        .bind(&t.title)
+        .bind(&t.details)
+        .bind(ImplementationTaskStatus::Pending.as_str())
+        .bind(json!(t.depends_on).to_string())
+        .bind(json!(t.requirements).to_string())
+        .bind(i64::from(t.optional))
+        .bind(i64::from(t.parallel))
+        .execute(&mut *tx)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                return Err(StoreError::Conflict(format!(
+                    "task {} already exists",
+                    t.key
+                )));
+            }
+            other => {
+                other?;
+            }
+        }
+        let event = NewEvent {
+            project_id: Some(task.project_id),
+            spec_task_id: Some(spec_task_id),
+            entity: "spec_task",
+            entity_id: Some(spec_task_id),
+            kind: "implementation_task.added",
+            data: json!({ "key": t.key, "depends_on": t.depends_on }),
+        };
+        self.commit_with(tx, event, actor).await?;
+        self.list_implementation_tasks(spec_task_id)
+            .await?
+            .into_iter()
+            .find(|x| x.key == t.key)
+            .ok_or_else(|| not_found("implementation task", &t.key))
     }
 
     async fn list_implementation_tasks(
