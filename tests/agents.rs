@@ -574,17 +574,30 @@ async fn ask_permission_end_to_end_through_the_api(backend: Backend) {
             .unwrap(),
         StopReason::Cancelled
     );
-    let (_, request) = app
-        .get(&format!("/api/v1/permissions?spec_task={task}"))
-        .await;
-    let second = request
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == pending["id"])
-        .unwrap()
-        .clone();
-    assert_eq!(second["status"], "cancelled");
+    // The agent answers `cancelled` at once; the request is recorded as cancelled
+    // right after, so wait for that on the event log.
+    let mut events = app.store.subscribe_events();
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let (_, list) = app
+                .get(&format!("/api/v1/permissions?spec_task={task}"))
+                .await;
+            let second = list
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == pending["id"])
+                .unwrap()
+                .clone();
+            if second["status"] == "cancelled" {
+                return;
+            }
+            assert_eq!(second["status"], "pending", "{second}");
+            events.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the request is recorded as cancelled");
     assert!(
         entries(&app, ws, TranscriptKind::Message)
             .await
