@@ -95,14 +95,19 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        if self.background {
-            self.planner.spawn_loop();
-            self.implementer.spawn_loop();
-        }
+        let loops = if self.background {
+            vec![self.planner.spawn_loop(), self.implementer.spawn_loop()]
+        } else {
+            Vec::new()
+        };
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
+        // The loops stop before the agents and the database they use.
+        for l in loops {
+            l.abort();
+        }
         self.agents.shutdown().await;
         self.store.close().await;
         Ok(())

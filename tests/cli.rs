@@ -341,3 +341,21 @@ fn agents_check_reports_each_profile_or_exactly_why_not() {
     let unknown = fails(cli(dir.path(), &["agents", "check", "nope"]));
     assert!(unknown.contains("unknown agent profile"), "{unknown}");
 }
+
+#[test]
+fn demo_runs_a_task_from_prompt_to_merged_work() {
+    let out = Command::new(BIN)
+        .args(["demo", "--once"])
+        .env_remove("SPECTASK_URL")
+        .env_remove("SPECTASK_TOKEN")
+        .output()
+        .unwrap();
+    let text = ok(out);
+    assert!(
+        text.contains("SCRIPTED"),
+        "it says the agent is scripted:\n{text}"
+    );
+    assert!(text.contains("[###] 3/3"), "{text}");
+    assert!(text.contains("task is now implementation_review"), "{text}");
+    assert!(text.contains("merge task 3 (session"), "{text}");
+}

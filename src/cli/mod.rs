@@ -2,6 +2,7 @@
 //! client of a running server over HTTP.
 
 mod client;
+mod demo;
 mod output;
 
 use std::path::PathBuf;
@@ -84,6 +85,13 @@ enum Command {
     /// Specs on disk: validate them without a server
     #[command(subcommand)]
     Spec(SpecCmd),
+    /// Run a whole task, prompt to merged work, on a sample repository with the
+    /// scripted agent; then keep the server running to look around
+    Demo {
+        /// Exit when the run is done (0 on success) instead of serving on
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -341,6 +349,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             serve(config).await
         }
         Command::Spec(SpecCmd::Check { path, json }) => spec_check(&path, json),
+        Command::Demo { once } => {
+            init_logging(log_format, "warn");
+            demo::run(once).await
+        }
         Command::Agents(AgentsCmd::Check {
             profile,
             timeout,
@@ -365,7 +377,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Agents(cmd) => agents(&client, cmd).await,
                 Command::Session(SessionCmd::Transcript(a)) => transcript(&client, a).await,
                 Command::Permissions(cmd) => permissions(&client, cmd).await,
-                Command::Serve { .. } | Command::Spec(_) => {
+                Command::Serve { .. } | Command::Spec(_) | Command::Demo { .. } => {
                     unreachable!("handled above")
                 }
             }

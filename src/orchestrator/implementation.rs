@@ -95,7 +95,7 @@ impl Implementer {
     }
 
     /// Runs a step at start and one whenever events are committed.
-    pub fn spawn_loop(self: &Arc<Self>) {
+    pub fn spawn_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         let mut events = self.store.subscribe_events();
         tokio::spawn(async move {
@@ -107,7 +107,7 @@ impl Implementer {
                     return;
                 }
             }
-        });
+        })
     }
 
     /// One step over every SpecTask in `implementing`.

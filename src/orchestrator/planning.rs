@@ -92,7 +92,7 @@ impl Planner {
 
     /// Runs the planning loop: a step at start (tasks left in `planning` by an
     /// earlier server), then a step whenever events are committed.
-    pub fn spawn_loop(self: &Arc<Self>) {
+    pub fn spawn_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let planner = self.clone();
         let mut events = self.store.subscribe_events();
         tokio::spawn(async move {
@@ -104,7 +104,7 @@ impl Planner {
                     return;
                 }
             }
-        });
+        })
     }
 
     /// One planning round for a task in `planning`.
