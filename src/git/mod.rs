@@ -153,7 +153,9 @@ pub async fn commit_paths(
     ))
 }
 
-/// A new worktree at `path` on a new branch `branch` cut from `from`'s tip.
+/// A new worktree at `path` on a new branch `branch` cut from `from`'s tip (or on
+/// `branch` if it exists already, as when a session is resumed). The common case is
+/// one git process: this runs once per work session, so it is on the hot path.
 pub async fn add_branch_worktree(
     repo: &Path,
     path: &Path,
@@ -163,20 +165,22 @@ pub async fn add_branch_worktree(
     if path.join(".git").exists() {
         return Ok(());
     }
-    git_ok(repo, &["worktree", "prune"]).await?;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
     let path_text = path.to_string_lossy();
-    if branch_head(repo, branch).await?.is_some() {
-        git_ok(repo, &["worktree", "add", "--quiet", &path_text, branch]).await?;
-    } else {
-        git_ok(
-            repo,
-            &["worktree", "add", "--quiet", "-b", branch, &path_text, from],
-        )
-        .await?;
+    if run(
+        repo,
+        &["worktree", "add", "--quiet", "-b", branch, &path_text, from],
+    )
+    .await?
+    .ok
+    {
+        return Ok(());
     }
+    // The branch exists, or a stale registration of the folder does: prune and reuse.
+    git_ok(repo, &["worktree", "prune"]).await?;
+    git_ok(repo, &["worktree", "add", "--quiet", &path_text, branch]).await?;
     Ok(())
 }
 
