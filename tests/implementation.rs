@@ -586,3 +586,86 @@ async fn a_spawned_session_with_a_parent_and_a_dependency_runs_like_any_task() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_the_spec_task_cancels_its_threads_stops_the_agent_and_keeps_branches() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config
+            .agent_profiles
+            .insert("test".into(), AgentProfile::new(AGENT, &[]));
+        config.default_agent = "test".into();
+    })
+    .await;
+    let (project, repo) = app.project_with_repo().await;
+    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
+    std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
+    git(&repo, &["add", ".spectask"]);
+    git(&repo, &["commit", "-qm", "template"]);
+    let id = app.task(project, "Cancelled").await;
+    app.post(
+        &format!("/api/v1/spec-tasks/{id}/start-planning"),
+        json!({}),
+    )
+    .await;
+    common::spec::record_spec(
+        &app,
+        id,
+        common::spec::DESIGN,
+        "- [ ] 1. Forever\n  - write a.txt a\n  - hang\n- [ ] 2. Never\n  - write b.txt b\n",
+    )
+    .await;
+    app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
+        .await;
+    let mut live = app.agents.subscribe();
+    app.implementer.run_once().await.unwrap();
+    // Wait until the first session's agent is working (its write is reported).
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let u = live.recv().await.unwrap();
+            if matches!(&u.update, spectask::agents::protocol::AgentUpdate::Message(t) if t.contains("wrote a.txt")) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the session is working");
+    let (status, body) = app
+        .post(&format!("/api/v1/spec-tasks/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("cancelled")),
+        "{body}"
+    );
+    let (_, instance) = app.get(&format!("/api/v1/spec-tasks/{id}/agent")).await;
+    assert_eq!(instance["status"], "stopped");
+    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    assert!(
+        sessions
+            .iter()
+            .all(|s| s.status == spectask::domain::WorkSessionStatus::Cancelled)
+    );
+    let (_, plan) = app
+        .get(&format!("/api/v1/spec-tasks/{id}/implementation-tasks"))
+        .await;
+    assert!(
+        plan.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "cancelled"),
+        "{plan}"
+    );
+    // Branches stay; nothing was merged.
+    let branch = body["branch"].as_str().unwrap();
+    git(&repo, &["rev-parse", "--verify", branch]);
+    git(
+        &repo,
+        &[
+            "rev-parse",
+            "--verify",
+            sessions[0].branch.as_ref().unwrap(),
+        ],
+    );
+    assert!(!git(&repo, &["log", "--format=%s", branch]).contains("merge task"));
+    app.shutdown().await;
+}

@@ -163,6 +163,16 @@ impl AgentManager {
         Ok(())
     }
 
+    /// Cancels every thread of a SpecTask's instance and stops it (task cancelled).
+    pub async fn cancel_all(&self, spec_task_id: i64) -> Result<(), AgentError> {
+        let runtime = self.runtimes.lock().await.get(&spec_task_id).cloned();
+        if let Some(rt) = runtime {
+            rt.cancel_all().await;
+            rt.stop().await?;
+        }
+        Ok(())
+    }
+
     /// Stops every running agent (server shutdown).
     pub async fn shutdown(&self) {
         let runtimes: Vec<_> = self.runtimes.lock().await.values().cloned().collect();

@@ -649,6 +649,15 @@ impl AgentRuntime {
         Ok(())
     }
 
+    /// Sends `session/cancel` for every thread and answers their pending permission
+    /// requests `cancelled`.
+    pub async fn cancel_all(&self) {
+        let sessions: Vec<i64> = self.threads.lock().await.keys().copied().collect();
+        for ws in sessions {
+            let _ = self.cancel(ws).await;
+        }
+    }
+
     /// Stops the agent: its whole process group ends, its threads are interrupted
     /// (they resume on the next prompt), and it is not restarted.
     pub async fn stop(&self) -> Result<(), AgentError> {

@@ -224,6 +224,14 @@ pub async fn action(
         Action::Approve => state.reviewer.approve(id, &actor).await?,
         Action::RequestChanges => state.reviewer.request_changes(id, &actor).await?,
         Action::Reject => state.reviewer.reject(id, &actor).await?,
+        Action::Cancel => {
+            let task = state
+                .store
+                .transition_spec_task(id, Action::Cancel.event(), &actor)
+                .await?;
+            state.implementer.cancel_task(id).await?;
+            task
+        }
         other => {
             state
                 .store

@@ -411,6 +411,30 @@ impl Implementer {
             .await?)
     }
 
+    /// After a SpecTask is cancelled: every session and open task is cancelled (so no
+    /// session merges afterwards), every thread gets `session/cancel`, and the agent
+    /// instance stops. Branches and worktrees stay.
+    pub async fn cancel_task(&self, spec_task_id: i64) -> Result<(), ImplError> {
+        for session in self.store.list_work_sessions(spec_task_id).await? {
+            if !session.status.is_terminal() {
+                let _ = self
+                    .store
+                    .transition_work_session(session.id, WorkSessionEvent::Cancel, None, "system")
+                    .await;
+            }
+        }
+        for t in self.store.list_implementation_tasks(spec_task_id).await? {
+            let _ = self
+                .store
+                .transition_implementation_task(t.id, ImplementationTaskEvent::Cancel, "system")
+                .await;
+        }
+        self.agents
+            .cancel_all(spec_task_id)
+            .await
+            .map_err(|e| ImplError::Other(e.to_string()))
+    }
+
     /// A person's choice about an implementation task: `retry` a failed one, `skip`
     /// one (done, nothing merged) or `cancel` it. Tasks blocked only by failures that
     /// are now resolved become ready again.
