@@ -103,8 +103,12 @@ impl Implementer {
                 if let Err(e) = me.run_once().await {
                     tracing::error!(error = %e, "implementation step");
                 }
-                if events.changed().await.is_err() {
-                    return;
+                // A step runs on every committed event, and at least every few seconds
+                // so that a step that failed (a busy database, a git error) is retried
+                // even when nothing else happens.
+                match tokio::time::timeout(super::RECONCILE_EVERY, events.changed()).await {
+                    Ok(Err(_)) => return,
+                    Ok(Ok(())) | Err(_) => {}
                 }
             }
         })

@@ -7,3 +7,6 @@ pub mod import;
 pub mod planning;
 pub mod review;
 pub mod spec_files;
+
+/// The longest a background loop waits without an event before it steps again.
+pub const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
