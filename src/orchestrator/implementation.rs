@@ -106,9 +106,10 @@ impl Implementer {
                 // A step runs on every committed event, and at least every few seconds
                 // so that a step that failed (a busy database, a git error) is retried
                 // even when nothing else happens.
-                match tokio::time::timeout(super::RECONCILE_EVERY, events.changed()).await {
-                    Ok(Err(_)) => return,
-                    Ok(Ok(())) | Err(_) => {}
+                if let Ok(Err(_)) =
+                    tokio::time::timeout(super::RECONCILE_EVERY, events.changed()).await
+                {
+                    return;
                 }
             }
         })
@@ -758,14 +759,15 @@ impl Implementer {
         )
         .await?;
         self.store.record_merge(session_id, &merged).await?;
+        // The worktree goes once its branch is merged (never with uncommitted work),
+        // before the task counts as done, so a finished run leaves none behind.
+        let _ = git::remove_worktree(&repo, worktree).await;
         self.store
             .transition_work_session(session_id, WorkSessionEvent::Merged, None, "system")
             .await?;
         self.store
             .transition_implementation_task(item.id, ImplementationTaskEvent::Complete, "system")
             .await?;
-        // The worktree goes once its branch is merged (never with uncommitted work).
-        let _ = git::remove_worktree(&repo, worktree).await;
         Ok(None)
     }
 

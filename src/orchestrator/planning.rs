@@ -103,9 +103,10 @@ impl Planner {
                 // A step runs on every committed event, and at least every few seconds
                 // so that a step that failed (a busy database, a git error) is retried
                 // even when nothing else happens.
-                match tokio::time::timeout(super::RECONCILE_EVERY, events.changed()).await {
-                    Ok(Err(_)) => return,
-                    Ok(Ok(())) | Err(_) => {}
+                if let Ok(Err(_)) =
+                    tokio::time::timeout(super::RECONCILE_EVERY, events.changed()).await
+                {
+                    return;
                 }
             }
         })
