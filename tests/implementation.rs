@@ -38,6 +38,30 @@ const PLAN: &str = "# Implementation Plan
   - _Depends: 1_
 ";
 
+/// Runs the implementation loop in the background: a step per committed event.
+fn drive(app: &TestApp) -> tokio::task::JoinHandle<()> {
+    let implementer = app.implementer.clone();
+    let mut events = app.store.subscribe_events();
+    tokio::spawn(async move {
+        loop {
+            implementer.run_once().await.unwrap();
+            if events.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Commits prompt templates into the project's `.spectask/` on its base branch.
+fn commit_templates(repo: &std::path::Path, templates: &[(&str, &str)]) {
+    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
+    for (name, text) in templates {
+        std::fs::write(repo.join(".spectask").join(name), text).unwrap();
+    }
+    git(repo, &["add", ".spectask"]);
+    git(repo, &["commit", "-qm", "spectask templates"]);
+}
+
 async fn wait_status(app: &TestApp, task: i64, status: &str) -> Value {
     let mut events = app.store.subscribe_events();
     let found = tokio::time::timeout(WAIT, async {
@@ -71,14 +95,10 @@ async fn a_diamond_plan_runs_in_parallel_and_merges_every_task_once() {
     let (project, repo) = app.project_with_repo().await;
     // The project's implementation prompt is the task's details, so the scripted
     // agent carries them out.
-    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
-    std::fs::write(
-        repo.join(".spectask/implementation.md"),
-        "{{details}}\nsay finished {{key}}\n",
-    )
-    .unwrap();
-    git(&repo, &["add", ".spectask"]);
-    git(&repo, &["commit", "-qm", "implementation template"]);
+    commit_templates(
+        &repo,
+        &[("implementation.md", "{{details}}\nsay finished {{key}}\n")],
+    );
     let (status, _) = app
         .call(
             reqwest::Method::PATCH,
@@ -104,16 +124,7 @@ async fn a_diamond_plan_runs_in_parallel_and_merges_every_task_once() {
         (StatusCode::OK, Some("implementing")),
         "{body}"
     );
-    let implementer = app.implementer.clone();
-    let mut events = app.store.subscribe_events();
-    let driver = tokio::spawn(async move {
-        loop {
-            implementer.run_once().await.unwrap();
-            if events.changed().await.is_err() {
-                return;
-            }
-        }
-    });
+    let driver = drive(&app);
     let done = wait_status(&app, id, "implementation_review").await;
     driver.abort();
     let branch = done["branch"].as_str().unwrap().to_string();
@@ -264,10 +275,14 @@ async fn a_session_that_fails_twice_blocks_its_dependents_and_skip_unblocks_them
     })
     .await;
     let (project, repo) = app.project_with_repo().await;
-    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
-    std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
-    git(&repo, &["add", ".spectask"]);
-    git(&repo, &["commit", "-qm", "implementation template"]);
+    commit_templates(
+        &repo,
+        &[(
+            "implementation.md",
+            "{{details}}
+",
+        )],
+    );
     // One agent process serves every session of a task, so a crash interrupts the
     // sessions running beside it too; the fragile task runs alone to keep the test
     // about its own failures.
@@ -282,16 +297,7 @@ async fn a_session_that_fails_twice_blocks_its_dependents_and_skip_unblocks_them
     common::spec::record_spec(&app, id, common::spec::DESIGN, plan).await;
     app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
         .await;
-    let implementer = app.implementer.clone();
-    let mut events = app.store.subscribe_events();
-    let driver = tokio::spawn(async move {
-        loop {
-            implementer.run_once().await.unwrap();
-            if events.changed().await.is_err() {
-                return;
-            }
-        }
-    });
+    let driver = drive(&app);
     wait_plan(
         &app,
         id,
@@ -361,16 +367,14 @@ async fn a_merge_conflict_is_resolved_by_a_conflict_fixing_session_keeping_both_
     })
     .await;
     let (project, repo) = app.project_with_repo().await;
-    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
-    std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
     // The scripted fixer resolves by keeping both lines.
-    std::fs::write(
-        repo.join(".spectask/conflict.md"),
-        "write shared.txt left\\nright\\n\n",
-    )
-    .unwrap();
-    git(&repo, &["add", ".spectask"]);
-    git(&repo, &["commit", "-qm", "templates"]);
+    commit_templates(
+        &repo,
+        &[
+            ("implementation.md", "{{details}}\n"),
+            ("conflict.md", "write shared.txt left\\nright\\n\n"),
+        ],
+    );
     // Two parallel tasks write the same file differently; the second to merge conflicts.
     let plan = "- [ ] 1. Left\n  - write shared.txt left\\n\n- [ ] 2. Right (P)\n  - sleep 200\n  - write shared.txt right\\n\n";
     let id = app.task(project, "Conflicting").await;
@@ -382,16 +386,7 @@ async fn a_merge_conflict_is_resolved_by_a_conflict_fixing_session_keeping_both_
     common::spec::record_spec(&app, id, common::spec::DESIGN, plan).await;
     app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
         .await;
-    let implementer = app.implementer.clone();
-    let mut events = app.store.subscribe_events();
-    let driver = tokio::spawn(async move {
-        loop {
-            implementer.run_once().await.unwrap();
-            if events.changed().await.is_err() {
-                return;
-            }
-        }
-    });
+    let driver = drive(&app);
     let done = wait_status(&app, id, "implementation_review").await;
     driver.abort();
     let branch = done["branch"].as_str().unwrap();
@@ -460,16 +455,7 @@ async fn a_crash_mid_session_is_retried_to_success_in_the_same_worktree() {
     common::spec::record_spec(&app, id, common::spec::DESIGN, "- [ ] 1. The only task\n").await;
     app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
         .await;
-    let implementer = app.implementer.clone();
-    let mut events = app.store.subscribe_events();
-    let driver = tokio::spawn(async move {
-        loop {
-            implementer.run_once().await.unwrap();
-            if events.changed().await.is_err() {
-                return;
-            }
-        }
-    });
+    let driver = drive(&app);
     let done = wait_status(&app, id, "implementation_review").await;
     driver.abort();
     let branch = done["branch"].as_str().unwrap();
@@ -508,10 +494,14 @@ async fn a_spawned_session_with_a_parent_and_a_dependency_runs_like_any_task() {
     })
     .await;
     let (project, repo) = app.project_with_repo().await;
-    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
-    std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
-    git(&repo, &["add", ".spectask"]);
-    git(&repo, &["commit", "-qm", "template"]);
+    commit_templates(
+        &repo,
+        &[(
+            "implementation.md",
+            "{{details}}
+",
+        )],
+    );
     let id = app.task(project, "Spawning").await;
     let spawn = format!("/api/v1/spec-tasks/{id}/sessions");
     let (status, _) = app
@@ -563,15 +553,7 @@ async fn a_spawned_session_with_a_parent_and_a_dependency_runs_like_any_task() {
     assert_eq!(status, StatusCode::CREATED, "{spawned}");
     assert_eq!(spawned["kind"], "spawned");
     assert_eq!(spawned["parent_id"], first.id);
-    let mut events = app.store.subscribe_events();
-    let driver = tokio::spawn(async move {
-        loop {
-            implementer.run_once().await.unwrap();
-            if events.changed().await.is_err() {
-                return;
-            }
-        }
-    });
+    let driver = drive(&app);
     let done = wait_status(&app, id, "implementation_review").await;
     driver.abort();
     let branch = done["branch"].as_str().unwrap();
@@ -626,10 +608,14 @@ async fn cancelling_the_spec_task_cancels_its_threads_stops_the_agent_and_keeps_
     })
     .await;
     let (project, repo) = app.project_with_repo().await;
-    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
-    std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
-    git(&repo, &["add", ".spectask"]);
-    git(&repo, &["commit", "-qm", "template"]);
+    commit_templates(
+        &repo,
+        &[(
+            "implementation.md",
+            "{{details}}
+",
+        )],
+    );
     let id = app.task(project, "Cancelled").await;
     app.post(
         &format!("/api/v1/spec-tasks/{id}/start-planning"),

@@ -56,6 +56,32 @@ pub trait ImplementationStore: Send + Sync + 'static {
     async fn merge_commit(&self, id: i64) -> Result<Option<String>>;
 }
 
+/// Appends one task to a SpecTask's plan, after the ones already there.
+async fn insert_task(
+    tx: &mut super::sql::Tx,
+    spec_task_id: i64,
+    t: &NewImplementationTask,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO implementation_tasks (spec_task_id, task_key, title, details, status, depends_on, \
+         requirements, optional, parallel, position) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE(MAX(position), -1) + 1 \
+         FROM implementation_tasks WHERE spec_task_id = $1",
+    )
+    .bind(spec_task_id)
+    .bind(&t.key)
+    .bind(&t.title)
+    .bind(&t.details)
+    .bind(ImplementationTaskStatus::Pending.as_str())
+    .bind(json!(t.depends_on).to_string())
+    .bind(json!(t.requirements).to_string())
+    .bind(i64::from(t.optional))
+    .bind(i64::from(t.parallel))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl ImplementationStore for SqlStore {
     async fn create_implementation_tasks(
@@ -69,23 +95,8 @@ impl ImplementationStore for SqlStore {
             return Ok(existing);
         }
         let mut tx = self.begin().await?;
-        for (position, t) in tasks.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO implementation_tasks (spec_task_id, task_key, title, details, status, depends_on, \
-                 requirements, optional, parallel, position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(spec_task_id)
-            .bind(&t.key)
-            .bind(&t.title)
-            .bind(&t.details)
-            .bind(ImplementationTaskStatus::Pending.as_str())
-            .bind(json!(t.depends_on).to_string())
-            .bind(json!(t.requirements).to_string())
-            .bind(i64::from(t.optional))
-            .bind(i64::from(t.parallel))
-            .bind(position as i64)
-            .execute(&mut *tx)
-            .await?;
+        for t in &tasks {
+            insert_task(&mut tx, spec_task_id, t).await?;
         }
         let event = NewEvent {
             project_id: Some(task.project_id),
@@ -107,23 +118,7 @@ impl ImplementationStore for SqlStore {
     ) -> Result<ImplementationTask> {
         let task = Store::get_spec_task(self, spec_task_id).await?;
         let mut tx = self.begin().await?;
-        let result = sqlx::query(
-            "INSERT INTO implementation_tasks (spec_task_id, task_key, title, details, status, depends_on, \
-             requirements, optional, parallel, position) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE(MAX(position), -1) + 1 \
-             FROM implementation_tasks WHERE spec_task_id = $1",
-        )
-        .bind(spec_task_id)
-        .bind(&t.key)
-        .bind(&t.title)
-        .bind(&t.details)
-        .bind(ImplementationTaskStatus::Pending.as_str())
-        .bind(json!(t.depends_on).to_string())
-        .bind(json!(t.requirements).to_string())
-        .bind(i64::from(t.optional))
-        .bind(i64::from(t.parallel))
-        .execute(&mut *tx)
-        .await;
+        let result = insert_task(&mut tx, spec_task_id, &t).await;
         match result {
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 return Err(StoreError::Conflict(format!(
