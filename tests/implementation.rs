@@ -684,3 +684,124 @@ async fn cancelling_the_spec_task_cancels_its_threads_stops_the_agent_and_keeps_
     assert!(!git(&repo, &["log", "--format=%s", branch]).contains("merge task"));
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_event_holds_a_session_until_unblocked_and_messages_reach_prompts() {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config
+            .agent_profiles
+            .insert("test".into(), AgentProfile::new(AGENT, &[]));
+        config.default_agent = "test".into();
+    })
+    .await;
+    let (project, repo) = app.project_with_repo().await;
+    commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
+    let id = app.task(project, "Held").await;
+    app.post(
+        &format!("/api/v1/spec-tasks/{id}/start-planning"),
+        json!({}),
+    )
+    .await;
+    common::spec::record_spec(
+        &app,
+        id,
+        common::spec::DESIGN,
+        "- [ ] 1. Held\n  - write a.txt a\n  - sleep 1000\n",
+    )
+    .await;
+    app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
+        .await;
+    let coordination = format!("/api/v1/spec-tasks/{id}/coordination");
+    let (status, _) = app
+        .post(
+            &coordination,
+            json!({ "kind": "broadcast", "message": "use tabs, not spaces" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut live = app.agents.subscribe();
+    let driver = drive(&app);
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let u = live.recv().await.unwrap();
+            if matches!(&u.update, spectask::agents::protocol::AgentUpdate::Message(t) if t.contains("wrote a.txt")) {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the session is working");
+    let session = app
+        .store
+        .list_work_sessions(id)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    let (status, body) = app
+        .post(&coordination, json!({ "kind": "blocking", "to_session_id": session.id, "message": "wait for the schema" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Held: blocked, and nothing merged while it is.
+    let mut events = app.store.subscribe_events();
+    tokio::time::timeout(WAIT, async {
+        while app.store.get_work_session(session.id).await.unwrap().status
+            != spectask::domain::WorkSessionStatus::Blocked
+        {
+            events.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the session is held");
+    let branch = app.store.get_spec_task(id).await.unwrap().branch;
+    assert!(!git(&repo, &["log", "--format=%s", &branch]).contains("merge task 1"));
+    assert_eq!(
+        app.get(&format!("/api/v1/spec-tasks/{id}")).await.1["status"],
+        "implementing"
+    );
+    let (status, _) = app
+        .post(
+            &coordination,
+            json!({ "kind": "unblocked", "to_session_id": session.id, "message": "schema is in" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    wait_status(&app, id, "implementation_review").await;
+    driver.abort();
+    assert_eq!(git(&repo, &["show", &format!("{branch}:a.txt")]), "a");
+    // The broadcast reached the session's prompt.
+    let prompts: Vec<String> = app
+        .store
+        .list_transcript(session.id, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == spectask::domain::TranscriptKind::Prompt)
+        .map(|e| e.content)
+        .collect();
+    assert!(
+        prompts[0].contains("[broadcast from a person] use tabs, not spaces"),
+        "{prompts:?}"
+    );
+    let statuses: Vec<String> = app
+        .store
+        .list_events(0, Some(id), 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "work_session.status_changed" && e.entity_id == Some(session.id))
+        .map(|e| e.data["to"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "running",
+            "blocked",
+            "running",
+            "verifying",
+            "merging",
+            "completed"
+        ]
+    );
+    app.shutdown().await;
+}

@@ -230,9 +230,25 @@ impl Implementer {
             .filter(|t| t.status == ImplementationTaskStatus::Pending)
             .filter(|t| t.depends_on.iter().all(|d| done.contains(d.as_str())))
             .collect();
-        for t in ready.into_iter().take(limit.saturating_sub(in_progress)) {
+        let sessions = self.store.list_work_sessions(task.id).await?;
+        let mut slots = limit.saturating_sub(in_progress);
+        for t in ready {
+            if slots == 0 {
+                break;
+            }
+            // A spawned session someone has blocked waits before it starts, too.
+            let held = match sessions.iter().find(|s| {
+                s.implementation_task_id == Some(t.id) && s.status == WorkSessionStatus::Pending
+            }) {
+                Some(s) => self.is_blocked(task.id, s.id).await?,
+                None => false,
+            };
+            if held {
+                continue;
+            }
             self.start(task, &project, t).await?;
             outcome.started.push(t.key.clone());
+            slots -= 1;
         }
         Ok(outcome)
     }
@@ -252,6 +268,7 @@ impl Implementer {
                 session.status,
                 WorkSessionStatus::Pending
                     | WorkSessionStatus::Running
+                    | WorkSessionStatus::Blocked
                     | WorkSessionStatus::Verifying
                     | WorkSessionStatus::Merging
                     | WorkSessionStatus::Interrupted
@@ -293,6 +310,7 @@ impl Implementer {
             if matches!(
                 session.status,
                 WorkSessionStatus::Running
+                    | WorkSessionStatus::Blocked
                     | WorkSessionStatus::Verifying
                     | WorkSessionStatus::Merging
             ) {
@@ -440,6 +458,87 @@ impl Implementer {
             .map_err(|e| ImplError::Other(e.to_string()))
     }
 
+    /// Coordination messages waiting for a session, as text for its prompt: those
+    /// addressed to it (acknowledged now, by it) and the task's broadcasts.
+    async fn deliver(&self, spec_task_id: i64, session_id: i64) -> Result<String, ImplError> {
+        let mut text = String::new();
+        for e in self.store.list_coordination_events(spec_task_id).await? {
+            let addressed = e.to_session_id == Some(session_id);
+            let broadcast = e.to_session_id.is_none() && e.from_session_id != Some(session_id);
+            let waiting = e.acknowledged_at.is_none()
+                && !matches!(
+                    e.kind,
+                    CoordinationKind::Blocking | CoordinationKind::Unblocked
+                );
+            if !(waiting && (addressed || broadcast)) {
+                continue;
+            }
+            let from = e
+                .from_session_id
+                .map_or("a person".to_string(), |s| format!("session {s}"));
+            text.push_str(&format!("\n[{} from {from}] {}", e.kind, e.message));
+            if addressed {
+                self.store
+                    .acknowledge_coordination_event(spec_task_id, e.id, Some(session_id), "system")
+                    .await?;
+            }
+        }
+        if text.is_empty() {
+            return Ok(text);
+        }
+        Ok(format!(
+            "\n\nMessages for you from the other sessions and people:{text}\n"
+        ))
+    }
+
+    /// Whether the latest `blocking` / `unblocked` event addressed to a session is a
+    /// `blocking` one.
+    async fn is_blocked(&self, spec_task_id: i64, session_id: i64) -> Result<bool, ImplError> {
+        let latest = self
+            .store
+            .list_coordination_events(spec_task_id)
+            .await?
+            .into_iter()
+            .rfind(|e| {
+                e.to_session_id == Some(session_id)
+                    && matches!(
+                        e.kind,
+                        CoordinationKind::Blocking | CoordinationKind::Unblocked
+                    )
+            });
+        Ok(latest.is_some_and(|e| e.kind == CoordinationKind::Blocking))
+    }
+
+    /// A `blocking` event holds its receiver (status `blocked`, nothing merged)
+    /// until an `unblocked` event for it arrives.
+    async fn hold_while_blocked(&self, session_id: i64) -> Result<(), ImplError> {
+        let session = self.store.get_work_session(session_id).await?;
+        let mut events = self.store.subscribe_events();
+        if !self.is_blocked(session.spec_task_id, session_id).await? {
+            return Ok(());
+        }
+        self.store
+            .transition_work_session(session_id, WorkSessionEvent::Block, None, "system")
+            .await?;
+        while self.is_blocked(session.spec_task_id, session_id).await? {
+            if events.changed().await.is_err() {
+                return Err(ImplError::Other(
+                    "the store closed while a session was blocked".into(),
+                ));
+            }
+            // A cancelled task releases its blocked sessions into cancellation.
+            if self.store.get_work_session(session_id).await?.status != WorkSessionStatus::Blocked {
+                return Err(ImplError::Other(format!(
+                    "session {session_id} left `blocked` while held"
+                )));
+            }
+        }
+        self.store
+            .transition_work_session(session_id, WorkSessionEvent::Unblock, None, "system")
+            .await?;
+        Ok(())
+    }
+
     /// A person's choice about an implementation task: `retry` a failed one, `skip`
     /// one (done, nothing merged) or `cancel` it. Tasks blocked only by failures that
     /// are now resolved become ready again.
@@ -557,6 +656,7 @@ impl Implementer {
                 ("spec_dir", &spec_dir.display().to_string()),
             ],
         );
+        let prompt = prompt + &self.deliver(task.id, session.id).await?;
         // Marked as driven here before its status says running, so a concurrent step
         // never takes it for an orphan.
         self.running.lock().await.insert(session.id);
@@ -644,6 +744,7 @@ impl Implementer {
             task.id, item.key
         );
         git::commit_all(worktree, &message).await?;
+        self.hold_while_blocked(session_id).await?;
         if let Some(command) = &project.settings.verification_command
             && let Err(output) = verify(worktree, command).await
         {
