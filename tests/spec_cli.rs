@@ -244,6 +244,23 @@ async fn import_kiro_and_speckit_folders_then_review_them() {
         );
         assert!(text.contains("==> open comments (0) <=="), "{text}");
     }
+    // Progress and spawning from the CLI (the task is in review: nothing runs yet).
+    let progress = spectask(&["task", "progress", "1"], &env);
+    let text = String::from_utf8(progress.stdout).unwrap();
+    assert!(
+        text.contains("task 1 [spec_review]: [] 0/0 tasks"),
+        "{text}"
+    );
+    let spawn = spectask(
+        &["session", "spawn", "1", "--name", "x", "--prompt", "say x"],
+        &env,
+    );
+    assert!(!spawn.status.success());
+    assert!(
+        String::from_utf8_lossy(&spawn.stderr).contains("implementing"),
+        "{}",
+        String::from_utf8_lossy(&spawn.stderr)
+    );
     // A folder without tasks.md is refused before anything is created.
     let empty = tempfile::tempdir().unwrap();
     let out = spectask(&["task", "import", empty.path().to_str().unwrap()], &env);

@@ -130,6 +130,23 @@ enum AgentsCmd {
 enum SessionCmd {
     /// A work session's transcript
     Transcript(IdArgs),
+    /// Add a session to a spec task that is implementing
+    Spawn {
+        /// The spec task
+        task: i64,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        prompt: String,
+        /// The session it belongs under
+        #[arg(long)]
+        parent: Option<i64>,
+        /// Task keys or `session:<id>` it waits for (repeatable)
+        #[arg(long = "depends-on")]
+        depends_on: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -245,6 +262,8 @@ enum TaskCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Implementation progress: tasks by status and running sessions
+    Progress(IdArgs),
     /// The latest spec version (or --version N): documents, validation report, comments
     Review {
         id: i64,
@@ -376,6 +395,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Token(cmd) => token(&client, cmd).await,
                 Command::Agents(cmd) => agents(&client, cmd).await,
                 Command::Session(SessionCmd::Transcript(a)) => transcript(&client, a).await,
+                Command::Session(SessionCmd::Spawn {
+                    task,
+                    name,
+                    prompt,
+                    parent,
+                    depends_on,
+                    json,
+                }) => {
+                    let body = json!({ "name": name, "prompt": prompt, "parent_id": parent, "depends_on": depends_on });
+                    let s: WorkSession = client
+                        .post(&format!("/spec-tasks/{task}/sessions"), &body)
+                        .await?;
+                    if json {
+                        return output::json(&s);
+                    }
+                    println!(
+                        "spawned session {} ({}) in task {task}; it starts when its dependencies are done",
+                        s.id, s.name
+                    );
+                    Ok(())
+                }
                 Command::Permissions(cmd) => permissions(&client, cmd).await,
                 Command::Serve { .. } | Command::Spec(_) | Command::Demo { .. } => {
                     unreachable!("handled above")
@@ -668,6 +708,28 @@ async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
             return Ok(());
         }
         TaskCmd::Review { id, version, json } => return review(client, id, version, json).await,
+        TaskCmd::Progress(IdArgs { id, json }) => {
+            let p: Value = client.get(&format!("/spec-tasks/{id}/progress")).await?;
+            if json {
+                return output::json(&p);
+            }
+            let (done, total) = (
+                p["tasks_done"].as_u64().unwrap_or(0),
+                p["tasks_total"].as_u64().unwrap_or(0),
+            );
+            let bar: String = (0..total)
+                .map(|i| if i < done { '#' } else { '-' })
+                .collect();
+            println!(
+                "task {id} [{}]: [{bar}] {done}/{total} tasks, {} sessions running",
+                p["status"].as_str().unwrap_or(""),
+                p["sessions_running"]
+            );
+            for (status, n) in p["by_status"].as_object().into_iter().flatten() {
+                println!("  {status:<12} {n}");
+            }
+            return Ok(());
+        }
         TaskCmd::Import {
             path,
             project,
