@@ -180,10 +180,11 @@ async fn a_server_killed_mid_run_finishes_it_after_a_restart() {
             status_to(e, "implementation_task.status_changed", "2", "in_progress")
         })
         .await;
-    // With one session at a time, the next session to run is task 2's.
+    // With one session at a time, the next thread to get a prompt is task 2's: the
+    // kill lands in the middle of its turn.
     api.wait_for(id, |e| {
         e["id"].as_i64().unwrap() > second_started
-            && status_to(e, "work_session.status_changed", "", "running")
+            && status_to(e, "agent_thread.status_changed", "", "prompting")
     })
     .await;
     let mut first = server;

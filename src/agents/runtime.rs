@@ -215,6 +215,31 @@ impl AgentRuntime {
             self.set_status(AgentInstanceEvent::Restart, InstanceReport::default())
                 .await;
         }
+        // A new process holds none of the old one's sessions: threads still marked
+        // open (left by a server that was killed) are interrupted, so the next use
+        // resumes them (`session/load` where the agent can) instead of failing.
+        for thread in self
+            .store
+            .list_agent_threads(self.config.spec_task_id)
+            .await?
+        {
+            if matches!(
+                thread.status,
+                AgentThreadStatus::Opening | AgentThreadStatus::Idle | AgentThreadStatus::Prompting
+            ) {
+                ensure_ok(
+                    self.store
+                        .transition_agent_thread(
+                            thread.id,
+                            AgentThreadEvent::Interrupt,
+                            None,
+                            Some("the agent process was replaced"),
+                            "system",
+                        )
+                        .await,
+                );
+            }
+        }
         let profile = &self.config.profile;
         std::fs::create_dir_all(&self.config.workdir).map_err(|e| {
             AgentError::Spawn(format!("creating {}: {e}", self.config.workdir.display()))
