@@ -38,6 +38,39 @@ const PLAN: &str = "# Implementation Plan
   - _Depends: 1_
 ";
 
+/// An app whose default agent is the scripted test agent, adjusted by `configure`.
+async fn scripted_app(configure: impl FnOnce(&mut spectask::config::ServeConfig)) -> TestApp {
+    spawn_app_with(Backend::Sqlite, |config| {
+        config
+            .agent_profiles
+            .insert("test".into(), AgentProfile::new(AGENT, &[]));
+        config.default_agent = "test".into();
+        configure(config);
+    })
+    .await
+}
+
+/// A task whose spec (with `plan` as its tasks.md) is recorded and approved, as
+/// planning and review would leave it.
+async fn approved_plan(app: &TestApp, project: i64, title: &str, plan: &str) -> i64 {
+    let id = app.task(project, title).await;
+    app.post(
+        &format!("/api/v1/spec-tasks/{id}/start-planning"),
+        json!({}),
+    )
+    .await;
+    common::spec::record_spec(app, id, common::spec::DESIGN, plan).await;
+    let (status, body) = app
+        .post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("implementing")),
+        "{body}"
+    );
+    id
+}
+
 /// Runs the implementation loop in the background: a step per committed event.
 fn drive(app: &TestApp) -> tokio::task::JoinHandle<()> {
     let implementer = app.implementer.clone();
@@ -85,13 +118,7 @@ async fn wait_status(app: &TestApp, task: i64, status: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_diamond_plan_runs_in_parallel_and_merges_every_task_once() {
-    let app = spawn_app_with(Backend::Sqlite, |config| {
-        config
-            .agent_profiles
-            .insert("test".into(), AgentProfile::new(AGENT, &[]));
-        config.default_agent = "test".into();
-    })
-    .await;
+    let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
     // The project's implementation prompt is the task's details, so the scripted
     // agent carries them out.
@@ -288,15 +315,7 @@ async fn a_session_that_fails_twice_blocks_its_dependents_and_skip_unblocks_them
     // about its own failures.
     let plan = "- [ ] 1. Independent\n  - write ind.txt ind\n- [ ] 2. Fragile\n  - crash\n\
                 - [ ] 3. After fragile\n  - write after.txt after\n";
-    let id = app.task(project, "Fragile").await;
-    app.post(
-        &format!("/api/v1/spec-tasks/{id}/start-planning"),
-        json!({}),
-    )
-    .await;
-    common::spec::record_spec(&app, id, common::spec::DESIGN, plan).await;
-    app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
-        .await;
+    let id = approved_plan(&app, project, "Fragile", plan).await;
     let driver = drive(&app);
     wait_plan(
         &app,
@@ -359,13 +378,7 @@ async fn a_session_that_fails_twice_blocks_its_dependents_and_skip_unblocks_them
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_merge_conflict_is_resolved_by_a_conflict_fixing_session_keeping_both_changes() {
-    let app = spawn_app_with(Backend::Sqlite, |config| {
-        config
-            .agent_profiles
-            .insert("test".into(), AgentProfile::new(AGENT, &[]));
-        config.default_agent = "test".into();
-    })
-    .await;
+    let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
     // The scripted fixer resolves by keeping both lines.
     commit_templates(
@@ -377,15 +390,7 @@ async fn a_merge_conflict_is_resolved_by_a_conflict_fixing_session_keeping_both_
     );
     // Two parallel tasks write the same file differently; the second to merge conflicts.
     let plan = "- [ ] 1. Left\n  - write shared.txt left\\n\n- [ ] 2. Right (P)\n  - sleep 200\n  - write shared.txt right\\n\n";
-    let id = app.task(project, "Conflicting").await;
-    app.post(
-        &format!("/api/v1/spec-tasks/{id}/start-planning"),
-        json!({}),
-    )
-    .await;
-    common::spec::record_spec(&app, id, common::spec::DESIGN, plan).await;
-    app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
-        .await;
+    let id = approved_plan(&app, project, "Conflicting", plan).await;
     let driver = drive(&app);
     let done = wait_status(&app, id, "implementation_review").await;
     driver.abort();
@@ -446,15 +451,7 @@ async fn a_crash_mid_session_is_retried_to_success_in_the_same_worktree() {
     })
     .await;
     let (project, repo) = app.project_with_repo().await;
-    let id = app.task(project, "Crashy").await;
-    app.post(
-        &format!("/api/v1/spec-tasks/{id}/start-planning"),
-        json!({}),
-    )
-    .await;
-    common::spec::record_spec(&app, id, common::spec::DESIGN, "- [ ] 1. The only task\n").await;
-    app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
-        .await;
+    let id = approved_plan(&app, project, "Crashy", "- [ ] 1. The only task\n").await;
     let driver = drive(&app);
     let done = wait_status(&app, id, "implementation_review").await;
     driver.abort();
@@ -486,13 +483,7 @@ async fn a_crash_mid_session_is_retried_to_success_in_the_same_worktree() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spawned_session_with_a_parent_and_a_dependency_runs_like_any_task() {
-    let app = spawn_app_with(Backend::Sqlite, |config| {
-        config
-            .agent_profiles
-            .insert("test".into(), AgentProfile::new(AGENT, &[]));
-        config.default_agent = "test".into();
-    })
-    .await;
+    let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
     commit_templates(
         &repo,
@@ -600,13 +591,7 @@ async fn a_spawned_session_with_a_parent_and_a_dependency_runs_like_any_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_the_spec_task_cancels_its_threads_stops_the_agent_and_keeps_branches() {
-    let app = spawn_app_with(Backend::Sqlite, |config| {
-        config
-            .agent_profiles
-            .insert("test".into(), AgentProfile::new(AGENT, &[]));
-        config.default_agent = "test".into();
-    })
-    .await;
+    let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
     commit_templates(
         &repo,
@@ -687,13 +672,7 @@ async fn cancelling_the_spec_task_cancels_its_threads_stops_the_agent_and_keeps_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_event_holds_a_session_until_unblocked_and_messages_reach_prompts() {
-    let app = spawn_app_with(Backend::Sqlite, |config| {
-        config
-            .agent_profiles
-            .insert("test".into(), AgentProfile::new(AGENT, &[]));
-        config.default_agent = "test".into();
-    })
-    .await;
+    let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
     commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
     let id = app.task(project, "Held").await;
