@@ -71,6 +71,23 @@ async fn approved_plan(app: &TestApp, project: i64, title: &str, plan: &str) -> 
     id
 }
 
+/// Waits (with a timeout) until some session's agent says `needle`.
+async fn wait_message(
+    live: &mut tokio::sync::broadcast::Receiver<spectask::agents::host::LiveUpdate>,
+    needle: &str,
+) {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let u = live.recv().await.unwrap();
+            if matches!(&u.update, spectask::agents::protocol::AgentUpdate::Message(t) if t.contains(needle)) {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no agent said {needle:?}"));
+}
+
 /// Runs the implementation loop in the background: a step per committed event.
 fn drive(app: &TestApp) -> tokio::task::JoinHandle<()> {
     let implementer = app.implementer.clone();
@@ -601,34 +618,17 @@ async fn cancelling_the_spec_task_cancels_its_threads_stops_the_agent_and_keeps_
 ",
         )],
     );
-    let id = app.task(project, "Cancelled").await;
-    app.post(
-        &format!("/api/v1/spec-tasks/{id}/start-planning"),
-        json!({}),
-    )
-    .await;
-    common::spec::record_spec(
+    let id = approved_plan(
         &app,
-        id,
-        common::spec::DESIGN,
+        project,
+        "Cancelled",
         "- [ ] 1. Forever\n  - write a.txt a\n  - hang\n- [ ] 2. Never\n  - write b.txt b\n",
     )
     .await;
-    app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
-        .await;
     let mut live = app.agents.subscribe();
     app.implementer.run_once().await.unwrap();
     // Wait until the first session's agent is working (its write is reported).
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let u = live.recv().await.unwrap();
-            if matches!(&u.update, spectask::agents::protocol::AgentUpdate::Message(t) if t.contains("wrote a.txt")) {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("the session is working");
+    wait_message(&mut live, "wrote a.txt").await;
     let (status, body) = app
         .post(&format!("/api/v1/spec-tasks/{id}/cancel"), json!({}))
         .await;
@@ -675,21 +675,13 @@ async fn a_blocking_event_holds_a_session_until_unblocked_and_messages_reach_pro
     let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
     commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
-    let id = app.task(project, "Held").await;
-    app.post(
-        &format!("/api/v1/spec-tasks/{id}/start-planning"),
-        json!({}),
-    )
-    .await;
-    common::spec::record_spec(
+    let id = approved_plan(
         &app,
-        id,
-        common::spec::DESIGN,
+        project,
+        "Held",
         "- [ ] 1. Held\n  - write a.txt a\n  - sleep 1000\n",
     )
     .await;
-    app.post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
-        .await;
     let coordination = format!("/api/v1/spec-tasks/{id}/coordination");
     let (status, _) = app
         .post(
@@ -700,16 +692,7 @@ async fn a_blocking_event_holds_a_session_until_unblocked_and_messages_reach_pro
     assert_eq!(status, StatusCode::CREATED);
     let mut live = app.agents.subscribe();
     let driver = drive(&app);
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let u = live.recv().await.unwrap();
-            if matches!(&u.update, spectask::agents::protocol::AgentUpdate::Message(t) if t.contains("wrote a.txt")) {
-                return;
-            }
-        }
-    })
-    .await
-    .expect("the session is working");
+    wait_message(&mut live, "wrote a.txt").await;
     let session = app
         .store
         .list_work_sessions(id)
