@@ -1,0 +1,191 @@
+//! What people (and agents) ask of a running SpecTask: spawning a session, a
+//! decision about a task, cancelling everything.
+
+use std::collections::{HashMap, HashSet};
+
+use super::*;
+
+/// A person's (or an agent's) request for a new session in a running SpecTask.
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpawnRequest {
+    pub name: String,
+    /// What the session should do.
+    pub prompt: String,
+    /// The session it belongs under in the hierarchy.
+    pub parent_id: Option<i64>,
+    /// Task keys (`2`, `S1`) or sessions (`session:12`) it waits for.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+}
+
+impl Implementer {
+    /// Adds a session to a running SpecTask: it runs like any task (own worktree, own
+    /// thread, merge queue) once its dependencies (task keys) are done, and appears
+    /// under its parent in the hierarchy.
+    pub async fn spawn(
+        &self,
+        spec_task_id: i64,
+        req: SpawnRequest,
+        actor: &str,
+    ) -> Result<WorkSession, ImplError> {
+        let task = self.store.get_spec_task(spec_task_id).await?;
+        if task.status != SpecTaskStatus::Implementing {
+            return Err(ImplError::Refused(format!(
+                "sessions are spawned into a task that is implementing; task {} is {}",
+                task.id, task.status
+            )));
+        }
+        let plan = self.store.list_implementation_tasks(task.id).await?;
+        let sessions = self.store.list_work_sessions(task.id).await?;
+        let mut depends = Vec::new();
+        for dep in &req.depends_on {
+            // A dependency names a task key, or a session as `session:<id>`.
+            let key = match dep.strip_prefix("session:").map(str::parse::<i64>) {
+                Some(Ok(sid)) => sessions
+                    .iter()
+                    .find(|s| s.id == sid)
+                    .and_then(|s| s.implementation_task_id)
+                    .and_then(|tid| plan.iter().find(|t| t.id == tid))
+                    .map(|t| t.key.clone()),
+                Some(Err(_)) => None,
+                None => plan.iter().find(|t| &t.key == dep).map(|t| t.key.clone()),
+            };
+            depends.push(key.ok_or_else(|| {
+                ImplError::Invalid(format!(
+                    "depends_on: {dep:?} is not a task or session of this task"
+                ))
+            })?);
+        }
+        if let Some(parent) = req.parent_id
+            && !sessions.iter().any(|s| s.id == parent)
+        {
+            return Err(ImplError::Invalid(format!(
+                "parent_id: session {parent} is not in this task"
+            )));
+        }
+        if req.name.trim().is_empty() || req.prompt.trim().is_empty() {
+            return Err(ImplError::Invalid(
+                "name and prompt must not be empty".into(),
+            ));
+        }
+        let key = format!(
+            "S{}",
+            plan.iter().filter(|t| t.key.starts_with('S')).count() + 1
+        );
+        let item = self
+            .store
+            .add_implementation_task(
+                task.id,
+                NewImplementationTask {
+                    key,
+                    title: req.name.trim().to_string(),
+                    details: req.prompt.clone(),
+                    depends_on: depends,
+                    requirements: Vec::new(),
+                    optional: false,
+                    parallel: true,
+                },
+                actor,
+            )
+            .await?;
+        Ok(self
+            .store
+            .create_work_session(
+                NewWorkSession {
+                    spec_task_id: task.id,
+                    parent_id: req.parent_id,
+                    implementation_task_id: Some(item.id),
+                    kind: WorkSessionKind::Spawned,
+                    name: req.name.trim().to_string(),
+                    prompt: req.prompt,
+                },
+                actor,
+            )
+            .await?)
+    }
+
+    /// After a SpecTask is cancelled: every session and open task is cancelled (so no
+    /// session merges afterwards), every thread gets `session/cancel`, and the agent
+    /// instance stops. Branches and worktrees stay.
+    pub async fn cancel_task(&self, spec_task_id: i64) -> Result<(), ImplError> {
+        for session in self.store.list_work_sessions(spec_task_id).await? {
+            if !session.status.is_terminal() {
+                let _ = self
+                    .store
+                    .transition_work_session(session.id, WorkSessionEvent::Cancel, None, "system")
+                    .await;
+            }
+        }
+        for t in self.store.list_implementation_tasks(spec_task_id).await? {
+            let _ = self
+                .store
+                .transition_implementation_task(t.id, ImplementationTaskEvent::Cancel, "system")
+                .await;
+        }
+        self.agents
+            .cancel_all(spec_task_id)
+            .await
+            .map_err(|e| ImplError::Other(e.to_string()))
+    }
+
+    /// A person's choice about an implementation task: `retry` a failed one, `skip`
+    /// one (done, nothing merged) or `cancel` it. Tasks blocked only by failures that
+    /// are now resolved become ready again.
+    pub async fn decide(
+        &self,
+        spec_task_id: i64,
+        key: &str,
+        event: ImplementationTaskEvent,
+        actor: &str,
+    ) -> Result<ImplementationTask, ImplError> {
+        let plan = self.store.list_implementation_tasks(spec_task_id).await?;
+        let item = plan
+            .iter()
+            .find(|t| t.key == key)
+            .ok_or_else(|| StoreError::NotFound {
+                entity: "implementation task",
+                id: key.to_string(),
+            })?;
+        let updated = self
+            .store
+            .transition_implementation_task(item.id, event, actor)
+            .await?;
+        let plan = self.store.list_implementation_tasks(spec_task_id).await?;
+        let failed: HashSet<&str> = plan
+            .iter()
+            .filter(|t| t.status == ImplementationTaskStatus::Failed)
+            .map(|t| t.key.as_str())
+            .collect();
+        let by_key: HashMap<&str, &ImplementationTask> =
+            plan.iter().map(|t| (t.key.as_str(), t)).collect();
+        // A blocked task is freed when nothing it waits on, directly or not, has failed.
+        let waits_on_failure = |start: &ImplementationTask| {
+            let mut stack: Vec<&str> = start.depends_on.iter().map(String::as_str).collect();
+            let mut seen = HashSet::new();
+            while let Some(k) = stack.pop() {
+                if !seen.insert(k) {
+                    continue;
+                }
+                if failed.contains(k) {
+                    return true;
+                }
+                if let Some(t) = by_key.get(k) {
+                    stack.extend(t.depends_on.iter().map(String::as_str));
+                }
+            }
+            false
+        };
+        for t in plan
+            .iter()
+            .filter(|t| t.status == ImplementationTaskStatus::Blocked)
+        {
+            if !waits_on_failure(t) {
+                self.store
+                    .transition_implementation_task(t.id, ImplementationTaskEvent::Unblock, actor)
+                    .await?;
+            }
+        }
+        Ok(updated)
+    }
+}

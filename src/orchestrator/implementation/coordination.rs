@@ -1,0 +1,95 @@
+//! Coordination between sessions: delivering messages into turns and holding a
+//! session while a `blocking` event stands.
+
+use super::*;
+
+impl Implementer {
+    /// Coordination messages waiting for a session, as text for its prompt: those
+    /// addressed to it (acknowledged now, by it) and the task's broadcasts.
+    pub(super) async fn deliver(
+        &self,
+        spec_task_id: i64,
+        session_id: i64,
+    ) -> Result<String, ImplError> {
+        let mut text = String::new();
+        for e in self.store.list_coordination_events(spec_task_id).await? {
+            let addressed = e.to_session_id == Some(session_id);
+            let broadcast = e.to_session_id.is_none() && e.from_session_id != Some(session_id);
+            let waiting = e.acknowledged_at.is_none()
+                && !matches!(
+                    e.kind,
+                    CoordinationKind::Blocking | CoordinationKind::Unblocked
+                );
+            if !(waiting && (addressed || broadcast)) {
+                continue;
+            }
+            let from = e
+                .from_session_id
+                .map_or("a person".to_string(), |s| format!("session {s}"));
+            text.push_str(&format!("\n[{} from {from}] {}", e.kind, e.message));
+            if addressed {
+                self.store
+                    .acknowledge_coordination_event(spec_task_id, e.id, Some(session_id), "system")
+                    .await?;
+            }
+        }
+        if text.is_empty() {
+            return Ok(text);
+        }
+        Ok(format!(
+            "\n\nMessages for you from the other sessions and people:{text}\n"
+        ))
+    }
+
+    /// Whether the latest `blocking` / `unblocked` event addressed to a session is a
+    /// `blocking` one.
+    pub(super) async fn is_blocked(
+        &self,
+        spec_task_id: i64,
+        session_id: i64,
+    ) -> Result<bool, ImplError> {
+        let latest = self
+            .store
+            .list_coordination_events(spec_task_id)
+            .await?
+            .into_iter()
+            .rfind(|e| {
+                e.to_session_id == Some(session_id)
+                    && matches!(
+                        e.kind,
+                        CoordinationKind::Blocking | CoordinationKind::Unblocked
+                    )
+            });
+        Ok(latest.is_some_and(|e| e.kind == CoordinationKind::Blocking))
+    }
+
+    /// A `blocking` event holds its receiver (status `blocked`, nothing merged)
+    /// until an `unblocked` event for it arrives.
+    pub(super) async fn hold_while_blocked(&self, session_id: i64) -> Result<(), ImplError> {
+        let session = self.store.get_work_session(session_id).await?;
+        let mut events = self.store.subscribe_events();
+        if !self.is_blocked(session.spec_task_id, session_id).await? {
+            return Ok(());
+        }
+        self.store
+            .transition_work_session(session_id, WorkSessionEvent::Block, None, "system")
+            .await?;
+        while self.is_blocked(session.spec_task_id, session_id).await? {
+            if events.changed().await.is_err() {
+                return Err(ImplError::Other(
+                    "the store closed while a session was blocked".into(),
+                ));
+            }
+            // A cancelled task releases its blocked sessions into cancellation.
+            if self.store.get_work_session(session_id).await?.status != WorkSessionStatus::Blocked {
+                return Err(ImplError::Other(format!(
+                    "session {session_id} left `blocked` while held"
+                )));
+            }
+        }
+        self.store
+            .transition_work_session(session_id, WorkSessionEvent::Unblock, None, "system")
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,257 @@
+//! The per-task merge queue: one merge at a time into the task branch, ticking
+//! `tasks.md` and writing the session's history; conflicts go to a conflict-fixing
+//! session.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use super::*;
+
+impl Implementer {
+    pub(super) async fn merge(
+        &self,
+        task: &SpecTask,
+        project: &Project,
+        item: &ImplementationTask,
+        session_id: i64,
+        worktree: &Path,
+        branch: &str,
+    ) -> Result<Option<Vec<String>>, ImplError> {
+        let lock = self
+            .merge_locks
+            .lock()
+            .await
+            .entry(task.id)
+            .or_default()
+            .clone();
+        let _queue = lock.lock().await;
+        // Merges are recorded, so replaying one is a no-op.
+        if self.store.merge_commit(session_id).await?.is_some() {
+            return Ok(None);
+        }
+        let repo = PathBuf::from(&project.path);
+        let task_worktree = self.task_worktree(task);
+        git::ensure_worktree(&repo, &task_worktree, &task.branch).await?;
+        let message = format!(
+            "spectask #{}: merge task {} (session {session_id})",
+            task.id, item.key
+        );
+        let merged = match git::merge(&task_worktree, branch, &message).await? {
+            Merge::Merged(commit) => commit,
+            Merge::Conflict(files) => {
+                self.store
+                    .post_coordination_event(
+                        NewCoordinationEvent {
+                            spec_task_id: task.id,
+                            kind: CoordinationKind::Conflict,
+                            from_session_id: Some(session_id),
+                            to_session_id: None,
+                            message: format!(
+                                "merging task {} conflicts in {}",
+                                item.key,
+                                files.join(", ")
+                            ),
+                            payload: json!({ "files": files, "branch": branch }),
+                        },
+                        "system",
+                    )
+                    .await?;
+                self.store
+                    .transition_work_session(session_id, WorkSessionEvent::Conflict, None, "system")
+                    .await?;
+                return Ok(Some(files));
+            }
+        };
+        // Tick the task in tasks.md and write the session's history, on the task branch.
+        let spec_rel = spec_files::spec_dir_rel(project, task);
+        let tasks_path = task_worktree.join(&spec_rel).join("tasks.md");
+        if let Ok(text) = std::fs::read_to_string(&tasks_path) {
+            let doc = tasks_md::parse(&text);
+            if let Some(found) = doc.get(&item.key)
+                && let Ok(ticked) = tasks_md::set_mark(&text, found.line, Mark::Done)
+            {
+                std::fs::write(&tasks_path, ticked).map_err(git::GitError::from)?;
+            }
+        }
+        let history_dir = task_worktree.join(&spec_rel).join("history");
+        std::fs::create_dir_all(&history_dir).map_err(git::GitError::from)?;
+        let history = self.history(session_id, item, branch, &merged).await?;
+        std::fs::write(
+            history_dir.join(format!("session-{session_id}-{}.md", slugify(&item.key))),
+            history,
+        )
+        .map_err(git::GitError::from)?;
+        git::commit_paths(
+            &task_worktree,
+            &[&spec_rel],
+            &format!("spectask #{}: task {} done", task.id, item.key),
+        )
+        .await?;
+        self.store.record_merge(session_id, &merged).await?;
+        // The worktree goes once its branch is merged (never with uncommitted work),
+        // before the task counts as done, so a finished run leaves none behind.
+        let _ = git::remove_worktree(&repo, worktree).await;
+        self.store
+            .transition_work_session(session_id, WorkSessionEvent::Merged, None, "system")
+            .await?;
+        self.store
+            .transition_implementation_task(item.id, ImplementationTaskEvent::Complete, "system")
+            .await?;
+        Ok(None)
+    }
+
+    /// A conflict is never resolved silently: a conflict-fixing session (a child of
+    /// the conflicted one) merges the task branch into the session's branch, resolves
+    /// the conflicts in the agent's thread, and the merge is tried again. If markers
+    /// remain, the session stays `conflicted` for a person.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn resolve_conflict(
+        &self,
+        task: &SpecTask,
+        project: &Project,
+        item: &ImplementationTask,
+        session_id: i64,
+        worktree: &Path,
+        branch: &str,
+        files: Vec<String>,
+    ) -> Result<(), ImplError> {
+        tracing::info!(
+            session = session_id,
+            ?files,
+            "starting a conflict-fixing session"
+        );
+        let fixer = self
+            .store
+            .create_work_session(
+                NewWorkSession {
+                    spec_task_id: task.id,
+                    parent_id: Some(session_id),
+                    implementation_task_id: Some(item.id),
+                    kind: WorkSessionKind::MergeConflict,
+                    name: format!("resolve the merge conflict of task {}", item.key),
+                    prompt: String::new(),
+                },
+                "system",
+            )
+            .await?;
+        self.store
+            .set_session_workspace(fixer.id, branch, &worktree.display().to_string())
+            .await?;
+        self.store
+            .transition_work_session(fixer.id, WorkSessionEvent::Start, None, "system")
+            .await?;
+        let message = format!(
+            "spectask #{}: bring the task branch into task {}",
+            task.id, item.key
+        );
+        let conflicted = git::merge_for_resolution(worktree, &task.branch, &message).await?;
+        if !conflicted.is_empty() {
+            let template =
+                std::fs::read_to_string(self.task_worktree(task).join(".spectask/conflict.md"))
+                    .unwrap_or_else(|_| CONFLICT_TEMPLATE.to_string());
+            let spec_dir = self
+                .task_worktree(task)
+                .join(spec_files::spec_dir_rel(project, task));
+            let prompt = spec_files::render(
+                &template,
+                &[
+                    ("worktree", &worktree.display().to_string()),
+                    ("key", &item.key),
+                    ("title", &item.title),
+                    ("files", &conflicted.join("\n")),
+                    ("spec_dir", &spec_dir.display().to_string()),
+                ],
+            );
+            let runtime = self
+                .agents
+                .runtime(task.id)
+                .await
+                .map_err(|e| ImplError::Other(e.to_string()))?;
+            let turn = async {
+                runtime
+                    .open_thread(fixer.id, worktree.to_path_buf())
+                    .await?;
+                runtime.prompt(fixer.id, &prompt).await
+            }
+            .await;
+            if let Err(e) = turn {
+                let _ = self
+                    .store
+                    .transition_work_session(
+                        fixer.id,
+                        WorkSessionEvent::Fail,
+                        Some(e.to_string()),
+                        "system",
+                    )
+                    .await;
+                return Ok(());
+            }
+            if git::has_conflict_markers(worktree, &conflicted) {
+                let reason = format!("conflict markers remain in {}", conflicted.join(", "));
+                let _ = self
+                    .store
+                    .transition_work_session(
+                        fixer.id,
+                        WorkSessionEvent::Fail,
+                        Some(reason),
+                        "system",
+                    )
+                    .await;
+                return Ok(());
+            }
+            git::conclude_merge(worktree).await?;
+        }
+        for event in [
+            WorkSessionEvent::TurnEnded,
+            WorkSessionEvent::VerifyPassed,
+            WorkSessionEvent::Merged,
+        ] {
+            self.store
+                .transition_work_session(fixer.id, event, None, "system")
+                .await?;
+        }
+        self.store
+            .transition_work_session(
+                session_id,
+                WorkSessionEvent::ConflictResolved,
+                None,
+                "system",
+            )
+            .await?;
+        // The session's branch now contains the task branch: this merge is clean.
+        if let Some(files) = self
+            .merge(task, project, item, session_id, worktree, branch)
+            .await?
+        {
+            tracing::warn!(
+                session = session_id,
+                ?files,
+                "still conflicting after resolution"
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) async fn history(
+        &self,
+        session_id: i64,
+        item: &ImplementationTask,
+        branch: &str,
+        merged: &str,
+    ) -> Result<String, ImplError> {
+        let session = self.store.get_work_session(session_id).await?;
+        let mut out = format!(
+            "# Session {session_id}: task {} — {}\n\n- branch: `{branch}`\n- attempts: {}\n- merged as: `{merged}`\n\n## Transcript\n\n",
+            item.key, item.title, session.attempt
+        );
+        for entry in self.store.list_transcript(session_id, 0).await? {
+            out.push_str(&format!(
+                "### {}\n\n{}\n\n",
+                entry.kind,
+                entry.content.trim_end()
+            ));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,253 @@
+//! Implementation: the approved `tasks.md` becomes implementation tasks and their
+//! dependency graph; every ready task runs as a work session in its own worktree and
+//! branch, in its own thread of the task's agent instance; when a session ends its
+//! work is committed and merged into the task branch through a per-task merge queue
+//! (one merge at a time), `tasks.md` is ticked and the session's history written;
+//! then the next ready tasks start. When every task is done the SpecTask goes to
+//! implementation review.
+//!
+//! This file holds the scheduler (`step`: which ready tasks start now); `session`
+//! runs one session, `merge` is the merge queue, `coordination` delivers messages,
+//! and `choices` takes what people ask (spawn, retry/skip/cancel, cancel all).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use super::spec_files;
+use crate::agents::manager::AgentManager;
+use crate::domain::tasks_md::{self, Mark};
+use crate::domain::*;
+use crate::git::{self, Merge};
+use crate::store::{
+    NewCoordinationEvent, NewImplementationTask, NewWorkSession, Store, StoreError,
+};
+
+mod choices;
+mod coordination;
+mod merge;
+mod session;
+
+pub use choices::SpawnRequest;
+
+pub const IMPLEMENTATION_TEMPLATE: &str = include_str!("../../../templates/implementation.md");
+pub const PROJECT_TEMPLATE: &str = ".spectask/implementation.md";
+pub const CONFLICT_TEMPLATE: &str = include_str!("../../../templates/conflict.md");
+/// Attempts a session gets when its agent crashes or its thread is interrupted.
+pub const MAX_ATTEMPTS: i64 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImplError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Git(#[from] git::GitError),
+    #[error("{0}")]
+    Other(String),
+    /// Not allowed in the current state (409).
+    #[error("{0}")]
+    Refused(String),
+    /// The request names something unusable (422).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub struct Implementer {
+    store: Arc<dyn Store>,
+    agents: Arc<AgentManager>,
+    tasks_dir: PathBuf,
+    /// Sessions this process is driving.
+    running: Mutex<HashSet<i64>>,
+    /// One merge at a time per SpecTask.
+    merge_locks: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+}
+
+/// What one step did for one SpecTask.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StepOutcome {
+    pub started: Vec<String>,
+    pub finished: bool,
+}
+
+impl Implementer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        agents: Arc<AgentManager>,
+        tasks_dir: PathBuf,
+    ) -> Arc<Implementer> {
+        Arc::new(Implementer {
+            store,
+            agents,
+            tasks_dir,
+            running: Mutex::new(HashSet::new()),
+            merge_locks: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs a step at start and one whenever events are committed.
+    pub fn spawn_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let mut events = self.store.subscribe_events();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = me.run_once().await {
+                    tracing::error!(error = %e, "implementation step");
+                }
+                // A step runs on every committed event, and at least every few seconds
+                // so that a step that failed (a busy database, a git error) is retried
+                // even when nothing else happens.
+                if let Ok(Err(_)) =
+                    tokio::time::timeout(super::RECONCILE_EVERY, events.changed()).await
+                {
+                    return;
+                }
+            }
+        })
+    }
+
+    /// One step over every SpecTask in `implementing`.
+    pub async fn run_once(self: &Arc<Self>) -> Result<HashMap<i64, StepOutcome>, ImplError> {
+        let filter = crate::store::SpecTaskFilter {
+            status: Some(SpecTaskStatus::Implementing),
+            limit: 500,
+            ..Default::default()
+        };
+        let (tasks, _) = self.store.list_spec_tasks(&filter).await?;
+        let mut outcomes = HashMap::new();
+        for task in tasks {
+            match self.step(&task).await {
+                Ok(o) => {
+                    outcomes.insert(task.id, o);
+                }
+                Err(e) => tracing::error!(task = task.id, error = %e, "implementation step"),
+            }
+        }
+        Ok(outcomes)
+    }
+
+    fn task_worktree(&self, task: &SpecTask) -> PathBuf {
+        spec_files::task_worktree(&self.tasks_dir, task)
+    }
+
+    fn session_worktree(&self, task: &SpecTask, session_id: i64) -> PathBuf {
+        self.tasks_dir
+            .join(task.id.to_string())
+            .join("sessions")
+            .join(session_id.to_string())
+    }
+
+    /// The plan's tasks, created from the approved tasks.md on first use.
+    async fn plan(
+        &self,
+        task: &SpecTask,
+        project: &Project,
+    ) -> Result<Vec<ImplementationTask>, ImplError> {
+        let existing = self.store.list_implementation_tasks(task.id).await?;
+        if !existing.is_empty() {
+            return Ok(existing);
+        }
+        let worktree = self.task_worktree(task);
+        git::ensure_worktree(Path::new(&project.path), &worktree, &task.branch).await?;
+        let tasks_md = worktree
+            .join(spec_files::spec_dir_rel(project, task))
+            .join("tasks.md");
+        let text = std::fs::read_to_string(&tasks_md)
+            .map_err(|e| ImplError::Other(format!("reading {}: {e}", tasks_md.display())))?;
+        let doc = tasks_md::parse(&text);
+        let graph = tasks_md::graph(&doc);
+        let depends: HashMap<&str, &Vec<String>> = graph
+            .nodes
+            .iter()
+            .map(|n| (n.key.as_str(), &n.depends))
+            .collect();
+        let new = doc
+            .top_level()
+            .map(|item| NewImplementationTask {
+                key: item.key.clone(),
+                title: item.title.clone(),
+                details: item.details.join("\n"),
+                depends_on: depends
+                    .get(item.key.as_str())
+                    .map(|d| d.to_vec())
+                    .unwrap_or_default(),
+                requirements: item.requirements.clone(),
+                optional: item.optional,
+                parallel: item.parallel,
+            })
+            .collect();
+        Ok(self.store.create_implementation_tasks(task.id, new).await?)
+    }
+
+    async fn step(self: &Arc<Self>, task: &SpecTask) -> Result<StepOutcome, ImplError> {
+        let project = self.store.get_project(task.project_id).await?;
+        let plan = self.plan(task, &project).await?;
+        let mut outcome = StepOutcome::default();
+        let finished = |s: ImplementationTaskStatus| {
+            matches!(
+                s,
+                ImplementationTaskStatus::Done | ImplementationTaskStatus::Skipped
+            )
+        };
+        if plan.iter().all(|t| finished(t.status)) {
+            self.store
+                .transition_spec_task(
+                    task.id,
+                    &|_| SpecTaskEvent::ImplementationFinished { review_gate: true },
+                    "system",
+                )
+                .await?;
+            outcome.finished = true;
+            return Ok(outcome);
+        }
+        self.resume_orphans(task, &project, &plan).await?;
+        // Resuming may have started tasks: decide what is ready on fresh statuses.
+        let plan = self.store.list_implementation_tasks(task.id).await?;
+        let done: HashSet<&str> = plan
+            .iter()
+            .filter(|t| finished(t.status))
+            .map(|t| t.key.as_str())
+            .collect();
+        let in_progress = plan
+            .iter()
+            .filter(|t| t.status == ImplementationTaskStatus::InProgress)
+            .count();
+        let limit = task
+            .max_parallel_sessions
+            .unwrap_or(project.settings.max_parallel_sessions)
+            .max(1) as usize;
+        let ready: Vec<&ImplementationTask> = plan
+            .iter()
+            .filter(|t| t.status == ImplementationTaskStatus::Pending)
+            .filter(|t| t.depends_on.iter().all(|d| done.contains(d.as_str())))
+            .collect();
+        let sessions = self.store.list_work_sessions(task.id).await?;
+        let mut slots = limit.saturating_sub(in_progress);
+        for t in ready {
+            if slots == 0 {
+                break;
+            }
+            // A spawned session someone has blocked waits before it starts, too.
+            let held = match sessions.iter().find(|s| {
+                s.implementation_task_id == Some(t.id) && s.status == WorkSessionStatus::Pending
+            }) {
+                Some(s) => self.is_blocked(task.id, s.id).await?,
+                None => false,
+            };
+            if held {
+                continue;
+            }
+            self.start(task, &project, t).await?;
+            outcome.started.push(t.key.clone());
+            slots -= 1;
+        }
+        Ok(outcome)
+    }
+}
+
+/// A session's branch. Git refs cannot nest under an existing branch name, so it is
+/// the task branch with a suffix rather than a sub-path.
+fn session_branch(task: &SpecTask, item: &ImplementationTask) -> String {
+    format!("{}--{}", task.branch, slugify(&item.key))
+}

@@ -1,0 +1,351 @@
+//! Running one work session: starting it in its own worktree and thread, retrying
+//! it after a crash, resuming it after a server restart, and failing it.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::*;
+
+impl Implementer {
+    /// Sessions a previous server process was driving when it died: they are retried
+    /// in their own worktree with a continuation prompt (a recorded merge is never
+    /// done again).
+    pub(super) async fn resume_orphans(
+        self: &Arc<Self>,
+        task: &SpecTask,
+        project: &Project,
+        plan: &[ImplementationTask],
+    ) -> Result<(), ImplError> {
+        let running = self.running.lock().await.clone();
+        for session in self.store.list_work_sessions(task.id).await? {
+            let active = matches!(
+                session.status,
+                WorkSessionStatus::Pending
+                    | WorkSessionStatus::Running
+                    | WorkSessionStatus::Blocked
+                    | WorkSessionStatus::Verifying
+                    | WorkSessionStatus::Merging
+                    | WorkSessionStatus::Interrupted
+            );
+            let driven_kind = matches!(
+                session.kind,
+                WorkSessionKind::Implementation | WorkSessionKind::Spawned
+            );
+            if !active || running.contains(&session.id) || !driven_kind {
+                continue;
+            }
+            // Only sessions the scheduler had started: a pending session of a task that
+            // is still pending is picked up by the scheduler when the task is ready.
+            let Some(item) = plan.iter().find(|t| {
+                Some(t.id) == session.implementation_task_id
+                    && t.status == ImplementationTaskStatus::InProgress
+            }) else {
+                continue;
+            };
+            tracing::info!(session = session.id, status = %session.status, "resuming a session left by an earlier server");
+            self.running.lock().await.insert(session.id);
+            // The server may have died before the workspace was even recorded.
+            let branch = session
+                .branch
+                .clone()
+                .unwrap_or_else(|| session_branch(task, item));
+            let worktree = session
+                .worktree_path
+                .clone()
+                .map(PathBuf::from)
+                .unwrap_or_else(|| self.session_worktree(task, session.id));
+            git::add_branch_worktree(Path::new(&project.path), &worktree, &branch, &task.branch)
+                .await?;
+            if session.branch.is_none() {
+                self.store
+                    .set_session_workspace(session.id, &branch, &worktree.display().to_string())
+                    .await?;
+            }
+            if matches!(
+                session.status,
+                WorkSessionStatus::Running
+                    | WorkSessionStatus::Blocked
+                    | WorkSessionStatus::Verifying
+                    | WorkSessionStatus::Merging
+            ) {
+                let _ = self
+                    .store
+                    .transition_work_session(
+                        session.id,
+                        WorkSessionEvent::Interrupt,
+                        Some("the server restarted".into()),
+                        "system",
+                    )
+                    .await;
+            }
+            self.store
+                .transition_work_session(session.id, WorkSessionEvent::Start, None, "system")
+                .await?;
+            let prompt = format!(
+                "spectask restarted while you worked on task {} ({}). Continue where you stopped; the \
+                 worktree holds what was done.\n\n{}",
+                item.key, item.title, item.details
+            );
+            let me = self.clone();
+            let (task, project, item) = (task.clone(), project.clone(), item.clone());
+            tokio::spawn(async move {
+                let result = me
+                    .run_session(
+                        &task, &project, &item, session.id, &worktree, &branch, &prompt,
+                    )
+                    .await;
+                if let Err(e) = result {
+                    tracing::error!(session = session.id, error = %e, "resumed work session");
+                }
+                me.running.lock().await.remove(&session.id);
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) async fn start(
+        self: &Arc<Self>,
+        task: &SpecTask,
+        project: &Project,
+        item: &ImplementationTask,
+    ) -> Result<(), ImplError> {
+        let repo = PathBuf::from(&project.path);
+        let spec_dir = self
+            .task_worktree(task)
+            .join(spec_files::spec_dir_rel(project, task));
+        let template = std::fs::read_to_string(self.task_worktree(task).join(PROJECT_TEMPLATE))
+            .unwrap_or_else(|_| IMPLEMENTATION_TEMPLATE.to_string());
+        // A spawned session was created by the person who spawned it; it starts here.
+        let spawned = self
+            .store
+            .list_work_sessions(task.id)
+            .await?
+            .into_iter()
+            .find(|s| {
+                s.implementation_task_id == Some(item.id) && s.status == WorkSessionStatus::Pending
+            });
+        let session = match spawned {
+            Some(s) => s,
+            None => {
+                self.store
+                    .create_work_session(
+                        NewWorkSession {
+                            spec_task_id: task.id,
+                            parent_id: None,
+                            implementation_task_id: Some(item.id),
+                            kind: WorkSessionKind::Implementation,
+                            name: format!("{}. {}", item.key, item.title),
+                            prompt: String::new(),
+                        },
+                        "system",
+                    )
+                    .await?
+            }
+        };
+        let branch = session_branch(task, item);
+        let worktree = self.session_worktree(task, session.id);
+        git::add_branch_worktree(&repo, &worktree, &branch, &task.branch).await?;
+        self.store
+            .set_session_workspace(session.id, &branch, &worktree.display().to_string())
+            .await?;
+        let prompt = spec_files::render(
+            &template,
+            &[
+                ("spec_title", &task.title),
+                ("worktree", &worktree.display().to_string()),
+                ("key", &item.key),
+                ("title", &item.title),
+                ("details", &item.details),
+                ("requirements", &item.requirements.join(", ")),
+                ("spec_dir", &spec_dir.display().to_string()),
+            ],
+        );
+        let prompt = prompt + &self.deliver(task.id, session.id).await?;
+        // Marked as driven here before its status says running, so a concurrent step
+        // never takes it for an orphan.
+        self.running.lock().await.insert(session.id);
+        self.store
+            .transition_implementation_task(item.id, ImplementationTaskEvent::Start, "system")
+            .await?;
+        self.store
+            .transition_work_session(session.id, WorkSessionEvent::Start, None, "system")
+            .await?;
+        let me = self.clone();
+        let (task, project, item) = (task.clone(), project.clone(), item.clone());
+        tokio::spawn(async move {
+            if let Err(e) = me
+                .run_session(
+                    &task, &project, &item, session.id, &worktree, &branch, &prompt,
+                )
+                .await
+            {
+                tracing::error!(session = session.id, error = %e, "work session");
+            }
+            me.running.lock().await.remove(&session.id);
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn run_session(
+        &self,
+        task: &SpecTask,
+        project: &Project,
+        item: &ImplementationTask,
+        session_id: i64,
+        worktree: &Path,
+        branch: &str,
+        prompt: &str,
+    ) -> Result<(), ImplError> {
+        let runtime = self
+            .agents
+            .runtime(task.id)
+            .await
+            .map_err(|e| ImplError::Other(e.to_string()))?;
+        let mut attempt = 1;
+        let mut text = prompt.to_string();
+        loop {
+            let turn = async {
+                runtime
+                    .open_thread(session_id, worktree.to_path_buf())
+                    .await?;
+                runtime.prompt(session_id, &text).await
+            }
+            .await;
+            match turn {
+                Ok(_) => break,
+                Err(e) if attempt < MAX_ATTEMPTS => {
+                    // Retried in the same worktree with a continuation prompt.
+                    let reason = e.to_string();
+                    let _ = self
+                        .store
+                        .transition_work_session(
+                            session_id,
+                            WorkSessionEvent::Interrupt,
+                            Some(reason.clone()),
+                            "system",
+                        )
+                        .await;
+                    self.store
+                        .transition_work_session(
+                            session_id,
+                            WorkSessionEvent::Start,
+                            None,
+                            "system",
+                        )
+                        .await?;
+                    attempt += 1;
+                    text = format!(
+                        "Your previous attempt at this task was interrupted ({reason}). Continue where it stopped; \
+                         the worktree holds what was done.\n\n{prompt}"
+                    );
+                }
+                Err(e) => return self.fail(task, item, session_id, e.to_string()).await,
+            }
+        }
+        let message = format!(
+            "spectask #{}: task {} (session {session_id})",
+            task.id, item.key
+        );
+        git::commit_all(worktree, &message).await?;
+        self.hold_while_blocked(session_id).await?;
+        if let Some(command) = &project.settings.verification_command
+            && let Err(output) = verify(worktree, command).await
+        {
+            // One follow-up with the output, then the session fails.
+            let follow_up =
+                format!("The verification command `{command}` failed:\n{output}\nFix it.");
+            let _ = runtime.prompt(session_id, &follow_up).await;
+            git::commit_all(worktree, &message).await?;
+            if let Err(output) = verify(worktree, command).await {
+                return self
+                    .fail(
+                        task,
+                        item,
+                        session_id,
+                        format!("verification failed twice:\n{output}"),
+                    )
+                    .await;
+            }
+        }
+        self.store
+            .transition_work_session(session_id, WorkSessionEvent::TurnEnded, None, "system")
+            .await?;
+        self.store
+            .transition_work_session(session_id, WorkSessionEvent::VerifyPassed, None, "system")
+            .await?;
+        if let Some(files) = self
+            .merge(task, project, item, session_id, worktree, branch)
+            .await?
+        {
+            self.resolve_conflict(task, project, item, session_id, worktree, branch, files)
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn fail(
+        &self,
+        task: &SpecTask,
+        item: &ImplementationTask,
+        session_id: i64,
+        reason: String,
+    ) -> Result<(), ImplError> {
+        let _ = self
+            .store
+            .transition_work_session(session_id, WorkSessionEvent::Fail, Some(reason), "system")
+            .await;
+        self.store
+            .transition_implementation_task(item.id, ImplementationTaskEvent::Fail, "system")
+            .await?;
+        // Everything that waits on it, directly or not, is blocked until a person decides.
+        let plan = self.store.list_implementation_tasks(task.id).await?;
+        let mut blocked: HashSet<String> = HashSet::from([item.key.clone()]);
+        loop {
+            let more: Vec<&ImplementationTask> = plan
+                .iter()
+                .filter(|t| {
+                    !blocked.contains(&t.key) && t.depends_on.iter().any(|d| blocked.contains(d))
+                })
+                .collect();
+            if more.is_empty() {
+                break;
+            }
+            for t in more {
+                blocked.insert(t.key.clone());
+                if t.status == ImplementationTaskStatus::Pending {
+                    let _ = self
+                        .store
+                        .transition_implementation_task(
+                            t.id,
+                            ImplementationTaskEvent::Block,
+                            "system",
+                        )
+                        .await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs the project's verification command in a worktree.
+async fn verify(worktree: &Path, command: &str) -> Result<(), String> {
+    let out = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(worktree)
+        .output()
+        .await
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
