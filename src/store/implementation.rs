@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::rows::{self, now_ms};
 use super::sql::{Bind, SqlStore};
-use super::{Actor, Result, Store, StoreError, not_found};
+use super::{Actor, NewEvent, NewWorkSession, Result, Store, StoreError, not_found};
 use crate::domain::*;
 
 #[derive(Debug, Clone)]
@@ -18,6 +18,18 @@ pub struct NewImplementationTask {
     pub requirements: Vec<String>,
     pub optional: bool,
     pub parallel: bool,
+}
+
+/// What starting a plan task's session writes: the session (a pending one that was
+/// spawned, or a new one), where it works, and the task it works on.
+#[derive(Debug, Clone)]
+pub struct StartSession {
+    /// A pending session to start; `None` creates one from `new`.
+    pub pending: Option<i64>,
+    pub new: NewWorkSession,
+    pub implementation_task_id: i64,
+    pub branch: String,
+    pub worktree: String,
 }
 
 #[async_trait]
@@ -44,6 +56,10 @@ pub trait ImplementationStore: Send + Sync + 'static {
         event: ImplementationTaskEvent,
         actor: Actor<'_>,
     ) -> Result<ImplementationTask>;
+    /// Starts a session in one transaction: the session gets its branch and worktree
+    /// and goes `running` (attempt 1), its task goes `in_progress`, and each change
+    /// writes its event. Both status changes pass through their lifecycles.
+    async fn start_session(&self, start: StartSession) -> Result<WorkSession>;
     /// Where a session works: its branch and worktree.
     async fn set_session_workspace(
         &self,
@@ -210,6 +226,121 @@ impl ImplementationStore for SqlStore {
         };
         self.commit_with(tx, event, actor).await?;
         Ok(updated)
+    }
+
+    async fn start_session(&self, start: StartSession) -> Result<WorkSession> {
+        let item = self
+            .fetch_by(
+                &self.pool,
+                ("implementation_tasks", rows::IMPLEMENTATION_TASK_COLUMNS, "id"),
+                start.implementation_task_id,
+                "implementation task",
+                rows::implementation_task,
+            )
+            .await?;
+        let task = Store::get_spec_task(self, item.spec_task_id).await?;
+        let item_next = item.status.apply(ImplementationTaskEvent::Start)?;
+        let running = WorkSessionStatus::Pending.apply(WorkSessionEvent::Start)?;
+        let now = now_ms();
+        let mut events = Vec::new();
+        let mut tx = self.begin().await?;
+        let session = match start.pending {
+            Some(id) => {
+                let sql = format!(
+                    "UPDATE work_sessions SET status = $1, attempt = attempt + 1, branch = $2, worktree_path = $3, \
+                     updated_at = $4 WHERE id = $5 AND status = $6 AND implementation_task_id = $7 RETURNING {}",
+                    rows::WORK_SESSION_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(running.as_str())
+                    .bind(&start.branch)
+                    .bind(&start.worktree)
+                    .bind(now)
+                    .bind(id)
+                    .bind(WorkSessionStatus::Pending.as_str())
+                    .bind(item.id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .ok_or_else(|| {
+                        StoreError::Conflict(format!(
+                            "work session {id} is not a pending session of task {}",
+                            item.key
+                        ))
+                    })?;
+                rows::work_session(&row)?
+            }
+            None => {
+                let new = &start.new;
+                let sql = format!(
+                    "INSERT INTO work_sessions (spec_task_id, parent_id, implementation_task_id, kind, name, prompt, \
+                     status, attempt, branch, worktree_path, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $10) RETURNING {}",
+                    rows::WORK_SESSION_COLUMNS
+                );
+                let row = sqlx::query(&sql)
+                    .bind(task.id)
+                    .bind(new.parent_id)
+                    .bind(item.id)
+                    .bind(new.kind.as_str())
+                    .bind(&new.name)
+                    .bind(&new.prompt)
+                    .bind(running.as_str())
+                    .bind(&start.branch)
+                    .bind(&start.worktree)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let session = rows::work_session(&row)?;
+                events.push(NewEvent {
+                    project_id: Some(task.project_id),
+                    spec_task_id: Some(task.id),
+                    entity: "work_session",
+                    entity_id: Some(session.id),
+                    kind: "work_session.created",
+                    data: json!({ "name": session.name, "kind": session.kind, "parent_id": session.parent_id }),
+                });
+                session
+            }
+        };
+        let sql = "UPDATE implementation_tasks SET status = $1 WHERE id = $2 AND status = $3";
+        let done = sqlx::query(sql)
+            .bind(item_next.as_str())
+            .bind(item.id)
+            .bind(item.status.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "implementation task {} changed status concurrently",
+                item.key
+            )));
+        }
+        let session_event = |kind: &'static str, data: serde_json::Value| NewEvent {
+            project_id: Some(task.project_id),
+            spec_task_id: Some(task.id),
+            entity: "work_session",
+            entity_id: Some(session.id),
+            kind,
+            data,
+        };
+        events.push(session_event(
+            "work_session.workspace",
+            json!({ "branch": start.branch, "worktree": start.worktree }),
+        ));
+        events.push(NewEvent {
+            project_id: Some(task.project_id),
+            spec_task_id: Some(task.id),
+            entity: "implementation_task",
+            entity_id: Some(item.id),
+            kind: "implementation_task.status_changed",
+            data: json!({ "key": item.key, "from": item.status, "to": item_next }),
+        });
+        events.push(session_event(
+            "work_session.status_changed",
+            json!({ "from": WorkSessionStatus::Pending, "to": running, "attempt": session.attempt, "reason": null }),
+        ));
+        self.commit_events(tx, events, "system").await?;
+        Ok(session)
     }
 
     async fn set_session_workspace(

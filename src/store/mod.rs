@@ -118,7 +118,7 @@ pub type Actor<'a> = &'a str;
 pub type MakeEvent<'a> = &'a (dyn Fn(Capacity) -> SpecTaskEvent + Send + Sync);
 
 pub use agents::{AgentStore, InstanceReport, NewPermissionRequest, NewTranscriptEntry};
-pub use implementation::{ImplementationStore, NewImplementationTask};
+pub use implementation::{ImplementationStore, NewImplementationTask, StartSession};
 pub use reviews::{NewReviewComment, ReviewStore};
 
 #[async_trait]

@@ -315,6 +315,35 @@ impl SqlStore {
             .await
     }
 
+    /// Commits a transaction that made several changes, with their events in order.
+    pub(super) async fn commit_events(
+        &self,
+        mut tx: Tx,
+        events: Vec<NewEvent>,
+        actor: Actor<'_>,
+    ) -> Result<()> {
+        let mut last = None;
+        for event in events {
+            last = Some(self.record(&mut tx, event, actor).await?);
+        }
+        tx.commit().await?;
+        if let Some(last) = last {
+            self.announce(last);
+        }
+        Ok(())
+    }
+
+    /// Wakes whoever follows the log; ids commit in order, so the max is the news.
+    fn announce(&self, last: i64) {
+        self.last_event.send_if_modified(|seen| {
+            let newer = last > *seen;
+            if newer {
+                *seen = last;
+            }
+            newer
+        });
+    }
+
     /// Like [`SqlStore::commit_with`], followed by the events of the queued tasks the
     /// change let into their phase (the system's doing, not the caller's).
     async fn commit_with_admissions(
@@ -329,14 +358,7 @@ impl SqlStore {
             last = self.record(&mut tx, event, "system").await?;
         }
         tx.commit().await?;
-        // Wake whoever follows the log; ids commit in order, so the max is the news.
-        self.last_event.send_if_modified(|seen| {
-            let newer = last > *seen;
-            if newer {
-                *seen = last;
-            }
-            newer
-        });
+        self.announce(last);
         Ok(())
     }
 

@@ -22,7 +22,7 @@ use crate::domain::tasks_md::{self, Mark};
 use crate::domain::*;
 use crate::git::{self, Merge};
 use crate::store::{
-    NewCoordinationEvent, NewImplementationTask, NewWorkSession, Store, StoreError,
+    NewCoordinationEvent, NewImplementationTask, NewWorkSession, StartSession, Store, StoreError,
 };
 
 mod choices;
@@ -37,6 +37,8 @@ pub const PROJECT_TEMPLATE: &str = ".spectask/implementation.md";
 pub const CONFLICT_TEMPLATE: &str = include_str!("../../../templates/conflict.md");
 /// Attempts a session gets when its agent crashes or its thread is interrupted.
 pub const MAX_ATTEMPTS: i64 = 2;
+/// Sessions a step starts at the same time.
+const START_CONCURRENCY: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImplError {
@@ -62,6 +64,9 @@ pub struct Implementer {
     running: Mutex<HashSet<i64>>,
     /// One merge at a time per SpecTask.
     merge_locks: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    /// One step at a time: a step decides from statuses it read, so two at once
+    /// could start the same task twice.
+    stepping: Mutex<()>,
 }
 
 /// What one step did for one SpecTask.
@@ -83,6 +88,7 @@ impl Implementer {
             tasks_dir,
             running: Mutex::new(HashSet::new()),
             merge_locks: Mutex::new(HashMap::new()),
+            stepping: Mutex::new(()),
         })
     }
 
@@ -109,6 +115,7 @@ impl Implementer {
 
     /// One step over every SpecTask in `implementing`.
     pub async fn run_once(self: &Arc<Self>) -> Result<HashMap<i64, StepOutcome>, ImplError> {
+        let _one_at_a_time = self.stepping.lock().await;
         let filter = crate::store::SpecTaskFilter {
             status: Some(SpecTaskStatus::Implementing),
             limit: 500,
@@ -131,11 +138,12 @@ impl Implementer {
         spec_files::task_worktree(&self.tasks_dir, task)
     }
 
-    fn session_worktree(&self, task: &SpecTask, session_id: i64) -> PathBuf {
+    /// A plan task's worktree; a retry of the task works in the same one.
+    fn session_worktree(&self, task: &SpecTask, item: &ImplementationTask) -> PathBuf {
         self.tasks_dir
             .join(task.id.to_string())
             .join("sessions")
-            .join(session_id.to_string())
+            .join(slugify(&item.key))
     }
 
     /// The plan's tasks, created from the approved tasks.md on first use.
@@ -224,6 +232,7 @@ impl Implementer {
             .collect();
         let sessions = self.store.list_work_sessions(task.id).await?;
         let mut slots = limit.saturating_sub(in_progress);
+        let mut chosen = Vec::new();
         for t in ready {
             if slots == 0 {
                 break;
@@ -238,9 +247,38 @@ impl Implementer {
             if held {
                 continue;
             }
-            self.start(task, &project, t).await?;
-            outcome.started.push(t.key.clone());
+            chosen.push(t);
             slots -= 1;
+        }
+        // The chosen sessions start concurrently (a few at a time): most of a start
+        // is `git worktree add`, which runs in its own process.
+        let gate = Arc::new(tokio::sync::Semaphore::new(START_CONCURRENCY));
+        let mut starting = tokio::task::JoinSet::new();
+        for t in chosen {
+            let (me, task, project, t) = (self.clone(), task.clone(), project.clone(), t.clone());
+            let gate = gate.clone();
+            starting.spawn(async move {
+                let _turn = gate.acquire().await;
+                let result = me.start(&task, &project, &t).await;
+                (t, result)
+            });
+        }
+        let starts = starting.join_all().await;
+        let mut first_error = None;
+        for (t, result) in starts {
+            match result {
+                Ok(()) => outcome.started.push(t.key.clone()),
+                Err(e) => {
+                    tracing::error!(task = task.id, key = %t.key, error = %e, "starting a session");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        outcome.started.sort();
+        if let Some(e) = first_error
+            && outcome.started.is_empty()
+        {
+            return Err(e);
         }
         Ok(outcome)
     }

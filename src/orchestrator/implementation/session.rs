@@ -54,7 +54,7 @@ impl Implementer {
                 .worktree_path
                 .clone()
                 .map(PathBuf::from)
-                .unwrap_or_else(|| self.session_worktree(task, session.id));
+                .unwrap_or_else(|| self.session_worktree(task, item));
             git::add_branch_worktree(Path::new(&project.path), &worktree, &branch, &task.branch)
                 .await?;
             if session.branch.is_none() {
@@ -117,38 +117,40 @@ impl Implementer {
         let template = std::fs::read_to_string(self.task_worktree(task).join(PROJECT_TEMPLATE))
             .unwrap_or_else(|_| IMPLEMENTATION_TEMPLATE.to_string());
         // A spawned session was created by the person who spawned it; it starts here.
-        let spawned = self
+        let pending = self
             .store
             .list_work_sessions(task.id)
             .await?
             .into_iter()
             .find(|s| {
                 s.implementation_task_id == Some(item.id) && s.status == WorkSessionStatus::Pending
-            });
-        let session = match spawned {
-            Some(s) => s,
-            None => {
-                self.store
-                    .create_work_session(
-                        NewWorkSession {
-                            spec_task_id: task.id,
-                            parent_id: None,
-                            implementation_task_id: Some(item.id),
-                            kind: WorkSessionKind::Implementation,
-                            name: format!("{}. {}", item.key, item.title),
-                            prompt: String::new(),
-                        },
-                        "system",
-                    )
-                    .await?
-            }
-        };
+            })
+            .map(|s| s.id);
         let branch = session_branch(task, item);
-        let worktree = self.session_worktree(task, session.id);
+        let worktree = self.session_worktree(task, item);
+        // The worktree comes first: a server that dies right after leaves a worktree
+        // that the next start reuses, never a running session without one.
         git::add_branch_worktree(&repo, &worktree, &branch, &task.branch).await?;
-        self.store
-            .set_session_workspace(session.id, &branch, &worktree.display().to_string())
+        let session = self
+            .store
+            .start_session(StartSession {
+                pending,
+                new: NewWorkSession {
+                    spec_task_id: task.id,
+                    parent_id: None,
+                    implementation_task_id: Some(item.id),
+                    kind: WorkSessionKind::Implementation,
+                    name: format!("{}. {}", item.key, item.title),
+                    prompt: String::new(),
+                },
+                implementation_task_id: item.id,
+                branch: branch.clone(),
+                worktree: worktree.display().to_string(),
+            })
             .await?;
+        // Steps run one at a time, so no other step can take this running session
+        // for an orphan before it is marked as driven here.
+        self.running.lock().await.insert(session.id);
         let prompt = spec_files::render(
             &template,
             &[
@@ -162,15 +164,6 @@ impl Implementer {
             ],
         );
         let prompt = prompt + &self.deliver(task.id, session.id).await?;
-        // Marked as driven here before its status says running, so a concurrent step
-        // never takes it for an orphan.
-        self.running.lock().await.insert(session.id);
-        self.store
-            .transition_implementation_task(item.id, ImplementationTaskEvent::Start, "system")
-            .await?;
-        self.store
-            .transition_work_session(session.id, WorkSessionEvent::Start, None, "system")
-            .await?;
         let me = self.clone();
         let (task, project, item) = (task.clone(), project.clone(), item.clone());
         tokio::spawn(async move {
