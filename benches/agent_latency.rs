@@ -210,6 +210,7 @@ async fn run() {
         implementation_wip_limit: None,
         max_parallel_sessions: 3,
         permission_policy: Default::default(),
+        ..Default::default()
     };
     let project = store
         .create_project(

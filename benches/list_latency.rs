@@ -65,6 +65,7 @@ async fn bench(backend: Backend) {
                     implementation_wip_limit: None,
                     max_parallel_sessions: 3,
                     permission_policy: Default::default(),
+                    ..Default::default()
                 },
             },
             "bench",

@@ -91,6 +91,7 @@ async fn run() -> (Duration, Duration) {
         implementation_wip_limit: None,
         max_parallel_sessions: TASKS as i64,
         permission_policy: Default::default(),
+        ..Default::default()
     };
     let project = store
         .create_project(

@@ -17,6 +17,7 @@ fn settings() -> ProjectSettings {
         implementation_wip_limit: None,
         max_parallel_sessions: 2,
         permission_policy: PermissionPolicy::Auto,
+        ..Default::default()
     }
 }
 

@@ -33,6 +33,12 @@ pub struct CreateProject {
     pub max_parallel_sessions: Option<i64>,
     /// `auto` (default), `ask` or `deny`.
     pub permission_policy: Option<PermissionPolicy>,
+    /// `fix` (default: a conflict-fixing session) or `wait` (for a person).
+    pub conflict_policy: Option<ConflictPolicy>,
+    /// Defaults to true: a finished plan waits in `implementation_review`.
+    pub review_implementation: Option<bool>,
+    /// Defaults to 2.
+    pub max_attempts: Option<i64>,
 }
 
 /// List registered projects.
@@ -87,6 +93,9 @@ pub async fn create(
             .max_parallel_sessions
             .unwrap_or(DEFAULT_MAX_PARALLEL_SESSIONS),
         permission_policy: body.permission_policy.unwrap_or_default(),
+        conflict_policy: body.conflict_policy.unwrap_or_default(),
+        review_implementation: body.review_implementation.unwrap_or(true),
+        max_attempts: body.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
     };
     let new = NewProject {
         name,

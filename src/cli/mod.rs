@@ -213,6 +213,18 @@ enum ProjectCmd {
         implementation_wip_limit: Option<i64>,
         #[arg(long)]
         max_parallel_sessions: Option<i64>,
+        /// How agents' permission requests are answered: auto, ask or deny
+        #[arg(long)]
+        permission_policy: Option<String>,
+        /// What a merge conflict gets: fix (a conflict-fixing session) or wait (for a person)
+        #[arg(long)]
+        conflict_policy: Option<String>,
+        /// Whether a finished plan waits in implementation_review (true) or goes to done (false)
+        #[arg(long)]
+        review_implementation: Option<bool>,
+        /// Attempts a session gets after agent crashes before it fails
+        #[arg(long)]
+        max_attempts: Option<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -546,6 +558,10 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
                 ("planning WIP limit", opt(&s.planning_wip_limit)),
                 ("implementation WIP limit", opt(&s.implementation_wip_limit)),
                 ("max parallel sessions", s.max_parallel_sessions.to_string()),
+                ("permission policy", s.permission_policy.to_string()),
+                ("on conflict", s.conflict_policy.to_string()),
+                ("review implementation", s.review_implementation.to_string()),
+                ("max attempts", s.max_attempts.to_string()),
             ] {
                 println!("{k:<25} {v}");
             }
@@ -560,9 +576,17 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
             planning_wip_limit,
             implementation_wip_limit,
             max_parallel_sessions,
+            permission_policy,
+            conflict_policy,
+            review_implementation,
+            max_attempts,
             json,
         } => {
             let mut body = given(json!({
+                "permission_policy": permission_policy,
+                "conflict_policy": conflict_policy,
+                "review_implementation": review_implementation,
+                "max_attempts": max_attempts,
                 "name": name,
                 "base_branch": base_branch,
                 "spec_folder": spec_folder,

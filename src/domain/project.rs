@@ -25,6 +25,23 @@ impl Default for PermissionPolicy {
     }
 }
 
+status_enum!(
+    /// What happens when a session's branch conflicts with the task branch.
+    ConflictPolicy {
+        /// A conflict-fixing session resolves it in the session's worktree.
+        Fix => "fix",
+        /// The session waits, `conflicted`, for a person to resolve it and retry.
+        Wait => "wait",
+    }
+);
+
+#[allow(clippy::derivable_impls)]
+impl Default for ConflictPolicy {
+    fn default() -> Self {
+        ConflictPolicy::Fix
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Project {
     pub id: i64,
@@ -54,6 +71,46 @@ pub struct ProjectSettings {
     /// How agents' permission requests are answered (default `auto`).
     #[serde(default)]
     pub permission_policy: PermissionPolicy,
+    /// What a merge conflict gets (default `fix`).
+    #[serde(default)]
+    pub conflict_policy: ConflictPolicy,
+    /// Whether a task whose plan is all merged waits in `implementation_review`
+    /// (default) or goes straight to `done`.
+    #[serde(default = "yes")]
+    pub review_implementation: bool,
+    /// Attempts a session gets when its agent crashes or its thread is interrupted
+    /// before it fails (default 2).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: i64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_max_attempts() -> i64 {
+    DEFAULT_MAX_ATTEMPTS
+}
+
+pub const DEFAULT_MAX_ATTEMPTS: i64 = 2;
+pub const MAX_ATTEMPTS_CEILING: i64 = 10;
+
+impl Default for ProjectSettings {
+    /// What a project gets when its registration says nothing else.
+    fn default() -> Self {
+        ProjectSettings {
+            base_branch: "main".into(),
+            spec_folder: DEFAULT_SPEC_FOLDER.into(),
+            verification_command: None,
+            planning_wip_limit: None,
+            implementation_wip_limit: None,
+            max_parallel_sessions: DEFAULT_MAX_PARALLEL_SESSIONS,
+            permission_policy: PermissionPolicy::default(),
+            conflict_policy: ConflictPolicy::default(),
+            review_implementation: true,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
 }
 
 pub const DEFAULT_SPEC_FOLDER: &str = "specs";
@@ -78,6 +135,9 @@ pub struct ProjectSettingsPatch {
     pub implementation_wip_limit: Option<Option<i64>>,
     pub max_parallel_sessions: Option<i64>,
     pub permission_policy: Option<PermissionPolicy>,
+    pub conflict_policy: Option<ConflictPolicy>,
+    pub review_implementation: Option<bool>,
+    pub max_attempts: Option<i64>,
 }
 
 /// Distinguishes a field set to `null` (clear it) from a field left out (keep it).
@@ -129,6 +189,15 @@ impl ProjectSettings {
         if let Some(v) = patch.permission_policy {
             next.permission_policy = v;
         }
+        if let Some(v) = patch.conflict_policy {
+            next.conflict_policy = v;
+        }
+        if let Some(v) = patch.review_implementation {
+            next.review_implementation = v;
+        }
+        if let Some(v) = patch.max_attempts {
+            next.max_attempts = v;
+        }
         next.validate()?;
         Ok(next)
     }
@@ -148,6 +217,12 @@ impl ProjectSettings {
             return Err(invalid(
                 "max_parallel_sessions",
                 format!("must be between 1 and {MAX_PARALLEL_SESSIONS_CEILING}"),
+            ));
+        }
+        if !(1..=MAX_ATTEMPTS_CEILING).contains(&self.max_attempts) {
+            return Err(invalid(
+                "max_attempts",
+                format!("must be between 1 and {MAX_ATTEMPTS_CEILING}"),
             ));
         }
         Ok(())
@@ -208,6 +283,7 @@ mod tests {
             implementation_wip_limit: None,
             max_parallel_sessions: 3,
             permission_policy: PermissionPolicy::Auto,
+            ..Default::default()
         }
     }
 

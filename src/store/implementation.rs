@@ -232,7 +232,11 @@ impl ImplementationStore for SqlStore {
         let item = self
             .fetch_by(
                 &self.pool,
-                ("implementation_tasks", rows::IMPLEMENTATION_TASK_COLUMNS, "id"),
+                (
+                    "implementation_tasks",
+                    rows::IMPLEMENTATION_TASK_COLUMNS,
+                    "id",
+                ),
                 start.implementation_task_id,
                 "implementation task",
                 rows::implementation_task,

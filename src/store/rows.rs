@@ -68,7 +68,8 @@ pub fn token(row: &AnyRow) -> Result<ApiToken> {
 }
 
 pub const PROJECT_COLUMNS: &str = "id, name, path, base_branch, spec_folder, verification_command, \
-    planning_wip_limit, implementation_wip_limit, max_parallel_sessions, permission_policy, created_at, updated_at";
+    planning_wip_limit, implementation_wip_limit, max_parallel_sessions, permission_policy, conflict_policy, review_implementation, \
+    max_attempts, created_at, updated_at";
 
 pub fn project(row: &AnyRow) -> Result<Project> {
     Ok(Project {
@@ -83,6 +84,9 @@ pub fn project(row: &AnyRow) -> Result<Project> {
             implementation_wip_limit: get(row, "implementation_wip_limit")?,
             max_parallel_sessions: get(row, "max_parallel_sessions")?,
             permission_policy: parsed(row, "permission_policy")?,
+            conflict_policy: parsed(row, "conflict_policy")?,
+            review_implementation: get::<i64>(row, "review_implementation")? != 0,
+            max_attempts: get(row, "max_attempts")?,
         },
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,

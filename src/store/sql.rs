@@ -492,7 +492,8 @@ impl Store for SqlStore {
         let sql = format!(
             "INSERT INTO projects (name, path, base_branch, spec_folder, verification_command, \
              planning_wip_limit, implementation_wip_limit, max_parallel_sessions, permission_policy, \
-             created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {}",
+             conflict_policy, review_implementation, max_attempts, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING {}",
             rows::PROJECT_COLUMNS
         );
         let result = sqlx::query(&sql)
@@ -505,6 +506,9 @@ impl Store for SqlStore {
             .bind(s.implementation_wip_limit)
             .bind(s.max_parallel_sessions)
             .bind(s.permission_policy.as_str())
+            .bind(s.conflict_policy.as_str())
+            .bind(i64::from(s.review_implementation))
+            .bind(s.max_attempts)
             .bind(now)
             .fetch_one(&mut *tx)
             .await;
@@ -563,7 +567,8 @@ impl Store for SqlStore {
         let sql = format!(
             "UPDATE projects SET name = $1, base_branch = $2, spec_folder = $3, verification_command = $4, \
              planning_wip_limit = $5, implementation_wip_limit = $6, max_parallel_sessions = $7, \
-             permission_policy = $8, updated_at = $9 WHERE id = $10 RETURNING {}",
+             permission_policy = $8, conflict_policy = $9, review_implementation = $10, max_attempts = $11, \
+             updated_at = $12 WHERE id = $13 RETURNING {}",
             rows::PROJECT_COLUMNS
         );
         let row = sqlx::query(&sql)
@@ -575,6 +580,9 @@ impl Store for SqlStore {
             .bind(s.implementation_wip_limit)
             .bind(s.max_parallel_sessions)
             .bind(s.permission_policy.as_str())
+            .bind(s.conflict_policy.as_str())
+            .bind(i64::from(s.review_implementation))
+            .bind(s.max_attempts)
             .bind(now_ms())
             .bind(id)
             .fetch_one(&mut *tx)
