@@ -49,12 +49,13 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
     let tasks_dir = config.data_dir.join("tasks");
     let planner = Planner::new(store.clone(), agents.clone(), tasks_dir.clone());
     let implementer = Implementer::new(store.clone(), agents.clone(), tasks_dir.clone());
-    let reviewer = Arc::new(Reviewer::new(store.clone(), tasks_dir));
+    let reviewer = Arc::new(Reviewer::new(store.clone(), tasks_dir.clone()));
     let router = api::router(AppState {
         store: store.clone(),
         agents: agents.clone(),
         reviewer,
         implementer: implementer.clone(),
+        tasks_dir,
     });
     Ok(App {
         store,

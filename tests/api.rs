@@ -109,6 +109,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/sessions/1/transcript"),
     ("GET", "/api/v1/permissions"),
     ("POST", "/api/v1/permissions/1/answer"),
+    ("GET", "/api/v1/spec-tasks/1/progress"),
+    ("GET", "/api/v1/spec-tasks/1/overview"),
     ("GET", "/api/v1/openapi.json"),
 ];
 

@@ -1,9 +1,9 @@
 //! Implementation over HTTP: the plan's tasks with their statuses, a person's
-//! choices about them (retry, skip), and progress.
+//! choices about them (retry, skip), progress, and the overview of a spec task.
 
 use axum::Extension;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -11,6 +11,7 @@ use super::extract::{Json, Path};
 use super::{AppState, Caller};
 use crate::domain::*;
 use crate::orchestrator::implementation::{ImplError, SpawnRequest};
+use crate::orchestrator::progress::{self, Overview, Progress};
 
 impl From<ImplError> for ApiError {
     fn from(err: ImplError) -> ApiError {
@@ -72,58 +73,30 @@ pub async fn decide(
     ))
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Progress {
-    pub spec_task_id: i64,
-    pub status: SpecTaskStatus,
-    pub tasks_total: usize,
-    pub tasks_done: usize,
-    /// Tasks by status: `pending`, `in_progress`, `done`, `failed`, `blocked`, `skipped`.
-    pub by_status: std::collections::BTreeMap<String, usize>,
-    pub sessions_running: usize,
-    /// Done (or skipped) tasks over all tasks, 0.0 to 1.0.
-    pub fraction: f64,
-}
-
-/// Overall implementation progress of a spec task.
+/// Implementation progress of a spec task: tasks by status, each task's sub-items
+/// (read back from `tasks.md`), each session's, and overall.
 #[utoipa::path(get, path = "/spec-tasks/{id}/progress", tag = "implementation", params(("id" = i64, Path)),
     responses((status = 200, body = Progress), (status = 404, body = ErrorBody)))]
 pub async fn progress(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Progress>> {
-    let task = state.store.get_spec_task(id).await?;
-    let plan = state.store.list_implementation_tasks(id).await?;
-    let sessions = state.store.list_work_sessions(id).await?;
-    let mut by_status = std::collections::BTreeMap::new();
-    for t in &plan {
-        *by_status.entry(t.status.to_string()).or_insert(0) += 1;
-    }
-    let done = plan
-        .iter()
-        .filter(|t| {
-            matches!(
-                t.status,
-                ImplementationTaskStatus::Done | ImplementationTaskStatus::Skipped
-            )
-        })
-        .count();
-    Ok(Json(Progress {
-        spec_task_id: id,
-        status: task.status,
-        tasks_total: plan.len(),
-        tasks_done: done,
-        by_status,
-        sessions_running: sessions
-            .iter()
-            .filter(|s| s.status == WorkSessionStatus::Running)
-            .count(),
-        fraction: if plan.is_empty() {
-            0.0
-        } else {
-            done as f64 / plan.len() as f64
-        },
-    }))
+    Ok(Json(
+        progress::progress(state.store.as_ref(), &state.tasks_dir, id).await?,
+    ))
+}
+
+/// One call for everything about a spec task: the task, its session tree, the task
+/// graph with statuses, the agent instance, progress, and the latest 50 events.
+#[utoipa::path(get, path = "/spec-tasks/{id}/overview", tag = "implementation", params(("id" = i64, Path)),
+    responses((status = 200, body = Overview), (status = 404, body = ErrorBody)))]
+pub async fn overview(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Overview>> {
+    Ok(Json(
+        progress::overview(state.store.as_ref(), &state.tasks_dir, id).await?,
+    ))
 }
 
 /// Spawn a session into a running spec task, with a parent and dependencies.

@@ -39,6 +39,8 @@ pub struct AppState {
     pub agents: Arc<AgentManager>,
     pub reviewer: Arc<Reviewer>,
     pub implementer: Arc<Implementer>,
+    /// `<data-dir>/tasks`: task and session worktrees, read for progress.
+    pub tasks_dir: std::path::PathBuf,
 }
 
 #[derive(OpenApi)]
@@ -98,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(implementation::list_tasks))
         .routes(routes!(implementation::decide))
         .routes(routes!(implementation::progress))
+        .routes(routes!(implementation::overview))
         .split_for_parts();
     doc.paths.paths = doc
         .paths

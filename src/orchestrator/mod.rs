@@ -5,6 +5,7 @@
 pub mod implementation;
 pub mod import;
 pub mod planning;
+pub mod progress;
 pub mod review;
 pub mod spec_files;
 
