@@ -355,7 +355,10 @@ fn demo_runs_a_task_from_prompt_to_merged_work() {
         text.contains("SCRIPTED"),
         "it says the agent is scripted:\n{text}"
     );
-    assert!(text.contains("[###] 3/3"), "{text}");
+    assert!(
+        text.contains(&format!("[{}] 100%  3/3 tasks", "#".repeat(20))),
+        "{text}"
+    );
     assert!(text.contains("task is now implementation_review"), "{text}");
     assert!(text.contains("merge task 3 (session"), "{text}");
 }

@@ -248,7 +248,7 @@ async fn import_kiro_and_speckit_folders_then_review_them() {
     let progress = spectask(&["task", "progress", "1"], &env);
     let text = String::from_utf8(progress.stdout).unwrap();
     assert!(
-        text.contains("task 1 [spec_review]: [] 0/0 tasks"),
+        text.contains("task 1 [spec_review]: 0/0 tasks, 0 sessions running"),
         "{text}"
     );
     let spawn = spectask(

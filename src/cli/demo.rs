@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::agents::profile::AgentProfile;
 use crate::app;
 use crate::config::ServeConfig;
+use crate::orchestrator::progress::Progress;
 
 const PLANNING: &str = "write {{spec_dir}}/requirements.md # Requirements Document\\n\\n### Requirement 1: Greeting\\n\\n**User Story:** As a visitor, I want a greeting, so that I feel welcome.\\n\\n#### Acceptance Criteria\\n\\n1. WHEN the page loads THEN the system SHALL show a greeting\\n2. The system SHALL sign the greeting\\n
 write {{spec_dir}}/design.md # Design\\n\\nA text file per part of the page.\\n
@@ -110,22 +111,17 @@ impl Api {
                         println!("  spec version {} committed", data["number"])
                     }
                     "implementation_task.status_changed" => {
-                        let progress = self
-                            .call(
+                        let progress: Progress = serde_json::from_value(
+                            self.call(
                                 reqwest::Method::GET,
                                 &format!("/spec-tasks/{task}/progress"),
                                 None,
                             )
-                            .await?;
-                        let (done, total) = (
-                            progress["tasks_done"].as_u64().unwrap_or(0),
-                            progress["tasks_total"].as_u64().unwrap_or(0),
-                        );
-                        let bar: String = (0..total)
-                            .map(|i| if i < done { '#' } else { '-' })
-                            .collect();
+                            .await?,
+                        )?;
                         println!(
-                            "  [{bar}] {done}/{total}  task {} {}",
+                            "  {}  task {} {}",
+                            super::watch::overall(&progress),
                             data["key"].as_str().unwrap_or(""),
                             data["to"].as_str().unwrap_or("").replace('_', " ")
                         );

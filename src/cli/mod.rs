@@ -4,6 +4,7 @@
 mod client;
 mod demo;
 mod output;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -274,8 +275,16 @@ enum TaskCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Implementation progress: tasks by status and running sessions
+    /// Implementation progress: each task with its sub-items, sessions, overall
     Progress(IdArgs),
+    /// Live progress bars (one per session at work, one overall) until the task
+    /// leaves implementation; exit 0 in implementation review or done, 1 otherwise
+    Watch {
+        id: i64,
+        /// Print each progress snapshot as a JSON line instead
+        #[arg(long)]
+        json: bool,
+    },
     /// The latest spec version (or --version N): documents, validation report, comments
     Review {
         id: i64,
@@ -733,27 +742,41 @@ async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
         }
         TaskCmd::Review { id, version, json } => return review(client, id, version, json).await,
         TaskCmd::Progress(IdArgs { id, json }) => {
-            let p: Value = client.get(&format!("/spec-tasks/{id}/progress")).await?;
+            let p: crate::orchestrator::progress::Progress =
+                client.get(&format!("/spec-tasks/{id}/progress")).await?;
             if json {
                 return output::json(&p);
             }
-            let (done, total) = (
-                p["tasks_done"].as_u64().unwrap_or(0),
-                p["tasks_total"].as_u64().unwrap_or(0),
-            );
-            let bar: String = (0..total)
-                .map(|i| if i < done { '#' } else { '-' })
+            for line in watch::render(&p) {
+                println!("{line}");
+            }
+            if !p.tasks.is_empty() {
+                println!();
+            }
+            let rows: Vec<Vec<String>> = p
+                .tasks
+                .iter()
+                .map(|t| {
+                    let subs: Vec<String> = t
+                        .sub_items
+                        .iter()
+                        .map(|i| format!("{}{}", i.key, if i.done { "✓" } else { "" }))
+                        .collect();
+                    vec![
+                        t.key.clone(),
+                        t.status.to_string(),
+                        format!("{}/{}", t.sub_items_done, t.sub_items_total),
+                        output::clip(&t.title, 40),
+                        subs.join(" "),
+                    ]
+                })
                 .collect();
-            println!(
-                "task {id} [{}]: [{bar}] {done}/{total} tasks, {} sessions running",
-                p["status"].as_str().unwrap_or(""),
-                p["sessions_running"]
-            );
-            for (status, n) in p["by_status"].as_object().into_iter().flatten() {
-                println!("  {status:<12} {n}");
+            if !rows.is_empty() {
+                output::table(&["KEY", "STATUS", "SUB", "TITLE", "SUB-ITEMS"], &rows);
             }
             return Ok(());
         }
+        TaskCmd::Watch { id, json } => return watch::watch(client, id, json).await,
         TaskCmd::Import {
             path,
             project,

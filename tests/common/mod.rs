@@ -1,4 +1,5 @@
 #![allow(dead_code)]
 pub mod app;
 pub mod db;
+pub mod plan;
 pub mod spec;
