@@ -293,6 +293,24 @@ pub async fn diff(repo: &Path, from: &str, to: &str, path: &str) -> Result<Strin
     git_ok(repo, &["diff", "--no-color", from, to, "--", path]).await
 }
 
+/// The files that differ between two commits.
+pub async fn changed_files(repo: &Path, from: &str, to: &str) -> Result<Vec<String>, GitError> {
+    Ok(git_ok(repo, &["diff", "--name-only", from, to])
+        .await?
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// The subject lines of the commits in `range` (`base..branch`), oldest first.
+pub async fn subjects(repo: &Path, range: &str) -> Result<Vec<String>, GitError> {
+    Ok(git_ok(repo, &["log", "--reverse", "--format=%s", range])
+        .await?
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
 /// The subject line of a commit.
 pub async fn subject(repo: &Path, commit: &str) -> Result<String, GitError> {
     Ok(git_ok(repo, &["log", "-1", "--format=%s", commit])

@@ -2,6 +2,7 @@
 //! session while a `blocking` event stands.
 
 use super::*;
+use crate::agents::runtime::AgentRuntime;
 
 impl Implementer {
     /// Coordination messages waiting for a session, as text for its prompt: those
@@ -15,11 +16,14 @@ impl Implementer {
         for e in self.store.list_coordination_events(spec_task_id).await? {
             let addressed = e.to_session_id == Some(session_id);
             let broadcast = e.to_session_id.is_none() && e.from_session_id != Some(session_id);
+            // Holding and releasing are acted on, not read; a completion summary goes
+            // to the sessions that depend on its sender (see `handoffs`), not to all.
             let waiting = e.acknowledged_at.is_none()
                 && !matches!(
                     e.kind,
                     CoordinationKind::Blocking | CoordinationKind::Unblocked
-                );
+                )
+                && !(broadcast && e.kind == CoordinationKind::Completion);
             if !(waiting && (addressed || broadcast)) {
                 continue;
             }
@@ -64,8 +68,13 @@ impl Implementer {
     }
 
     /// A `blocking` event holds its receiver (status `blocked`, nothing merged)
-    /// until an `unblocked` event for it arrives.
-    pub(super) async fn hold_while_blocked(&self, session_id: i64) -> Result<(), ImplError> {
+    /// until an `unblocked` event for it arrives. A message for it that arrives
+    /// meanwhile starts a turn, since the session is idle.
+    pub(super) async fn hold_while_blocked(
+        &self,
+        session_id: i64,
+        runtime: &Arc<AgentRuntime>,
+    ) -> Result<(), ImplError> {
         let session = self.store.get_work_session(session_id).await?;
         let mut events = self.store.subscribe_events();
         if !self.is_blocked(session.spec_task_id, session_id).await? {
@@ -75,6 +84,17 @@ impl Implementer {
             .transition_work_session(session_id, WorkSessionEvent::Block, None, "system")
             .await?;
         while self.is_blocked(session.spec_task_id, session_id).await? {
+            let waiting = self.deliver(session.spec_task_id, session_id).await?;
+            if !waiting.is_empty() {
+                let text = format!(
+                    "You are on hold until another session unblocks you; meanwhile these messages arrived.{waiting}\n\
+                     Answer or act on them if you can without leaving your task's scope."
+                );
+                if let Err(e) = runtime.prompt(session_id, &text).await {
+                    tracing::warn!(session = session_id, error = %e, "a turn while blocked");
+                }
+                continue;
+            }
             if events.changed().await.is_err() {
                 return Err(ImplError::Other(
                     "the store closed while a session was blocked".into(),

@@ -26,11 +26,13 @@ impl Implementer {
             .or_default()
             .clone();
         let _queue = lock.lock().await;
-        // Merges are recorded, so replaying one is a no-op.
-        if self.store.merge_commit(session_id).await?.is_some() {
+        let repo = PathBuf::from(&project.path);
+        // Merges are recorded, so replaying one only finishes what followed it.
+        if let Some(merged) = self.store.merge_commit(session_id).await? {
+            self.finish_merged(task, item, session_id, &repo, worktree, &merged)
+                .await?;
             return Ok(None);
         }
-        let repo = PathBuf::from(&project.path);
         let task_worktree = self.task_worktree(task);
         git::ensure_worktree(&repo, &task_worktree, &task.branch).await?;
         let message = format!(
@@ -76,7 +78,9 @@ impl Implementer {
         }
         let history_dir = task_worktree.join(&spec_rel).join("history");
         std::fs::create_dir_all(&history_dir).map_err(git::GitError::from)?;
-        let history = self.history(session_id, item, branch, &merged).await?;
+        let history = self
+            .history(session_id, item, branch, &merged, &repo)
+            .await?;
         std::fs::write(
             history_dir.join(format!("session-{session_id}-{}.md", slugify(&item.key))),
             history,
@@ -89,16 +93,76 @@ impl Implementer {
         )
         .await?;
         self.store.record_merge(session_id, &merged).await?;
-        // The worktree goes once its branch is merged (never with uncommitted work),
-        // before the task counts as done, so a finished run leaves none behind.
-        let _ = git::remove_worktree(&repo, worktree).await;
-        self.store
-            .transition_work_session(session_id, WorkSessionEvent::Merged, None, "system")
-            .await?;
-        self.store
-            .transition_implementation_task(item.id, ImplementationTaskEvent::Complete, "system")
+        self.finish_merged(task, item, session_id, &repo, worktree, &merged)
             .await?;
         Ok(None)
+    }
+
+    /// What follows a recorded merge, each part done once even when a restart
+    /// replays it: the summary handed to the dependents, the worktree removed, the
+    /// session completed and its task done.
+    async fn finish_merged(
+        &self,
+        task: &SpecTask,
+        item: &ImplementationTask,
+        session_id: i64,
+        repo: &Path,
+        worktree: &Path,
+        merged: &str,
+    ) -> Result<(), ImplError> {
+        let posted = self
+            .store
+            .list_coordination_events(task.id)
+            .await?
+            .iter()
+            .any(|e| e.kind == CoordinationKind::Completion && e.from_session_id == Some(session_id));
+        if !posted {
+            let last_message = self
+                .store
+                .list_transcript(session_id, 0)
+                .await?
+                .into_iter()
+                .rev()
+                .find(|e| e.kind == TranscriptKind::Message)
+                .map(|e| e.content);
+            let files = git::changed_files(repo, &format!("{merged}^1"), merged).await?;
+            self.store
+                .post_coordination_event(
+                    NewCoordinationEvent {
+                        spec_task_id: task.id,
+                        kind: CoordinationKind::Completion,
+                        from_session_id: Some(session_id),
+                        to_session_id: None,
+                        message: format!(
+                            "task {} ({}) is merged. {}",
+                            item.key,
+                            item.title,
+                            prompt::summary(last_message.as_deref(), &files)
+                        ),
+                        payload: json!({ "task_key": item.key, "merge_commit": merged, "files": files }),
+                    },
+                    "system",
+                )
+                .await?;
+        }
+        // The worktree goes once its branch is merged (never with uncommitted work),
+        // before the task counts as done, so a finished run leaves none behind.
+        let _ = git::remove_worktree(repo, worktree).await;
+        if self.store.get_work_session(session_id).await?.status != WorkSessionStatus::Completed {
+            self.store
+                .transition_work_session(session_id, WorkSessionEvent::Merged, None, "system")
+                .await?;
+        }
+        let current = self.store.list_implementation_tasks(task.id).await?;
+        if current
+            .iter()
+            .any(|t| t.id == item.id && t.status == ImplementationTaskStatus::InProgress)
+        {
+            self.store
+                .transition_implementation_task(item.id, ImplementationTaskEvent::Complete, "system")
+                .await?;
+        }
+        Ok(())
     }
 
     /// A conflict is never resolved silently: a conflict-fixing session (a child of
@@ -239,12 +303,31 @@ impl Implementer {
         item: &ImplementationTask,
         branch: &str,
         merged: &str,
+        repo: &Path,
     ) -> Result<String, ImplError> {
         let session = self.store.get_work_session(session_id).await?;
         let mut out = format!(
-            "# Session {session_id}: task {} — {}\n\n- branch: `{branch}`\n- attempts: {}\n- merged as: `{merged}`\n\n## Transcript\n\n",
+            "# Session {session_id}: task {} — {}\n\n- branch: `{branch}`\n- attempts: {}\n- merged as: `{merged}`\n",
             item.key, item.title, session.attempt
         );
+        out.push_str("\n## Commits\n\n");
+        for subject in git::subjects(repo, &format!("{merged}^1..{merged}^2")).await? {
+            out.push_str(&format!("- {subject}\n"));
+        }
+        out.push_str("\n## Coordination\n\n");
+        let mut any = false;
+        for e in self.store.list_coordination_events(session.spec_task_id).await? {
+            let to_it = e.to_session_id == Some(session_id);
+            if e.from_session_id == Some(session_id) || to_it {
+                any = true;
+                let direction = if to_it { "received" } else { "sent" };
+                out.push_str(&format!("- {direction} {}: {}\n", e.kind, e.message));
+            }
+        }
+        if !any {
+            out.push_str("(none)\n");
+        }
+        out.push_str("\n## Transcript\n\n");
         for entry in self.store.list_transcript(session_id, 0).await? {
             out.push_str(&format!(
                 "### {}\n\n{}\n\n",

@@ -28,6 +28,7 @@ use crate::store::{
 mod choices;
 mod coordination;
 mod merge;
+mod prompt;
 mod session;
 
 pub use choices::SpawnRequest;
@@ -35,8 +36,8 @@ pub use choices::SpawnRequest;
 pub const IMPLEMENTATION_TEMPLATE: &str = include_str!("../../../templates/implementation.md");
 pub const PROJECT_TEMPLATE: &str = ".spectask/implementation.md";
 pub const CONFLICT_TEMPLATE: &str = include_str!("../../../templates/conflict.md");
-/// Attempts a session gets when its agent crashes or its thread is interrupted.
-pub const MAX_ATTEMPTS: i64 = 2;
+/// Turns a session gets, after its own, to answer messages that arrived meanwhile.
+const MAX_FOLLOW_UPS: usize = 3;
 /// Sessions a step starts at the same time.
 const START_CONCURRENCY: usize = 8;
 
@@ -202,7 +203,9 @@ impl Implementer {
             self.store
                 .transition_spec_task(
                     task.id,
-                    &|_| SpecTaskEvent::ImplementationFinished { review_gate: true },
+                    &|_| SpecTaskEvent::ImplementationFinished {
+                        review_gate: project.settings.review_implementation,
+                    },
                     "system",
                 )
                 .await?;

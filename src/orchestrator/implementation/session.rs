@@ -111,11 +111,6 @@ impl Implementer {
         item: &ImplementationTask,
     ) -> Result<(), ImplError> {
         let repo = PathBuf::from(&project.path);
-        let spec_dir = self
-            .task_worktree(task)
-            .join(spec_files::spec_dir_rel(project, task));
-        let template = std::fs::read_to_string(self.task_worktree(task).join(PROJECT_TEMPLATE))
-            .unwrap_or_else(|_| IMPLEMENTATION_TEMPLATE.to_string());
         // A spawned session was created by the person who spawned it; it starts here.
         let pending = self
             .store
@@ -151,19 +146,9 @@ impl Implementer {
         // Steps run one at a time, so no other step can take this running session
         // for an orphan before it is marked as driven here.
         self.running.lock().await.insert(session.id);
-        let prompt = spec_files::render(
-            &template,
-            &[
-                ("spec_title", &task.title),
-                ("worktree", &worktree.display().to_string()),
-                ("key", &item.key),
-                ("title", &item.title),
-                ("details", &item.details),
-                ("requirements", &item.requirements.join(", ")),
-                ("spec_dir", &spec_dir.display().to_string()),
-            ],
-        );
-        let prompt = prompt + &self.deliver(task.id, session.id).await?;
+        let prompt = self
+            .first_prompt(task, project, item, session.id, &worktree)
+            .await?;
         let me = self.clone();
         let (task, project, item) = (task.clone(), project.clone(), item.clone());
         tokio::spawn(async move {
@@ -196,9 +181,15 @@ impl Implementer {
             .runtime(task.id)
             .await
             .map_err(|e| ImplError::Other(e.to_string()))?;
-        let mut attempt = 1;
+        // Attempts count from the session's record, so a session resumed after a
+        // server restart has used one already.
+        let mut attempt = self.store.get_work_session(session_id).await?.attempt.max(1);
         let mut text = prompt.to_string();
-        loop {
+        let mut follow_ups = 0;
+        // A session whose merge was recorded before a restart has nothing left to do
+        // but what follows the merge.
+        let merged = self.store.merge_commit(session_id).await?.is_some();
+        while !merged {
             let turn = async {
                 runtime
                     .open_thread(session_id, worktree.to_path_buf())
@@ -207,8 +198,17 @@ impl Implementer {
             }
             .await;
             match turn {
-                Ok(_) => break,
-                Err(e) if attempt < MAX_ATTEMPTS => {
+                Ok(_) => {
+                    // Messages that arrived during the turn start another one, so a
+                    // message to a busy session is never left unread.
+                    let waiting = self.deliver(task.id, session_id).await?;
+                    if waiting.is_empty() || follow_ups == MAX_FOLLOW_UPS {
+                        break;
+                    }
+                    follow_ups += 1;
+                    text = format!("While you worked, messages arrived.{waiting}\nAct on them if they concern your task, then finish it.");
+                }
+                Err(e) if attempt < project.settings.max_attempts => {
                     // Retried in the same worktree with a continuation prompt.
                     let reason = e.to_string();
                     let _ = self
@@ -241,9 +241,12 @@ impl Implementer {
             "spectask #{}: task {} (session {session_id})",
             task.id, item.key
         );
-        git::commit_all(worktree, &message).await?;
-        self.hold_while_blocked(session_id).await?;
+        if !merged {
+            git::commit_all(worktree, &message).await?;
+            self.hold_while_blocked(session_id, &runtime).await?;
+        }
         if let Some(command) = &project.settings.verification_command
+            && !merged
             && let Err(output) = verify(worktree, command).await
         {
             // One follow-up with the output, then the session fails.
@@ -272,8 +275,18 @@ impl Implementer {
             .merge(task, project, item, session_id, worktree, branch)
             .await?
         {
-            self.resolve_conflict(task, project, item, session_id, worktree, branch, files)
-                .await?;
+            match project.settings.conflict_policy {
+                ConflictPolicy::Fix => {
+                    self.resolve_conflict(task, project, item, session_id, worktree, branch, files)
+                        .await?
+                }
+                // The session stays `conflicted` until a person retries it (after
+                // resolving it in the worktree, or to get a conflict-fixing session),
+                // skips or cancels it.
+                ConflictPolicy::Wait => {
+                    tracing::info!(session = session_id, ?files, "a merge conflict waits for a person")
+                }
+            }
         }
         Ok(())
     }
