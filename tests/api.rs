@@ -111,6 +111,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/permissions/1/answer"),
     ("GET", "/api/v1/spec-tasks/1/progress"),
     ("GET", "/api/v1/spec-tasks/1/overview"),
+    ("GET", "/api/v1/spec-tasks/1/report"),
+    ("POST", "/api/v1/sessions/1/retry"),
     ("GET", "/api/v1/openapi.json"),
 ];
 
@@ -1043,7 +1045,11 @@ async fn openapi_lists_every_route(backend: Backend) {
                     ]
                     .contains(&action) =>
             {
-                format!("{base}/{{action}}")
+                if base.starts_with("/api/v1/sessions/") {
+                    format!("{base}/{{decision}}")
+                } else {
+                    format!("{base}/{{action}}")
+                }
             }
             _ => templated,
         };

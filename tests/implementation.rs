@@ -138,10 +138,13 @@ async fn a_diamond_plan_runs_in_parallel_and_merges_every_task_once() {
     let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
     // The project's implementation prompt is the task's details, so the scripted
-    // agent carries them out.
+    // agent carries them out; the handoffs follow (lines the agent ignores).
     commit_templates(
         &repo,
-        &[("implementation.md", "{{details}}\nsay finished {{key}}\n")],
+        &[(
+            "implementation.md",
+            "{{details}}\nsay finished {{key}}\nHandoffs:\n{{handoffs}}\n",
+        )],
     );
     let (status, _) = app
         .call(
@@ -240,7 +243,62 @@ async fn a_diamond_plan_runs_in_parallel_and_merges_every_task_once() {
             &format!("{branch}:{spec}/history"),
         ],
     );
-    assert_eq!(history.lines().count(), 6, "{history}");
+    assert_eq!(
+        history
+            .lines()
+            .filter(|l| l.starts_with("session-"))
+            .count(),
+        6,
+        "{history}"
+    );
+    // The final report is committed beside the histories.
+    let report = git(
+        &repo,
+        &["show", &format!("{branch}:{spec}/history/report.md")],
+    );
+    assert!(
+        report.contains("- tasks: 6 done, 0 skipped, 6 in all"),
+        "{report}"
+    );
+    assert_eq!(report.matches("| completed |").count(), 6, "{report}");
+    let (_, api_report) = app.get(&format!("/api/v1/spec-tasks/{id}/report")).await;
+    assert_eq!(api_report["sessions"].as_array().unwrap().len(), 6);
+    assert_eq!(api_report["tasks_done"], 6);
+    // The join task was handed the summaries of exactly the tasks it depends on.
+    let plan_tasks = app.store.list_implementation_tasks(id).await.unwrap();
+    let join = plan_tasks.iter().find(|t| t.key == "5").unwrap();
+    let join_session = app
+        .store
+        .list_work_sessions(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.implementation_task_id == Some(join.id))
+        .unwrap();
+    let first_prompt = app
+        .store
+        .list_transcript(join_session.id, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.kind == spectask::domain::TranscriptKind::Prompt)
+        .unwrap()
+        .content;
+    for dependency in [
+        "task 2 (Left) is merged",
+        "task 3 (Right) is merged",
+        "task 4 (Middle) is merged",
+    ] {
+        assert!(
+            first_prompt.contains(dependency),
+            "{dependency}: {first_prompt}"
+        );
+    }
+    assert!(
+        first_prompt.contains("finished 2"),
+        "the agent's last message: {first_prompt}"
+    );
+    assert!(!first_prompt.contains("task 6 (Docs)"), "{first_prompt}");
     // Merged worktrees are gone; the user's checkout never moved.
     assert_eq!(
         git(&repo, &["symbolic-ref", "--short", "HEAD"]).trim(),

@@ -10,7 +10,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Json, Path};
 use super::{AppState, Caller};
 use crate::domain::*;
-use crate::orchestrator::implementation::{ImplError, SpawnRequest};
+use crate::orchestrator::implementation::{FinalReport, ImplError, SpawnRequest};
 use crate::orchestrator::progress::{self, Overview, Progress};
 
 impl From<ImplError> for ApiError {
@@ -43,6 +43,44 @@ pub enum Decision {
     Cancel,
 }
 
+/// The lifecycle event a decision named in a path stands for.
+fn decision_event(decision: &str) -> Result<ImplementationTaskEvent, ApiError> {
+    let parsed: Decision = serde_json::from_value(serde_json::Value::String(decision.to_string()))
+        .map_err(|_| {
+            ApiError::NotFound(format!(
+                "no decision {decision:?}; use retry, skip or cancel"
+            ))
+        })?;
+    Ok(match parsed {
+        Decision::Retry => ImplementationTaskEvent::Retry,
+        Decision::Skip => ImplementationTaskEvent::Skip,
+        Decision::Cancel => ImplementationTaskEvent::Cancel,
+    })
+}
+
+/// A person's decision about a session: `retry` a conflicted one (a conflict-fixing
+/// session, which also completes a merge the person resolved in the worktree) or a
+/// failed one (its task runs again in the same worktree); `skip` its task (done,
+/// nothing merged) or `cancel` it (its turn is cancelled).
+#[utoipa::path(post, path = "/sessions/{id}/{decision}", tag = "implementation",
+    params(("id" = i64, Path), ("decision" = Decision, Path)),
+    responses((status = 200, body = WorkSession), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "not allowed in the session's status"),
+              (status = 422, body = ErrorBody, description = "the session works on no plan task")))]
+pub async fn decide_session(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, decision)): Path<(i64, String)>,
+) -> ApiResult<Json<WorkSession>> {
+    let event = decision_event(&decision)?;
+    Ok(Json(
+        state
+            .implementer
+            .decide_session(id, event, &caller.actor())
+            .await?,
+    ))
+}
+
 /// `retry` a failed task, `skip` one (marked done, nothing merged; its dependents
 /// become ready), or `cancel` it.
 #[utoipa::path(post, path = "/spec-tasks/{id}/implementation-tasks/{key}/{decision}", tag = "implementation",
@@ -54,17 +92,7 @@ pub async fn decide(
     Extension(caller): Extension<Caller>,
     Path((id, key, decision)): Path<(i64, String, String)>,
 ) -> ApiResult<Json<ImplementationTask>> {
-    let decision: Decision = serde_json::from_value(serde_json::Value::String(decision.clone()))
-        .map_err(|_| {
-            ApiError::NotFound(format!(
-                "no decision {decision:?}; use retry, skip or cancel"
-            ))
-        })?;
-    let event = match decision {
-        Decision::Retry => ImplementationTaskEvent::Retry,
-        Decision::Skip => ImplementationTaskEvent::Skip,
-        Decision::Cancel => ImplementationTaskEvent::Cancel,
-    };
+    let event = decision_event(&decision)?;
     Ok(Json(
         state
             .implementer
@@ -113,4 +141,16 @@ pub async fn spawn(
 ) -> ApiResult<(axum::http::StatusCode, Json<WorkSession>)> {
     let session = state.implementer.spawn(id, body, &caller.actor()).await?;
     Ok((axum::http::StatusCode::CREATED, Json(session)))
+}
+
+/// The implementation report: sessions with attempts, durations, merge commits and
+/// usage, and the commits on the task branch. Written to `history/report.md` when
+/// the plan is all merged; available at any time.
+#[utoipa::path(get, path = "/spec-tasks/{id}/report", tag = "implementation", params(("id" = i64, Path)),
+    responses((status = 200, body = FinalReport), (status = 404, body = ErrorBody)))]
+pub async fn report(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<FinalReport>> {
+    Ok(Json(state.implementer.report(id).await?))
 }

@@ -100,6 +100,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(implementation::list_tasks))
         .routes(routes!(implementation::decide))
         .routes(routes!(implementation::progress))
+        .routes(routes!(implementation::report))
+        .routes(routes!(implementation::decide_session))
         .routes(routes!(implementation::overview))
         .split_for_parts();
     doc.paths.paths = doc

@@ -76,8 +76,10 @@ impl Lifecycle for ImplementationTaskStatus {
             (S::Pending, E::Block) => S::Blocked,
             (S::Blocked, E::Unblock) => S::Pending,
             (S::Failed, E::Retry) => S::Pending,
-            (S::Pending | S::Failed | S::Blocked, E::Skip) => S::Skipped,
-            (S::Pending | S::InProgress | S::Blocked, E::Cancel) => S::Cancelled,
+            // An in-progress task is skipped or cancelled through its session, which
+            // must be stopped or stuck (failed, conflicted) for that to be allowed.
+            (S::Pending | S::InProgress | S::Failed | S::Blocked, E::Skip) => S::Skipped,
+            (S::Pending | S::InProgress | S::Failed | S::Blocked, E::Cancel) => S::Cancelled,
             _ => return Err(self.refuse(event.name())),
         })
     }
@@ -117,6 +119,8 @@ mod tests {
             (S::Pending, E::Skip, S::Skipped),
             (S::Failed, E::Skip, S::Skipped),
             (S::Blocked, E::Skip, S::Skipped),
+            (S::InProgress, E::Skip, S::Skipped),
+            (S::Failed, E::Cancel, S::Cancelled),
             (S::Pending, E::Cancel, S::Cancelled),
             (S::InProgress, E::Cancel, S::Cancelled),
             (S::Blocked, E::Cancel, S::Cancelled),

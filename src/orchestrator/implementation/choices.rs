@@ -129,6 +129,111 @@ impl Implementer {
             .map_err(|e| ImplError::Other(e.to_string()))
     }
 
+    /// A person's choice about a session. `retry`: a conflicted session gets a
+    /// conflict-fixing session on its merge (which also finishes a merge a person
+    /// resolved in the worktree); a failed one's task runs again in the same
+    /// worktree. `skip` marks its task done with nothing merged; `cancel` stops its
+    /// turn and cancels its task. Skipping or cancelling needs a session that is not
+    /// working (failed, conflicted, interrupted, blocked or pending), or for cancel
+    /// any live one.
+    pub async fn decide_session(
+        self: &Arc<Self>,
+        session_id: i64,
+        event: ImplementationTaskEvent,
+        actor: &str,
+    ) -> Result<WorkSession, ImplError> {
+        let session = self.store.get_work_session(session_id).await?;
+        let task = self.store.get_spec_task(session.spec_task_id).await?;
+        let plan = self.store.list_implementation_tasks(task.id).await?;
+        let item = session
+            .implementation_task_id
+            .and_then(|id| plan.iter().find(|t| t.id == id))
+            .cloned()
+            .ok_or_else(|| {
+                ImplError::Invalid(format!("session {session_id} does not work on a plan task"))
+            })?;
+        if session.kind == WorkSessionKind::MergeConflict {
+            return Err(ImplError::Refused(format!(
+                "session {session_id} fixes a conflict of session {}: decide about that one",
+                session.parent_id.unwrap_or(0)
+            )));
+        }
+        match event {
+            ImplementationTaskEvent::Retry if session.status == WorkSessionStatus::Conflicted => {
+                let project = self.store.get_project(task.project_id).await?;
+                let (Some(branch), Some(worktree)) =
+                    (session.branch.clone(), session.worktree_path.clone())
+                else {
+                    return Err(ImplError::Refused(format!(
+                        "session {session_id} has no worktree"
+                    )));
+                };
+                let me = self.clone();
+                let started = session.clone();
+                tokio::spawn(async move {
+                    let worktree = PathBuf::from(worktree);
+                    if let Err(e) = me
+                        .resolve_conflict(
+                            &task,
+                            &project,
+                            &item,
+                            session_id,
+                            &worktree,
+                            &branch,
+                            Vec::new(),
+                        )
+                        .await
+                    {
+                        tracing::error!(session = session_id, error = %e, "retrying a conflicted merge");
+                    }
+                });
+                Ok(started)
+            }
+            ImplementationTaskEvent::Retry => {
+                if session.status != WorkSessionStatus::Failed {
+                    return Err(ImplError::Refused(format!(
+                        "session {session_id} is {}: only a failed or conflicted session can be retried",
+                        session.status
+                    )));
+                }
+                self.decide(task.id, &item.key, ImplementationTaskEvent::Retry, actor)
+                    .await?;
+                Ok(session)
+            }
+            ImplementationTaskEvent::Skip | ImplementationTaskEvent::Cancel => {
+                let session_event = if event == ImplementationTaskEvent::Skip {
+                    WorkSessionEvent::Skip
+                } else {
+                    WorkSessionEvent::Cancel
+                };
+                let updated = if session.status.is_terminal() {
+                    session
+                } else {
+                    let updated = self
+                        .store
+                        .transition_work_session(session_id, session_event, None, actor)
+                        .await?;
+                    if event == ImplementationTaskEvent::Cancel
+                        && let Ok(runtime) = self.agents.runtime(task.id).await
+                    {
+                        let _ = runtime.cancel(session_id).await;
+                    }
+                    updated
+                };
+                if !matches!(
+                    item.status,
+                    ImplementationTaskStatus::Done
+                        | ImplementationTaskStatus::Skipped
+                        | ImplementationTaskStatus::Cancelled
+                ) {
+                    self.decide(task.id, &item.key, event, actor).await?;
+                }
+                Ok(updated)
+            }
+            other => Err(ImplError::Invalid(format!("{other:?} is not a decision"))),
+        }
+    }
+
     /// A person's choice about an implementation task: `retry` a failed one, `skip`
     /// one (done, nothing merged) or `cancel` it. Tasks blocked only by failures that
     /// are now resolved become ready again.
@@ -147,6 +252,46 @@ impl Implementer {
                 entity: "implementation task",
                 id: key.to_string(),
             })?;
+        if item.status == ImplementationTaskStatus::InProgress {
+            let live = self
+                .store
+                .list_work_sessions(spec_task_id)
+                .await?
+                .into_iter()
+                .filter(|s| s.implementation_task_id == Some(item.id) && !s.status.is_terminal())
+                .find(|s| s.kind != WorkSessionKind::MergeConflict);
+            if let Some(s) = live
+                && !matches!(s.status, WorkSessionStatus::Pending)
+            {
+                let allowed = match event {
+                    ImplementationTaskEvent::Skip => s.status.apply(WorkSessionEvent::Skip).is_ok(),
+                    _ => true,
+                };
+                if !allowed {
+                    return Err(ImplError::Refused(format!(
+                        "task {key} is being worked on by session {} ({}); cancel it instead, or wait",
+                        s.id, s.status
+                    )));
+                }
+                self.store
+                    .transition_work_session(
+                        s.id,
+                        if event == ImplementationTaskEvent::Skip {
+                            WorkSessionEvent::Skip
+                        } else {
+                            WorkSessionEvent::Cancel
+                        },
+                        None,
+                        actor,
+                    )
+                    .await?;
+                if event == ImplementationTaskEvent::Cancel
+                    && let Ok(runtime) = self.agents.runtime(spec_task_id).await
+                {
+                    let _ = runtime.cancel(s.id).await;
+                }
+            }
+        }
         let updated = self
             .store
             .transition_implementation_task(item.id, event, actor)

@@ -115,7 +115,9 @@ impl Implementer {
             .list_coordination_events(task.id)
             .await?
             .iter()
-            .any(|e| e.kind == CoordinationKind::Completion && e.from_session_id == Some(session_id));
+            .any(|e| {
+                e.kind == CoordinationKind::Completion && e.from_session_id == Some(session_id)
+            });
         if !posted {
             let last_message = self
                 .store
@@ -159,7 +161,11 @@ impl Implementer {
             .any(|t| t.id == item.id && t.status == ImplementationTaskStatus::InProgress)
         {
             self.store
-                .transition_implementation_task(item.id, ImplementationTaskEvent::Complete, "system")
+                .transition_implementation_task(
+                    item.id,
+                    ImplementationTaskEvent::Complete,
+                    "system",
+                )
                 .await?;
         }
         Ok(())
@@ -316,7 +322,11 @@ impl Implementer {
         }
         out.push_str("\n## Coordination\n\n");
         let mut any = false;
-        for e in self.store.list_coordination_events(session.spec_task_id).await? {
+        for e in self
+            .store
+            .list_coordination_events(session.spec_task_id)
+            .await?
+        {
             let to_it = e.to_session_id == Some(session_id);
             if e.from_session_id == Some(session_id) || to_it {
                 any = true;

@@ -29,9 +29,11 @@ mod choices;
 mod coordination;
 mod merge;
 mod prompt;
+mod report;
 mod session;
 
 pub use choices::SpawnRequest;
+pub use report::{FinalReport, SessionReport, render_markdown};
 
 pub const IMPLEMENTATION_TEMPLATE: &str = include_str!("../../../templates/implementation.md");
 pub const PROJECT_TEMPLATE: &str = ".spectask/implementation.md";
@@ -200,6 +202,7 @@ impl Implementer {
             )
         };
         if plan.iter().all(|t| finished(t.status)) {
+            self.commit_report(task, &project).await?;
             self.store
                 .transition_spec_task(
                     task.id,

@@ -86,7 +86,12 @@ impl Implementer {
                     CoordinationKind::Completion | CoordinationKind::Handoff
                 )
             {
-                out.push(format!("[{} from session {}] {}", e.kind, e.from_session_id.unwrap_or(0), e.message));
+                out.push(format!(
+                    "[{} from session {}] {}",
+                    e.kind,
+                    e.from_session_id.unwrap_or(0),
+                    e.message
+                ));
             }
         }
         Ok(out.join("\n\n"))
@@ -231,10 +236,18 @@ mod tests {
     fn linked_requirements_are_written_out_once_with_the_linked_criteria_marked() {
         let text = requirements_text(REQUIREMENTS, &["1.2".into(), "1.1".into(), "9".into()]);
         assert_eq!(text.matches("Login").count(), 1, "{text}");
-        assert!(text.contains("2. WHEN a user submits bad credentials THE system SHALL refuse them (this task)"), "{text}");
+        assert!(
+            text.contains(
+                "2. WHEN a user submits bad credentials THE system SHALL refuse them (this task)"
+            ),
+            "{text}"
+        );
         assert!(text.contains("As a user, I want to log in"), "{text}");
         assert!(!text.contains("Logout"), "{text}");
-        assert!(text.contains("- 9 (not found in requirements.md)"), "{text}");
+        assert!(
+            text.contains("- 9 (not found in requirements.md)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -183,7 +183,12 @@ impl Implementer {
             .map_err(|e| ImplError::Other(e.to_string()))?;
         // Attempts count from the session's record, so a session resumed after a
         // server restart has used one already.
-        let mut attempt = self.store.get_work_session(session_id).await?.attempt.max(1);
+        let mut attempt = self
+            .store
+            .get_work_session(session_id)
+            .await?
+            .attempt
+            .max(1);
         let mut text = prompt.to_string();
         let mut follow_ups = 0;
         // A session whose merge was recorded before a restart has nothing left to do
@@ -197,6 +202,17 @@ impl Implementer {
                 runtime.prompt(session_id, &text).await
             }
             .await;
+            // A person skipped or cancelled the session meanwhile: nothing more is
+            // done with it (its work stays in its worktree and branch).
+            if self
+                .store
+                .get_work_session(session_id)
+                .await?
+                .status
+                .is_terminal()
+            {
+                return Ok(());
+            }
             match turn {
                 Ok(_) => {
                     // Messages that arrived during the turn start another one, so a
@@ -206,7 +222,9 @@ impl Implementer {
                         break;
                     }
                     follow_ups += 1;
-                    text = format!("While you worked, messages arrived.{waiting}\nAct on them if they concern your task, then finish it.");
+                    text = format!(
+                        "While you worked, messages arrived.{waiting}\nAct on them if they concern your task, then finish it."
+                    );
                 }
                 Err(e) if attempt < project.settings.max_attempts => {
                     // Retried in the same worktree with a continuation prompt.
@@ -284,7 +302,11 @@ impl Implementer {
                 // resolving it in the worktree, or to get a conflict-fixing session),
                 // skips or cancels it.
                 ConflictPolicy::Wait => {
-                    tracing::info!(session = session_id, ?files, "a merge conflict waits for a person")
+                    tracing::info!(
+                        session = session_id,
+                        ?files,
+                        "a merge conflict waits for a person"
+                    )
                 }
             }
         }
