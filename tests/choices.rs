@@ -171,6 +171,32 @@ async fn a_project_without_implementation_review_ends_in_done_with_its_report() 
     );
     let (status, _) = app.get("/api/v1/spec-tasks/999/report").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // The CLI prints the same report.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_spectask"))
+        .args([
+            "--url",
+            &app.url,
+            "--token",
+            &app.token,
+            "task",
+            "report",
+            &id.to_string(),
+        ])
+        .env_remove("SPECTASK_URL")
+        .env_remove("SPECTASK_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.starts_with("# Implementation report: Straight to done"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("| 1 | implementation | completed | 1 |"),
+        "{printed}"
+    );
     app.shutdown().await;
 }
 
@@ -254,6 +280,27 @@ async fn cancelling_a_running_session_cancels_its_turn_and_its_task_and_merges_n
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled");
+    // Through the CLI, a second cancel is refused with the server's reason.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_spectask"))
+        .args([
+            "--url",
+            &app.url,
+            "--token",
+            &app.token,
+            "session",
+            "cancel",
+            &session.to_string(),
+        ])
+        .env_remove("SPECTASK_URL")
+        .env_remove("SPECTASK_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cancel"),
+        "{out:?}"
+    );
     // The turn ends (its permission request is answered `cancelled`) and nothing merges.
     wait_for(&app, "the permission request cancelled", || async {
         let (_, list) = app

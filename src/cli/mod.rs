@@ -148,6 +148,13 @@ enum SessionCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Retry a conflicted session (a conflict-fixing session finishes its merge) or
+    /// a failed one (its task runs again in the same worktree)
+    Retry(IdArgs),
+    /// Skip a stuck session's task: marked done, nothing merged, dependents go on
+    Skip(IdArgs),
+    /// Cancel a session: its turn is cancelled and its task with it
+    Cancel(IdArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -277,6 +284,8 @@ enum TaskCmd {
     },
     /// Implementation progress: each task with its sub-items, sessions, overall
     Progress(IdArgs),
+    /// The implementation report: sessions, attempts, durations, merges, usage, commits
+    Report(IdArgs),
     /// Live progress bars (one per session at work, one overall) until the task
     /// leaves implementation; exit 0 in implementation review or done, 1 otherwise
     Watch {
@@ -437,6 +446,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                     Ok(())
                 }
+                Command::Session(cmd) => session_decision(&client, cmd).await,
                 Command::Permissions(cmd) => permissions(&client, cmd).await,
                 Command::Serve { .. } | Command::Spec(_) | Command::Demo { .. } => {
                     unreachable!("handled above")
@@ -741,6 +751,18 @@ async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
             return Ok(());
         }
         TaskCmd::Review { id, version, json } => return review(client, id, version, json).await,
+        TaskCmd::Report(IdArgs { id, json }) => {
+            let r: crate::orchestrator::implementation::FinalReport =
+                client.get(&format!("/spec-tasks/{id}/report")).await?;
+            if json {
+                return output::json(&r);
+            }
+            print!(
+                "{}",
+                crate::orchestrator::implementation::render_markdown(&r)
+            );
+            return Ok(());
+        }
         TaskCmd::Progress(IdArgs { id, json }) => {
             let p: crate::orchestrator::progress::Progress =
                 client.get(&format!("/spec-tasks/{id}/progress")).await?;
@@ -1213,6 +1235,27 @@ async fn import(
         task.id,
         task.status,
         task.branch
+    );
+    Ok(())
+}
+
+/// `session retry|skip|cancel ID`.
+async fn session_decision(client: &Client, cmd: SessionCmd) -> anyhow::Result<()> {
+    let (decision, IdArgs { id, json }) = match cmd {
+        SessionCmd::Retry(a) => ("retry", a),
+        SessionCmd::Skip(a) => ("skip", a),
+        SessionCmd::Cancel(a) => ("cancel", a),
+        other => anyhow::bail!("not a decision: {other:?}"),
+    };
+    let s: WorkSession = client
+        .post(&format!("/sessions/{id}/{decision}"), &json!({}))
+        .await?;
+    if json {
+        return output::json(&s);
+    }
+    println!(
+        "session {} ({}): {decision} accepted; it is {}",
+        s.id, s.name, s.status
     );
     Ok(())
 }

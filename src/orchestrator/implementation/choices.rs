@@ -206,20 +206,17 @@ impl Implementer {
                 } else {
                     WorkSessionEvent::Cancel
                 };
-                let updated = if session.status.is_terminal() {
-                    session
-                } else {
-                    let updated = self
-                        .store
-                        .transition_work_session(session_id, session_event, None, actor)
-                        .await?;
-                    if event == ImplementationTaskEvent::Cancel
-                        && let Ok(runtime) = self.agents.runtime(task.id).await
-                    {
-                        let _ = runtime.cancel(session_id).await;
-                    }
-                    updated
-                };
+                // The session's lifecycle decides: a second cancel, or skipping a
+                // session at work, is refused and changes nothing.
+                let updated = self
+                    .store
+                    .transition_work_session(session_id, session_event, None, actor)
+                    .await?;
+                if event == ImplementationTaskEvent::Cancel
+                    && let Ok(runtime) = self.agents.runtime(task.id).await
+                {
+                    let _ = runtime.cancel(session_id).await;
+                }
                 if !matches!(
                     item.status,
                     ImplementationTaskStatus::Done
