@@ -194,7 +194,10 @@ impl Implementer {
         // A session whose merge was recorded before a restart has nothing left to do
         // but what follows the merge.
         let merged = self.store.merge_commit(session_id).await?.is_some();
-        while !merged {
+        loop {
+            if merged {
+                break;
+            }
             let turn = async {
                 runtime
                     .open_thread(session_id, worktree.to_path_buf())
