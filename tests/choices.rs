@@ -22,6 +22,18 @@ async fn set(app: &TestApp, project: i64, settings: Value) {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
+/// Runs the real `spectask` binary against the app.
+async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_spectask"))
+        .args(["--url", &app.url, "--token", &app.token])
+        .args(args)
+        .env_remove("SPECTASK_URL")
+        .env_remove("SPECTASK_TOKEN")
+        .output()
+        .await
+        .unwrap()
+}
+
 /// The first pending permission request of a task, once there is one.
 async fn pending_permission(app: &TestApp, task: i64) -> Value {
     wait_for(app, "the agent's permission request", || async {
@@ -172,21 +184,7 @@ async fn a_project_without_implementation_review_ends_in_done_with_its_report() 
     let (status, _) = app.get("/api/v1/spec-tasks/999/report").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     // The CLI prints the same report.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_spectask"))
-        .args([
-            "--url",
-            &app.url,
-            "--token",
-            &app.token,
-            "task",
-            "report",
-            &id.to_string(),
-        ])
-        .env_remove("SPECTASK_URL")
-        .env_remove("SPECTASK_TOKEN")
-        .output()
-        .await
-        .unwrap();
+    let out = cli(&app, &["task", "report", &id.to_string()]).await;
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{printed}");
     assert!(
@@ -281,21 +279,7 @@ async fn cancelling_a_running_session_cancels_its_turn_and_its_task_and_merges_n
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "cancelled");
     // Through the CLI, a second cancel is refused with the server's reason.
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_spectask"))
-        .args([
-            "--url",
-            &app.url,
-            "--token",
-            &app.token,
-            "session",
-            "cancel",
-            &session.to_string(),
-        ])
-        .env_remove("SPECTASK_URL")
-        .env_remove("SPECTASK_TOKEN")
-        .output()
-        .await
-        .unwrap();
+    let out = cli(&app, &["session", "cancel", &session.to_string()]).await;
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("cancel"),

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use common::app::{TestApp, git, spawn_app_with};
 use common::db::Backend;
+use common::plan::{
+    AGENT, WAIT, approved_plan, commit_templates, drive, scripted_app, wait_status,
+};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use spectask::agents::profile::AgentProfile;
-
-const AGENT: &str = env!("CARGO_BIN_EXE_spectask-test-agent");
-const WAIT: Duration = Duration::from_secs(20);
 
 /// Each task's details are the scripted agent's commands.
 const PLAN: &str = "# Implementation Plan
@@ -38,39 +38,6 @@ const PLAN: &str = "# Implementation Plan
   - _Depends: 1_
 ";
 
-/// An app whose default agent is the scripted test agent, adjusted by `configure`.
-async fn scripted_app(configure: impl FnOnce(&mut spectask::config::ServeConfig)) -> TestApp {
-    spawn_app_with(Backend::Sqlite, |config| {
-        config
-            .agent_profiles
-            .insert("test".into(), AgentProfile::new(AGENT, &[]));
-        config.default_agent = "test".into();
-        configure(config);
-    })
-    .await
-}
-
-/// A task whose spec (with `plan` as its tasks.md) is recorded and approved, as
-/// planning and review would leave it.
-async fn approved_plan(app: &TestApp, project: i64, title: &str, plan: &str) -> i64 {
-    let id = app.task(project, title).await;
-    app.post(
-        &format!("/api/v1/spec-tasks/{id}/start-planning"),
-        json!({}),
-    )
-    .await;
-    common::spec::record_spec(app, id, common::spec::DESIGN, plan).await;
-    let (status, body) = app
-        .post(&format!("/api/v1/spec-tasks/{id}/approve"), json!({}))
-        .await;
-    assert_eq!(
-        (status, body["status"].as_str()),
-        (StatusCode::OK, Some("implementing")),
-        "{body}"
-    );
-    id
-}
-
 /// Waits (with a timeout) until some session's agent says `needle`.
 async fn wait_message(
     live: &mut tokio::sync::broadcast::Receiver<spectask::agents::host::LiveUpdate>,
@@ -86,51 +53,6 @@ async fn wait_message(
     })
     .await
     .unwrap_or_else(|_| panic!("no agent said {needle:?}"));
-}
-
-/// Runs the implementation loop in the background: a step per committed event.
-fn drive(app: &TestApp) -> tokio::task::JoinHandle<()> {
-    let implementer = app.implementer.clone();
-    let mut events = app.store.subscribe_events();
-    tokio::spawn(async move {
-        loop {
-            implementer.run_once().await.unwrap();
-            if events.changed().await.is_err() {
-                return;
-            }
-        }
-    })
-}
-
-/// Commits prompt templates into the project's `.spectask/` on its base branch.
-fn commit_templates(repo: &std::path::Path, templates: &[(&str, &str)]) {
-    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
-    for (name, text) in templates {
-        std::fs::write(repo.join(".spectask").join(name), text).unwrap();
-    }
-    git(repo, &["add", ".spectask"]);
-    git(repo, &["commit", "-qm", "spectask templates"]);
-}
-
-async fn wait_status(app: &TestApp, task: i64, status: &str) -> Value {
-    let mut events = app.store.subscribe_events();
-    let found = tokio::time::timeout(WAIT, async {
-        loop {
-            let (_, body) = app.get(&format!("/api/v1/spec-tasks/{task}")).await;
-            if body["status"] == status {
-                return body;
-            }
-            events.changed().await.unwrap();
-        }
-    })
-    .await;
-    match found {
-        Ok(body) => body,
-        Err(_) => panic!(
-            "task {task} never reached {status}:\n{}",
-            state_of(app, task).await
-        ),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
