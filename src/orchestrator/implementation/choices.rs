@@ -160,6 +160,22 @@ impl Implementer {
         }
         match event {
             ImplementationTaskEvent::Retry if session.status == WorkSessionStatus::Conflicted => {
+                // One fixer at a time works in the session's worktree.
+                let fixing = self
+                    .store
+                    .list_work_sessions(task.id)
+                    .await?
+                    .into_iter()
+                    .any(|s| {
+                        s.parent_id == Some(session_id)
+                            && s.kind == WorkSessionKind::MergeConflict
+                            && !s.status.is_terminal()
+                    });
+                if fixing {
+                    return Err(ImplError::Refused(format!(
+                        "a conflict-fixing session is already at work on session {session_id}"
+                    )));
+                }
                 let project = self.store.get_project(task.project_id).await?;
                 let (Some(branch), Some(worktree)) =
                     (session.branch.clone(), session.worktree_path.clone())
