@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use serde_json::json;
 
 use super::rows::{self, now_ms};
-use super::sql::{Bind, SqlStore};
+use super::sql::{Bind, SqlStore, insert_work_session, session_status_event, task_status_event};
 use super::{Actor, NewEvent, NewWorkSession, Result, Store, StoreError, not_found};
 use crate::domain::*;
 
@@ -216,14 +216,7 @@ impl ImplementationStore for SqlStore {
                 ))
             })?;
         let updated = rows::implementation_task(&row)?;
-        let event = NewEvent {
-            project_id: Some(task.project_id),
-            spec_task_id: Some(task.id),
-            entity: "implementation_task",
-            entity_id: Some(id),
-            kind: "implementation_task.status_changed",
-            data: json!({ "key": current.key, "from": current.status, "to": next }),
-        };
+        let event = task_status_event(task.project_id, &current, next);
         self.commit_with(tx, event, actor).await?;
         Ok(updated)
     }
@@ -274,35 +267,20 @@ impl ImplementationStore for SqlStore {
                 rows::work_session(&row)?
             }
             None => {
-                let new = &start.new;
-                let sql = format!(
-                    "INSERT INTO work_sessions (spec_task_id, parent_id, implementation_task_id, kind, name, prompt, \
-                     status, attempt, branch, worktree_path, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $10) RETURNING {}",
-                    rows::WORK_SESSION_COLUMNS
-                );
-                let row = sqlx::query(&sql)
-                    .bind(task.id)
-                    .bind(new.parent_id)
-                    .bind(item.id)
-                    .bind(new.kind.as_str())
-                    .bind(&new.name)
-                    .bind(&new.prompt)
-                    .bind(running.as_str())
-                    .bind(&start.branch)
-                    .bind(&start.worktree)
-                    .bind(now)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let session = rows::work_session(&row)?;
-                events.push(NewEvent {
-                    project_id: Some(task.project_id),
-                    spec_task_id: Some(task.id),
-                    entity: "work_session",
-                    entity_id: Some(session.id),
-                    kind: "work_session.created",
-                    data: json!({ "name": session.name, "kind": session.kind, "parent_id": session.parent_id }),
-                });
+                let (session, created) = insert_work_session(
+                    &mut tx,
+                    task.project_id,
+                    &NewWorkSession {
+                        spec_task_id: task.id,
+                        implementation_task_id: Some(item.id),
+                        ..start.new.clone()
+                    },
+                    running,
+                    1,
+                    Some((&start.branch, &start.worktree)),
+                )
+                .await?;
+                events.push(created);
                 session
             }
         };
@@ -319,29 +297,20 @@ impl ImplementationStore for SqlStore {
                 item.key
             )));
         }
-        let session_event = |kind: &'static str, data: serde_json::Value| NewEvent {
+        events.push(NewEvent {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
             entity: "work_session",
             entity_id: Some(session.id),
-            kind,
-            data,
-        };
-        events.push(session_event(
-            "work_session.workspace",
-            json!({ "branch": start.branch, "worktree": start.worktree }),
-        ));
-        events.push(NewEvent {
-            project_id: Some(task.project_id),
-            spec_task_id: Some(task.id),
-            entity: "implementation_task",
-            entity_id: Some(item.id),
-            kind: "implementation_task.status_changed",
-            data: json!({ "key": item.key, "from": item.status, "to": item_next }),
+            kind: "work_session.workspace",
+            data: json!({ "branch": start.branch, "worktree": start.worktree }),
         });
-        events.push(session_event(
-            "work_session.status_changed",
-            json!({ "from": WorkSessionStatus::Pending, "to": running, "attempt": session.attempt, "reason": null }),
+        events.push(task_status_event(task.project_id, &item, item_next));
+        events.push(session_status_event(
+            task.project_id,
+            &session,
+            WorkSessionStatus::Pending,
+            None,
         ));
         self.commit_events(tx, events, "system").await?;
         Ok(session)

@@ -318,11 +318,22 @@ impl SqlStore {
     /// Commits a transaction that made several changes, with their events in order.
     pub(super) async fn commit_events(
         &self,
-        mut tx: Tx,
+        tx: Tx,
         events: Vec<NewEvent>,
         actor: Actor<'_>,
     ) -> Result<()> {
-        let mut last = None;
+        self.record_and_commit(tx, None, events, actor).await
+    }
+
+    /// Records `events` after those already recorded in `tx` (the newest being
+    /// `last`), commits, and announces the newest id.
+    async fn record_and_commit(
+        &self,
+        mut tx: Tx,
+        mut last: Option<i64>,
+        events: Vec<NewEvent>,
+        actor: Actor<'_>,
+    ) -> Result<()> {
         for event in events {
             last = Some(self.record(&mut tx, event, actor).await?);
         }
@@ -353,13 +364,9 @@ impl SqlStore {
         actor: Actor<'_>,
         admitted: Vec<NewEvent>,
     ) -> Result<()> {
-        let mut last = self.record(&mut tx, event, actor).await?;
-        for event in admitted {
-            last = self.record(&mut tx, event, "system").await?;
-        }
-        tx.commit().await?;
-        self.announce(last);
-        Ok(())
+        let first = self.record(&mut tx, event, actor).await?;
+        self.record_and_commit(tx, Some(first), admitted, "system")
+            .await
     }
 
     /// The rows of `table` that belong to a spec task, oldest first; 404 for an
@@ -769,31 +776,15 @@ impl Store for SqlStore {
         self.check_session_in_task(new.parent_id, task.id, "parent")
             .await?;
         let mut tx = self.begin().await?;
-        let sql = format!(
-            "INSERT INTO work_sessions (spec_task_id, parent_id, implementation_task_id, kind, name, prompt, \
-             status, attempt, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8) RETURNING {}",
-            rows::WORK_SESSION_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(task.id)
-            .bind(new.parent_id)
-            .bind(new.implementation_task_id)
-            .bind(new.kind.as_str())
-            .bind(&new.name)
-            .bind(&new.prompt)
-            .bind(WorkSessionStatus::Pending.as_str())
-            .bind(now_ms())
-            .fetch_one(&mut *tx)
-            .await?;
-        let session = rows::work_session(&row)?;
-        let event = NewEvent {
-            project_id: Some(task.project_id),
-            spec_task_id: Some(task.id),
-            entity: "work_session",
-            entity_id: Some(session.id),
-            kind: "work_session.created",
-            data: json!({ "name": session.name, "kind": session.kind, "parent_id": session.parent_id }),
-        };
+        let (session, event) = insert_work_session(
+            &mut tx,
+            task.project_id,
+            &new,
+            WorkSessionStatus::Pending,
+            0,
+            None,
+        )
+        .await?;
         self.commit_with(tx, event, actor).await?;
         Ok(session)
     }
@@ -855,14 +846,7 @@ impl Store for SqlStore {
             .fetch_one(&mut *tx)
             .await?
             .try_get("project_id")?;
-        let event = NewEvent {
-            project_id: Some(project_id),
-            spec_task_id: Some(session.spec_task_id),
-            entity: "work_session",
-            entity_id: Some(id),
-            kind: "work_session.status_changed",
-            data: json!({ "from": current.status, "to": next, "attempt": attempt, "reason": reason }),
-        };
+        let event = session_status_event(project_id, &session, current.status, reason);
         self.commit_with(tx, event, actor).await?;
         Ok(session)
     }
@@ -1123,5 +1107,80 @@ impl Store for SqlStore {
             .iter()
             .map(rows::event)
             .collect()
+    }
+}
+
+/// Inserts a work session (with its branch and worktree when they are known) and
+/// returns it with its `work_session.created` event, for the caller's transaction.
+pub(super) async fn insert_work_session(
+    tx: &mut Tx,
+    project_id: i64,
+    new: &NewWorkSession,
+    status: WorkSessionStatus,
+    attempt: i64,
+    workspace: Option<(&str, &str)>,
+) -> Result<(WorkSession, NewEvent)> {
+    let sql = format!(
+        "INSERT INTO work_sessions (spec_task_id, parent_id, implementation_task_id, kind, name, prompt, \
+         status, attempt, branch, worktree_path, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING {}",
+        rows::WORK_SESSION_COLUMNS
+    );
+    let row = sqlx::query(&sql)
+        .bind(new.spec_task_id)
+        .bind(new.parent_id)
+        .bind(new.implementation_task_id)
+        .bind(new.kind.as_str())
+        .bind(&new.name)
+        .bind(&new.prompt)
+        .bind(status.as_str())
+        .bind(attempt)
+        .bind(workspace.map(|(branch, _)| branch.to_string()))
+        .bind(workspace.map(|(_, worktree)| worktree.to_string()))
+        .bind(now_ms())
+        .fetch_one(&mut **tx)
+        .await?;
+    let session = rows::work_session(&row)?;
+    let event = NewEvent {
+        project_id: Some(project_id),
+        spec_task_id: Some(session.spec_task_id),
+        entity: "work_session",
+        entity_id: Some(session.id),
+        kind: "work_session.created",
+        data: json!({ "name": session.name, "kind": session.kind, "parent_id": session.parent_id }),
+    };
+    Ok((session, event))
+}
+
+/// The event of a work session's status change.
+pub(super) fn session_status_event(
+    project_id: i64,
+    session: &WorkSession,
+    from: WorkSessionStatus,
+    reason: Option<String>,
+) -> NewEvent {
+    NewEvent {
+        project_id: Some(project_id),
+        spec_task_id: Some(session.spec_task_id),
+        entity: "work_session",
+        entity_id: Some(session.id),
+        kind: "work_session.status_changed",
+        data: json!({ "from": from, "to": session.status, "attempt": session.attempt, "reason": reason }),
+    }
+}
+
+/// The event of an implementation task's status change.
+pub(super) fn task_status_event(
+    project_id: i64,
+    item: &ImplementationTask,
+    to: ImplementationTaskStatus,
+) -> NewEvent {
+    NewEvent {
+        project_id: Some(project_id),
+        spec_task_id: Some(item.spec_task_id),
+        entity: "implementation_task",
+        entity_id: Some(item.id),
+        kind: "implementation_task.status_changed",
+        data: json!({ "key": item.key, "from": item.status, "to": to }),
     }
 }
