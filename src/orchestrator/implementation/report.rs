@@ -55,8 +55,9 @@ impl Implementer {
         let task = self.store.get_spec_task(spec_task_id).await?;
         let project = self.store.get_project(task.project_id).await?;
         let plan = self.store.list_implementation_tasks(task.id).await?;
+        let all = self.store.list_work_sessions(task.id).await?;
         let mut sessions = Vec::new();
-        for s in self.store.list_work_sessions(task.id).await? {
+        for s in &all {
             let usage = self
                 .store
                 .list_transcript(s.id, 0)
@@ -81,7 +82,6 @@ impl Implementer {
                 cost_usd: usage.as_ref().and_then(|u| u["cost"].as_f64()),
             });
         }
-        let all = self.store.list_work_sessions(task.id).await?;
         let duration_ms = match (
             all.iter().map(|s| s.created_at).min(),
             all.iter().map(|s| s.updated_at).max(),
