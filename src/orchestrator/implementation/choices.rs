@@ -217,22 +217,9 @@ impl Implementer {
                 Ok(session)
             }
             ImplementationTaskEvent::Skip | ImplementationTaskEvent::Cancel => {
-                let session_event = if event == ImplementationTaskEvent::Skip {
-                    WorkSessionEvent::Skip
-                } else {
-                    WorkSessionEvent::Cancel
-                };
                 // The session's lifecycle decides: a second cancel, or skipping a
                 // session at work, is refused and changes nothing.
-                let updated = self
-                    .store
-                    .transition_work_session(session_id, session_event, None, actor)
-                    .await?;
-                if event == ImplementationTaskEvent::Cancel
-                    && let Ok(runtime) = self.agents.runtime(task.id).await
-                {
-                    let _ = runtime.cancel(session_id).await;
-                }
+                let updated = self.stop_session(task.id, session_id, event, actor).await?;
                 if !matches!(
                     item.status,
                     ImplementationTaskStatus::Done
@@ -245,6 +232,31 @@ impl Implementer {
             }
             other => Err(ImplError::Invalid(format!("{other:?} is not a decision"))),
         }
+    }
+
+    /// Skips or cancels a session (`event` is the task's `Skip` or `Cancel`) through
+    /// its lifecycle; a cancelled session's turn gets `session/cancel`.
+    async fn stop_session(
+        &self,
+        spec_task_id: i64,
+        session_id: i64,
+        event: ImplementationTaskEvent,
+        actor: &str,
+    ) -> Result<WorkSession, ImplError> {
+        let cancel = event == ImplementationTaskEvent::Cancel;
+        let session_event = if cancel {
+            WorkSessionEvent::Cancel
+        } else {
+            WorkSessionEvent::Skip
+        };
+        let stopped = self
+            .store
+            .transition_work_session(session_id, session_event, None, actor)
+            .await?;
+        if cancel && let Ok(runtime) = self.agents.runtime(spec_task_id).await {
+            let _ = runtime.cancel(session_id).await;
+        }
+        Ok(stopped)
     }
 
     /// A person's choice about an implementation task: `retry` a failed one, `skip`
@@ -286,23 +298,7 @@ impl Implementer {
                         s.id, s.status
                     )));
                 }
-                self.store
-                    .transition_work_session(
-                        s.id,
-                        if event == ImplementationTaskEvent::Skip {
-                            WorkSessionEvent::Skip
-                        } else {
-                            WorkSessionEvent::Cancel
-                        },
-                        None,
-                        actor,
-                    )
-                    .await?;
-                if event == ImplementationTaskEvent::Cancel
-                    && let Ok(runtime) = self.agents.runtime(spec_task_id).await
-                {
-                    let _ = runtime.cancel(s.id).await;
-                }
+                self.stop_session(spec_task_id, s.id, event, actor).await?;
             }
         }
         let updated = self
