@@ -238,14 +238,7 @@ impl Implementer {
                 .runtime(task.id)
                 .await
                 .map_err(|e| ImplError::Other(e.to_string()))?;
-            let turn = async {
-                runtime
-                    .open_thread(fixer.id, worktree.to_path_buf())
-                    .await?;
-                runtime.prompt(fixer.id, &prompt).await
-            }
-            .await;
-            if let Err(e) = turn {
+            if let Err(e) = session::turn(&runtime, fixer.id, worktree, &prompt).await {
                 let _ = self
                     .store
                     .transition_work_session(

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::*;
+use crate::agents::protocol::StopReason;
+use crate::agents::runtime::{AgentError, AgentRuntime};
 
 impl Implementer {
     /// Sessions a previous server process was driving when it died: they are retried
@@ -165,22 +167,21 @@ impl Implementer {
         Ok(())
     }
 
+    /// A session's turns: the first prompt, a turn for the messages that arrived
+    /// during one (up to [`MAX_FOLLOW_UPS`]), and retries in the same worktree after
+    /// a crash (up to the project's `max_attempts`). `Ok(false)` when the session
+    /// ended here: failed, skipped or cancelled.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn run_session(
+    async fn work(
         &self,
+        runtime: &Arc<AgentRuntime>,
         task: &SpecTask,
         project: &Project,
         item: &ImplementationTask,
         session_id: i64,
         worktree: &Path,
-        branch: &str,
         prompt: &str,
-    ) -> Result<(), ImplError> {
-        let runtime = self
-            .agents
-            .runtime(task.id)
-            .await
-            .map_err(|e| ImplError::Other(e.to_string()))?;
+    ) -> Result<bool, ImplError> {
         // Attempts count from the session's record, so a session resumed after a
         // server restart has used one already.
         let mut attempt = self
@@ -191,20 +192,8 @@ impl Implementer {
             .max(1);
         let mut text = prompt.to_string();
         let mut follow_ups = 0;
-        // A session whose merge was recorded before a restart has nothing left to do
-        // but what follows the merge.
-        let merged = self.store.merge_commit(session_id).await?.is_some();
         loop {
-            if merged {
-                break;
-            }
-            let turn = async {
-                runtime
-                    .open_thread(session_id, worktree.to_path_buf())
-                    .await?;
-                runtime.prompt(session_id, &text).await
-            }
-            .await;
+            let result = turn(runtime, session_id, worktree, &text).await;
             // A person skipped or cancelled the session meanwhile: nothing more is
             // done with it (its work stays in its worktree and branch).
             if self
@@ -214,15 +203,20 @@ impl Implementer {
                 .status
                 .is_terminal()
             {
-                return Ok(());
+                return Ok(false);
             }
-            match turn {
+            match result {
                 Ok(_) => {
                     // Messages that arrived during the turn start another one, so a
-                    // message to a busy session is never left unread.
+                    // message to a busy session is never left unread. Past the last
+                    // follow-up nothing more is delivered, so nothing is acknowledged
+                    // unread.
+                    if follow_ups == MAX_FOLLOW_UPS {
+                        return Ok(true);
+                    }
                     let waiting = self.deliver(task.id, session_id).await?;
-                    if waiting.is_empty() || follow_ups == MAX_FOLLOW_UPS {
-                        break;
+                    if waiting.is_empty() {
+                        return Ok(true);
                     }
                     follow_ups += 1;
                     text = format!(
@@ -255,35 +249,63 @@ impl Implementer {
                          the worktree holds what was done.\n\n{prompt}"
                     );
                 }
-                Err(e) => return self.fail(task, item, session_id, e.to_string()).await,
+                Err(e) => {
+                    self.fail(task, item, session_id, e.to_string()).await?;
+                    return Ok(false);
+                }
             }
         }
-        let message = format!(
-            "spectask #{}: task {} (session {session_id})",
-            task.id, item.key
-        );
-        if !merged {
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn run_session(
+        &self,
+        task: &SpecTask,
+        project: &Project,
+        item: &ImplementationTask,
+        session_id: i64,
+        worktree: &Path,
+        branch: &str,
+        prompt: &str,
+    ) -> Result<(), ImplError> {
+        let runtime = self
+            .agents
+            .runtime(task.id)
+            .await
+            .map_err(|e| ImplError::Other(e.to_string()))?;
+        // A session whose merge was recorded before a restart has nothing left to do
+        // but what follows the merge.
+        if self.store.merge_commit(session_id).await?.is_none() {
+            if !self
+                .work(&runtime, task, project, item, session_id, worktree, prompt)
+                .await?
+            {
+                return Ok(());
+            }
+            let message = format!(
+                "spectask #{}: task {} (session {session_id})",
+                task.id, item.key
+            );
             git::commit_all(worktree, &message).await?;
             self.hold_while_blocked(session_id, &runtime).await?;
-        }
-        if let Some(command) = &project.settings.verification_command
-            && !merged
-            && let Err(output) = verify(worktree, command).await
-        {
-            // One follow-up with the output, then the session fails.
-            let follow_up =
-                format!("The verification command `{command}` failed:\n{output}\nFix it.");
-            let _ = runtime.prompt(session_id, &follow_up).await;
-            git::commit_all(worktree, &message).await?;
-            if let Err(output) = verify(worktree, command).await {
-                return self
-                    .fail(
-                        task,
-                        item,
-                        session_id,
-                        format!("verification failed twice:\n{output}"),
-                    )
-                    .await;
+            if let Some(command) = &project.settings.verification_command
+                && let Err(output) = verify(worktree, command).await
+            {
+                // One follow-up with the output, then the session fails.
+                let follow_up =
+                    format!("The verification command `{command}` failed:\n{output}\nFix it.");
+                let _ = runtime.prompt(session_id, &follow_up).await;
+                git::commit_all(worktree, &message).await?;
+                if let Err(output) = verify(worktree, command).await {
+                    return self
+                        .fail(
+                            task,
+                            item,
+                            session_id,
+                            format!("verification failed twice:\n{output}"),
+                        )
+                        .await;
+                }
             }
         }
         self.store
@@ -379,4 +401,18 @@ async fn verify(worktree: &Path, command: &str) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ))
     }
+}
+
+/// One turn of a session's thread, opening the thread first (again, after the agent
+/// restarted) when it is not open.
+pub(super) async fn turn(
+    runtime: &Arc<AgentRuntime>,
+    session_id: i64,
+    worktree: &Path,
+    text: &str,
+) -> Result<StopReason, AgentError> {
+    runtime
+        .open_thread(session_id, worktree.to_path_buf())
+        .await?;
+    runtime.prompt(session_id, text).await
 }
