@@ -395,6 +395,9 @@ async fn story(backend: Backend) {
         .map(|e| e.data["to"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(statuses, ["planning", "spec_review", "implementing"]);
+    // The newest events of a task, oldest first.
+    let latest = store.latest_events(a.id, 2).await.unwrap();
+    assert_eq!(latest, a_events[a_events.len() - 2..].to_vec());
     let b_admitted = store
         .list_events(0, Some(b.id), 1000)
         .await

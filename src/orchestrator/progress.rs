@@ -9,7 +9,7 @@
 //!
 //! Read-only: nothing here writes a file, a row or an event.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -138,16 +138,34 @@ pub async fn progress(
     tasks_dir: &Path,
     spec_task_id: i64,
 ) -> Result<Progress, StoreError> {
+    Ok(load(store, tasks_dir, spec_task_id).await?.progress)
+}
+
+/// A spec task with its plan, its sessions and their progress.
+struct Loaded {
+    task: SpecTask,
+    plan: Vec<ImplementationTask>,
+    sessions: Vec<WorkSession>,
+    progress: Progress,
+}
+
+async fn load(
+    store: &dyn Store,
+    tasks_dir: &Path,
+    spec_task_id: i64,
+) -> Result<Loaded, StoreError> {
     let task = store.get_spec_task(spec_task_id).await?;
     let project = store.get_project(task.project_id).await?;
     let plan = store.list_implementation_tasks(spec_task_id).await?;
     let sessions = store.list_work_sessions(spec_task_id).await?;
-    Ok(compute(
-        &Sources::new(tasks_dir, &project, &task, &sessions).await,
-        &task,
-        &plan,
-        &sessions,
-    ))
+    let sources = Sources::new(tasks_dir, &project, &task, &sessions).await;
+    let progress = compute(&sources, &task, &plan, &sessions);
+    Ok(Loaded {
+        task,
+        plan,
+        sessions,
+        progress,
+    })
 }
 
 /// The overview of a spec task (404 when there is none).
@@ -158,18 +176,20 @@ pub async fn overview(
 ) -> Result<Overview, StoreError> {
     // Events first: a client that continues from the newest of them (`after=`) then
     // sees every change the rest of this overview might have missed.
-    let events = recent_events(store, spec_task_id, RECENT_EVENTS).await?;
-    let task = store.get_spec_task(spec_task_id).await?;
-    let project = store.get_project(task.project_id).await?;
-    let plan = store.list_implementation_tasks(spec_task_id).await?;
-    let sessions = store.list_work_sessions(spec_task_id).await?;
+    let events = store
+        .latest_events(spec_task_id, RECENT_EVENTS as i64)
+        .await?;
+    let Loaded {
+        task,
+        plan,
+        sessions,
+        progress,
+    } = load(store, tasks_dir, spec_task_id).await?;
     let instance = match store.get_agent_instance(spec_task_id).await {
         Ok(i) => Some(i),
         Err(StoreError::NotFound { .. }) => None,
         Err(e) => return Err(e),
     };
-    let sources = Sources::new(tasks_dir, &project, &task, &sessions).await;
-    let progress = compute(&sources, &task, &plan, &sessions);
     Ok(Overview {
         sessions: session_tree(&sessions),
         graph: graph(&plan),
@@ -421,44 +441,6 @@ pub fn graph(plan: &[ImplementationTask]) -> TaskGraphView {
                 })
             })
             .collect(),
-    }
-}
-
-/// The last `n` events of a spec task, oldest first. The log is read forward by
-/// cursor, from a window below the newest event this process knows of that grows
-/// until it holds `n` of the task's events (or reaches the start).
-pub async fn recent_events(
-    store: &dyn Store,
-    spec_task_id: i64,
-    n: usize,
-) -> Result<Vec<Event>, StoreError> {
-    const PAGE: i64 = 1000;
-    let newest = *store.subscribe_events().borrow();
-    let mut window: i64 = 1024;
-    loop {
-        let start = newest.saturating_sub(window).max(0);
-        let mut last: VecDeque<Event> = VecDeque::with_capacity(n + 1);
-        let mut after = start;
-        loop {
-            let page = store.list_events(after, Some(spec_task_id), PAGE).await?;
-            let more = page.len() as i64 == PAGE;
-            if let Some(e) = page.last() {
-                after = e.id;
-            }
-            for e in page {
-                last.push_back(e);
-                if last.len() > n {
-                    last.pop_front();
-                }
-            }
-            if !more {
-                break;
-            }
-        }
-        if last.len() >= n || start == 0 {
-            return Ok(last.into());
-        }
-        window = window.saturating_mul(16);
     }
 }
 

@@ -228,6 +228,8 @@ pub trait Store: AgentStore + ReviewStore + ImplementationStore + Send + Sync + 
         spec_task_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<Event>>;
+    /// A spec task's newest `limit` events, oldest first.
+    async fn latest_events(&self, spec_task_id: i64, limit: i64) -> Result<Vec<Event>>;
 }
 
 /// Opens the store a database URL names (`sqlite://…` or `postgres://…`), creating the

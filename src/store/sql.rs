@@ -1108,6 +1108,21 @@ impl Store for SqlStore {
             .map(rows::event)
             .collect()
     }
+
+    async fn latest_events(&self, spec_task_id: i64, limit: i64) -> Result<Vec<Event>> {
+        let sql = format!(
+            "SELECT {} FROM events WHERE spec_task_id = $1 ORDER BY id DESC LIMIT $2",
+            rows::EVENT_COLUMNS
+        );
+        let mut events = self
+            .fetch_rows(&sql, vec![Bind::Int(spec_task_id), Bind::Int(limit.max(1))])
+            .await?
+            .iter()
+            .map(rows::event)
+            .collect::<Result<Vec<_>>>()?;
+        events.reverse();
+        Ok(events)
+    }
 }
 
 /// Inserts a work session (with its branch and worktree when they are known) and
