@@ -6,21 +6,13 @@
 mod common;
 
 use common::app::{TestApp, git};
-use common::plan::{approved_plan, commit_templates, drive, scripted_app, wait_for, wait_status};
+use common::plan::{
+    approved_plan, commit_templates, drive, pending_permission, scripted_app, set_project,
+    wait_for, wait_status,
+};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use spectask::domain::{TranscriptKind, WorkSessionKind, WorkSessionStatus};
-
-async fn set(app: &TestApp, project: i64, settings: Value) {
-    let (status, body) = app
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/projects/{project}"),
-            Some(settings),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-}
 
 /// Runs the real `spectask` binary against the app.
 async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
@@ -34,24 +26,11 @@ async fn cli(app: &TestApp, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// The first pending permission request of a task, once there is one.
-async fn pending_permission(app: &TestApp, task: i64) -> Value {
-    wait_for(app, "the agent's permission request", || async {
-        let (_, list) = app
-            .get(&format!(
-                "/api/v1/permissions?status=pending&spec_task={task}"
-            ))
-            .await;
-        list.as_array().and_then(|l| l.first()).cloned()
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_conflict_waits_for_a_person_when_the_project_says_so_and_retry_resolves_it() {
     let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
-    set(&app, project, json!({ "conflict_policy": "wait" })).await;
+    set_project(&app, project, json!({ "conflict_policy": "wait" })).await;
     commit_templates(
         &repo,
         &[
@@ -142,7 +121,7 @@ async fn a_conflict_waits_for_a_person_when_the_project_says_so_and_retry_resolv
 async fn a_project_without_implementation_review_ends_in_done_with_its_report() {
     let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
-    set(&app, project, json!({ "review_implementation": false })).await;
+    set_project(&app, project, json!({ "review_implementation": false })).await;
     commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
     let plan =
         "- [ ] 1. One\n  - write one.txt 1\n  - usage 1200 200000 0.25\n  - say one is written\n";
@@ -203,7 +182,7 @@ async fn a_message_to_a_busy_session_is_delivered_in_a_turn_after_its_own() {
     let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
     // `ask` holds the turn on a permission request the test answers.
-    set(&app, project, json!({ "permission_policy": "ask" })).await;
+    set_project(&app, project, json!({ "permission_policy": "ask" })).await;
     commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
     let plan = "- [ ] 1. Busy\n  - ask May I write?\n  - write busy.txt busy\n";
     let id = approved_plan(&app, project, "Busy", plan).await;
@@ -261,7 +240,7 @@ async fn a_message_to_a_busy_session_is_delivered_in_a_turn_after_its_own() {
 async fn cancelling_a_running_session_cancels_its_turn_and_its_task_and_merges_nothing() {
     let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
-    set(&app, project, json!({ "permission_policy": "ask" })).await;
+    set_project(&app, project, json!({ "permission_policy": "ask" })).await;
     commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
     let plan = "- [ ] 1. Doomed\n  - write doomed.txt x\n  - ask Go on?\n- [ ] 2. After\n  - write after.txt y\n";
     let id = approved_plan(&app, project, "Cancel one", plan).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::app::{TestApp, git, spawn_app_with};
 use common::db::Backend;
 use common::plan::{
-    AGENT, WAIT, approved_plan, commit_templates, drive, scripted_app, wait_status,
+    AGENT, WAIT, approved_plan, commit_templates, drive, scripted_app, set_project, wait_status,
 };
 use reqwest::StatusCode;
 use serde_json::json;
@@ -68,14 +68,7 @@ async fn a_diamond_plan_runs_in_parallel_and_merges_every_task_once() {
             "{{details}}\nsay finished {{key}}\nHandoffs:\n{{handoffs}}\n",
         )],
     );
-    let (status, _) = app
-        .call(
-            reqwest::Method::PATCH,
-            &format!("/api/v1/projects/{project}"),
-            Some(json!({ "max_parallel_sessions": 3 })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    set_project(&app, project, json!({ "max_parallel_sessions": 3 })).await;
     let id = app.task(project, "Diamond").await;
     app.post(
         &format!("/api/v1/spec-tasks/{id}/start-planning"),

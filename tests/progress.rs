@@ -9,9 +9,10 @@ use std::process::Stdio;
 
 use common::app::{TestApp, git};
 use common::plan::{
-    WAIT, approved_plan, commit_templates, drive, scripted_app, wait_for, wait_status,
+    WAIT, approved_plan, commit_templates, drive, pending_permission, scripted_app, set_project,
+    wait_status,
 };
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
@@ -93,14 +94,7 @@ async fn progress_reads_sub_items_from_the_running_session_and_the_overview_show
     let (project, repo) = app.project_with_repo().await;
     commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
     // `ask`: the agent's permission request waits for the test's answer.
-    let (status, body) = app
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/projects/{project}"),
-            Some(json!({ "permission_policy": "ask" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    set_project(&app, project, json!({ "permission_policy": "ask" })).await;
     let id = approved_plan(&app, project, "Progress", PLAN).await;
 
     // Before the first step: no plan yet (the implementer makes it from the approved
@@ -113,15 +107,7 @@ async fn progress_reads_sub_items_from_the_running_session_and_the_overview_show
     assert_eq!(before["instance"], Value::Null);
 
     let driver = drive(&app);
-    let pending = wait_for(&app, "the agent's permission request", || async {
-        let (_, list) = app
-            .get(&format!(
-                "/api/v1/permissions?status=pending&spec_task={id}"
-            ))
-            .await;
-        list.as_array().and_then(|l| l.first()).cloned()
-    })
-    .await;
+    let pending = pending_permission(&app, id).await;
     let session = pending["work_session_id"].as_i64().unwrap();
     // A spawned session under the running one, after task 2.
     let (status, spawned) = app

@@ -131,3 +131,28 @@ pub async fn wait_status(app: &TestApp, task: i64, status: &str) -> Value {
         }
     }
 }
+
+/// Changes a project's settings, which must succeed.
+pub async fn set_project(app: &TestApp, project: i64, settings: Value) {
+    let (status, body) = app
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/projects/{project}"),
+            Some(settings),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// The first pending permission request of a task, once there is one.
+pub async fn pending_permission(app: &TestApp, task: i64) -> Value {
+    wait_for(app, "the agent's permission request", || async {
+        let (_, list) = app
+            .get(&format!(
+                "/api/v1/permissions?status=pending&spec_task={task}"
+            ))
+            .await;
+        list.as_array().and_then(|l| l.first()).cloned()
+    })
+    .await
+}
