@@ -173,6 +173,16 @@ impl AgentManager {
         Ok(())
     }
 
+    /// Stops a SpecTask's agent, if it has one (its run ended).
+    pub async fn stop(&self, spec_task_id: i64) {
+        let runtime = self.runtimes.lock().await.get(&spec_task_id).cloned();
+        if let Some(rt) = runtime
+            && let Err(e) = rt.stop().await
+        {
+            tracing::warn!(task = spec_task_id, error = %e, "stopping an agent");
+        }
+    }
+
     /// Stops every running agent (server shutdown).
     pub async fn shutdown(&self) {
         let runtimes: Vec<_> = self.runtimes.lock().await.values().cloned().collect();

@@ -584,6 +584,20 @@ impl AgentRuntime {
         work_session_id: i64,
         text: &str,
     ) -> Result<StopReason, AgentError> {
+        self.prompt_within(work_session_id, text, self.config.timeouts.turn)
+            .await
+    }
+
+    /// [`Self::prompt`] with a limit of its own (a project's turn timeout, capped by
+    /// the instance's): past it the turn gets `session/cancel` and fails with
+    /// [`AgentError::Timeout`], so an agent that never answers cannot hold a session.
+    pub async fn prompt_within(
+        self: &Arc<Self>,
+        work_session_id: i64,
+        text: &str,
+        limit: Duration,
+    ) -> Result<StopReason, AgentError> {
+        let limit = limit.min(self.config.timeouts.turn);
         let cwd = self
             .threads
             .lock()
@@ -613,7 +627,7 @@ impl AgentRuntime {
             .request(
                 "session/prompt",
                 protocol::prompt_params(&acp_id, text),
-                self.config.timeouts.turn,
+                limit,
             )
             .await;
         self.host.flush(&ctx).await;
@@ -634,14 +648,21 @@ impl AgentRuntime {
             }
             Err(RpcError::Closed(reason)) => Err(AgentError::Interrupted(reason)),
             Err(e) => {
-                if matches!(e, RpcError::Timeout { .. }) {
+                let err = if matches!(e, RpcError::Timeout { .. }) {
+                    ctx.cancelled.send_replace(true);
                     conn.notify("session/cancel", json!({ "sessionId": acp_id }));
-                }
+                    AgentError::Timeout(format!(
+                        "the agent did not finish its turn within {} s; the turn was cancelled",
+                        limit.as_secs()
+                    ))
+                } else {
+                    e.into()
+                };
                 self.host
-                    .record(&ctx, TranscriptKind::Error, e.to_string(), Value::Null)
+                    .record(&ctx, TranscriptKind::Error, err.to_string(), Value::Null)
                     .await;
                 self.end_turn(thread.id).await;
-                Err(e.into())
+                Err(err)
             }
         }
     }

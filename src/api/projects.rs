@@ -39,6 +39,13 @@ pub struct CreateProject {
     pub review_implementation: Option<bool>,
     /// Defaults to 2.
     pub max_attempts: Option<i64>,
+    /// `done` (default: a session that changed nothing completes) or `review` (it
+    /// fails for a person to skip or retry).
+    pub empty_session: Option<EmptySessionPolicy>,
+    /// Defaults to 1800.
+    pub turn_timeout_secs: Option<i64>,
+    /// Defaults to 600.
+    pub verify_timeout_secs: Option<i64>,
 }
 
 /// List registered projects.
@@ -96,6 +103,13 @@ pub async fn create(
         conflict_policy: body.conflict_policy.unwrap_or_default(),
         review_implementation: body.review_implementation.unwrap_or(true),
         max_attempts: body.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
+        empty_session: body.empty_session.unwrap_or_default(),
+        turn_timeout_secs: body
+            .turn_timeout_secs
+            .unwrap_or(DEFAULT_TURN_TIMEOUT_SECS),
+        verify_timeout_secs: body
+            .verify_timeout_secs
+            .unwrap_or(DEFAULT_VERIFY_TIMEOUT_SECS),
     };
     let new = NewProject {
         name,

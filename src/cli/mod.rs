@@ -233,6 +233,15 @@ enum ProjectCmd {
         /// Attempts a session gets after agent crashes before it fails
         #[arg(long)]
         max_attempts: Option<i64>,
+        /// What a session that changed nothing gets: done (it completes) or review (a person decides)
+        #[arg(long)]
+        empty_session: Option<String>,
+        /// Seconds a turn may take before it is cancelled and counts as a failed attempt
+        #[arg(long)]
+        turn_timeout: Option<i64>,
+        /// Seconds the verification command may run before it counts as failed
+        #[arg(long)]
+        verify_timeout: Option<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -581,6 +590,9 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
                 ("on conflict", s.conflict_policy.to_string()),
                 ("review implementation", s.review_implementation.to_string()),
                 ("max attempts", s.max_attempts.to_string()),
+                ("empty session", s.empty_session.to_string()),
+                ("turn timeout", format!("{} s", s.turn_timeout_secs)),
+                ("verify timeout", format!("{} s", s.verify_timeout_secs)),
             ] {
                 println!("{k:<25} {v}");
             }
@@ -599,9 +611,15 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
             conflict_policy,
             review_implementation,
             max_attempts,
+            empty_session,
+            turn_timeout,
+            verify_timeout,
             json,
         } => {
             let mut body = given(json!({
+                "empty_session": empty_session,
+                "turn_timeout_secs": turn_timeout,
+                "verify_timeout_secs": verify_timeout,
                 "permission_policy": permission_policy,
                 "conflict_policy": conflict_policy,
                 "review_implementation": review_implementation,
@@ -726,6 +744,15 @@ async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
                 return output::json(&t);
             }
             print_task(&t);
+            // What waits for a person, so nothing that needs one goes unseen.
+            let overview: Value = client.get(&format!("/spec-tasks/{id}/overview")).await?;
+            let needs = overview["needs_person"].as_array().cloned().unwrap_or_default();
+            if !needs.is_empty() {
+                println!("\nneeds you:");
+                for n in needs {
+                    println!("  - {}", n["message"].as_str().unwrap_or(""));
+                }
+            }
             return Ok(());
         }
         TaskCmd::Update {

@@ -35,6 +35,25 @@ status_enum!(
     }
 );
 
+status_enum!(
+    /// What a session whose turn ended with no change to merge gets.
+    EmptySessionPolicy {
+        /// It completes with nothing merged: `tasks.md` is ticked, its history
+        /// written, its dependents start.
+        Done => "done",
+        /// It fails with the reason "made no change", for a person to skip (accept it)
+        /// or retry; its dependents wait.
+        Review => "review",
+    }
+);
+
+#[allow(clippy::derivable_impls)]
+impl Default for EmptySessionPolicy {
+    fn default() -> Self {
+        EmptySessionPolicy::Done
+    }
+}
+
 #[allow(clippy::derivable_impls)]
 impl Default for ConflictPolicy {
     fn default() -> Self {
@@ -82,7 +101,30 @@ pub struct ProjectSettings {
     /// before it fails (default 2).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: i64,
+    /// What a session that changed nothing gets (default `done`).
+    #[serde(default)]
+    pub empty_session: EmptySessionPolicy,
+    /// Seconds a turn may take before it is cancelled and counts as a failed attempt
+    /// (an agent that never answers).
+    #[serde(default = "default_turn_timeout")]
+    pub turn_timeout_secs: i64,
+    /// Seconds the verification command may run before it counts as failed.
+    #[serde(default = "default_verify_timeout")]
+    pub verify_timeout_secs: i64,
 }
+
+fn default_turn_timeout() -> i64 {
+    DEFAULT_TURN_TIMEOUT_SECS
+}
+
+fn default_verify_timeout() -> i64 {
+    DEFAULT_VERIFY_TIMEOUT_SECS
+}
+
+pub const DEFAULT_TURN_TIMEOUT_SECS: i64 = 1800;
+pub const DEFAULT_VERIFY_TIMEOUT_SECS: i64 = 600;
+/// A day: the longest a turn or a verification may be allowed to take.
+pub const TIMEOUT_CEILING_SECS: i64 = 86_400;
 
 fn yes() -> bool {
     true
@@ -109,6 +151,9 @@ impl Default for ProjectSettings {
             conflict_policy: ConflictPolicy::default(),
             review_implementation: true,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            empty_session: EmptySessionPolicy::default(),
+            turn_timeout_secs: DEFAULT_TURN_TIMEOUT_SECS,
+            verify_timeout_secs: DEFAULT_VERIFY_TIMEOUT_SECS,
         }
     }
 }
@@ -138,6 +183,9 @@ pub struct ProjectSettingsPatch {
     pub conflict_policy: Option<ConflictPolicy>,
     pub review_implementation: Option<bool>,
     pub max_attempts: Option<i64>,
+    pub empty_session: Option<EmptySessionPolicy>,
+    pub turn_timeout_secs: Option<i64>,
+    pub verify_timeout_secs: Option<i64>,
 }
 
 /// Distinguishes a field set to `null` (clear it) from a field left out (keep it).
@@ -198,6 +246,15 @@ impl ProjectSettings {
         if let Some(v) = patch.max_attempts {
             next.max_attempts = v;
         }
+        if let Some(v) = patch.empty_session {
+            next.empty_session = v;
+        }
+        if let Some(v) = patch.turn_timeout_secs {
+            next.turn_timeout_secs = v;
+        }
+        if let Some(v) = patch.verify_timeout_secs {
+            next.verify_timeout_secs = v;
+        }
         next.validate()?;
         Ok(next)
     }
@@ -224,6 +281,17 @@ impl ProjectSettings {
                 "max_attempts",
                 format!("must be between 1 and {MAX_ATTEMPTS_CEILING}"),
             ));
+        }
+        for (field, secs) in [
+            ("turn_timeout_secs", self.turn_timeout_secs),
+            ("verify_timeout_secs", self.verify_timeout_secs),
+        ] {
+            if !(1..=TIMEOUT_CEILING_SECS).contains(&secs) {
+                return Err(invalid(
+                    field,
+                    format!("must be between 1 and {TIMEOUT_CEILING_SECS} seconds"),
+                ));
+            }
         }
         Ok(())
     }
@@ -310,6 +378,8 @@ mod tests {
             (r#"{"spec_folder": "../outside"}"#, "spec_folder"),
             (r#"{"spec_folder": "/abs"}"#, "spec_folder"),
             (r#"{"planning_wip_limit": 0}"#, "planning_wip_limit"),
+            (r#"{"turn_timeout_secs": 0}"#, "turn_timeout_secs"),
+            (r#"{"verify_timeout_secs": 100000}"#, "verify_timeout_secs"),
             (r#"{"max_parallel_sessions": 0}"#, "max_parallel_sessions"),
             (
                 r#"{"max_parallel_sessions": 1000}"#,

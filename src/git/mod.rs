@@ -229,6 +229,54 @@ pub async fn merge(worktree: &Path, branch: &str, message: &str) -> Result<Merge
     Ok(Merge::Conflict(files))
 }
 
+/// How many commits `branch` has that the worktree's HEAD does not: 0 means a merge
+/// would change nothing (the session made no commit, or its branch was reset back).
+pub async fn commits_ahead(worktree: &Path, branch: &str) -> Result<usize, GitError> {
+    let out = git_ok(
+        worktree,
+        &["rev-list", "--count", &format!("HEAD..refs/heads/{branch}")],
+    )
+    .await?;
+    out.trim().parse().map_err(|_| GitError::Failed {
+        command: format!("rev-list --count HEAD..{branch}"),
+        stderr: format!("unexpected output {out:?}"),
+    })
+}
+
+/// The merge commit on HEAD's first-parent line whose second parent is `branch`'s
+/// tip: the branch was merged already (by a process that died before recording it).
+pub async fn merge_of(worktree: &Path, branch: &str) -> Result<Option<String>, GitError> {
+    let Some(tip) = git(
+        worktree,
+        &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")],
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let list = git_ok(
+        worktree,
+        &["rev-list", "--first-parent", "--merges", "--parents", "HEAD"],
+    )
+    .await?;
+    Ok(list.lines().find_map(|line| {
+        let mut parts = line.split_whitespace();
+        let commit = parts.next()?;
+        let _first = parts.next()?;
+        (parts.next()? == tip).then(|| commit.to_string())
+    }))
+}
+
+/// Whether `commit` is a merge (has a second parent).
+pub async fn is_merge(repo: &Path, commit: &str) -> Result<bool, GitError> {
+    Ok(git(
+        repo,
+        &["rev-parse", "--verify", "--quiet", &format!("{commit}^2")],
+    )
+    .await?
+    .is_some())
+}
+
 /// Starts merging `branch` into the worktree's branch and leaves any conflict in
 /// place (markers in the files) for someone to resolve. Returns the conflicted files;
 /// empty when the merge went through on its own.

@@ -2,10 +2,12 @@
 //! planning (a planning agent writes the spec, spectask validates and commits it as a
 //! version) and spec review (approve, request changes, reject).
 
+pub mod attention;
 pub mod implementation;
 pub mod import;
 pub mod planning;
 pub mod progress;
+pub mod repeats;
 pub mod review;
 pub mod spec_files;
 

@@ -47,6 +47,9 @@ pub struct Planner {
     agents: Arc<AgentManager>,
     tasks_dir: PathBuf,
     active: Mutex<HashSet<i64>>,
+    /// Failed rounds in a row per task: a round that keeps failing the same way
+    /// fails the task instead of being retried forever.
+    repeats: super::repeats::Repeats,
 }
 
 impl Planner {
@@ -60,6 +63,7 @@ impl Planner {
             agents,
             tasks_dir,
             active: Mutex::new(HashSet::new()),
+            repeats: Default::default(),
         })
     }
 
@@ -81,8 +85,27 @@ impl Planner {
             let planner = self.clone();
             tokio::spawn(async move {
                 match planner.plan(task.id).await {
-                    Ok(outcome) => tracing::info!(task = task.id, ?outcome, "planning round ended"),
-                    Err(e) => tracing::error!(task = task.id, error = %e, "planning round failed"),
+                    Ok(outcome) => {
+                        planner.repeats.succeeded(task.id);
+                        tracing::info!(task = task.id, ?outcome, "planning round ended")
+                    }
+                    Err(e) => {
+                        tracing::error!(task = task.id, error = %e, "planning round failed");
+                        let error = e.to_string();
+                        if let Some(count) = planner.repeats.failed(task.id, &error) {
+                            let reason = super::repeats::stuck_reason("planning", count, &error);
+                            let _ = planner
+                                .store
+                                .transition_spec_task(
+                                    task.id,
+                                    &|_| SpecTaskEvent::Fail {
+                                        reason: reason.clone(),
+                                    },
+                                    "system",
+                                )
+                                .await;
+                        }
+                    }
                 }
                 planner.active.lock().await.remove(&task.id);
             });

@@ -130,6 +130,9 @@ pub struct Overview {
     pub progress: Progress,
     /// The task's latest events (at most 50), oldest first.
     pub events: Vec<Event>,
+    /// What a person is asked to act on, and whether the run waits for one.
+    #[serde(flatten)]
+    pub needs: super::attention::Needs,
 }
 
 /// The progress of a spec task (404 when there is none).
@@ -190,7 +193,12 @@ pub async fn overview(
         Err(StoreError::NotFound { .. }) => None,
         Err(e) => return Err(e),
     };
+    let permissions = store
+        .list_permission_requests(Some(PermissionStatus::Pending), Some(spec_task_id))
+        .await?;
+    let needs = super::attention::needs(&task, &plan, &sessions, &permissions);
     Ok(Overview {
+        needs,
         sessions: session_tree(&sessions),
         graph: graph(&plan),
         instance,

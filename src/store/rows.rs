@@ -69,7 +69,7 @@ pub fn token(row: &AnyRow) -> Result<ApiToken> {
 
 pub const PROJECT_COLUMNS: &str = "id, name, path, base_branch, spec_folder, verification_command, \
     planning_wip_limit, implementation_wip_limit, max_parallel_sessions, permission_policy, conflict_policy, review_implementation, \
-    max_attempts, created_at, updated_at";
+    max_attempts, empty_session, turn_timeout_secs, verify_timeout_secs, created_at, updated_at";
 
 pub fn project(row: &AnyRow) -> Result<Project> {
     Ok(Project {
@@ -87,6 +87,9 @@ pub fn project(row: &AnyRow) -> Result<Project> {
             conflict_policy: parsed(row, "conflict_policy")?,
             review_implementation: get::<i64>(row, "review_implementation")? != 0,
             max_attempts: get(row, "max_attempts")?,
+            empty_session: parsed(row, "empty_session")?,
+            turn_timeout_secs: get(row, "turn_timeout_secs")?,
+            verify_timeout_secs: get(row, "verify_timeout_secs")?,
         },
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,

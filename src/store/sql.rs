@@ -499,8 +499,9 @@ impl Store for SqlStore {
         let sql = format!(
             "INSERT INTO projects (name, path, base_branch, spec_folder, verification_command, \
              planning_wip_limit, implementation_wip_limit, max_parallel_sessions, permission_policy, \
-             conflict_policy, review_implementation, max_attempts, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING {}",
+             conflict_policy, review_implementation, max_attempts, empty_session, turn_timeout_secs, \
+             verify_timeout_secs, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING {}",
             rows::PROJECT_COLUMNS
         );
         let result = sqlx::query(&sql)
@@ -516,6 +517,9 @@ impl Store for SqlStore {
             .bind(s.conflict_policy.as_str())
             .bind(i64::from(s.review_implementation))
             .bind(s.max_attempts)
+            .bind(s.empty_session.as_str())
+            .bind(s.turn_timeout_secs)
+            .bind(s.verify_timeout_secs)
             .bind(now)
             .fetch_one(&mut *tx)
             .await;
@@ -575,7 +579,8 @@ impl Store for SqlStore {
             "UPDATE projects SET name = $1, base_branch = $2, spec_folder = $3, verification_command = $4, \
              planning_wip_limit = $5, implementation_wip_limit = $6, max_parallel_sessions = $7, \
              permission_policy = $8, conflict_policy = $9, review_implementation = $10, max_attempts = $11, \
-             updated_at = $12 WHERE id = $13 RETURNING {}",
+             empty_session = $12, turn_timeout_secs = $13, verify_timeout_secs = $14, \
+             updated_at = $15 WHERE id = $16 RETURNING {}",
             rows::PROJECT_COLUMNS
         );
         let row = sqlx::query(&sql)
@@ -590,6 +595,9 @@ impl Store for SqlStore {
             .bind(s.conflict_policy.as_str())
             .bind(i64::from(s.review_implementation))
             .bind(s.max_attempts)
+            .bind(s.empty_session.as_str())
+            .bind(s.turn_timeout_secs)
+            .bind(s.verify_timeout_secs)
             .bind(now_ms())
             .bind(id)
             .fetch_one(&mut *tx)

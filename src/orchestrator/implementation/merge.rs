@@ -33,36 +33,64 @@ impl Implementer {
                 .await?;
             return Ok(None);
         }
+        // A session a person cancelled or skipped while it waited for the queue is
+        // not merged.
+        if self.store.get_work_session(session_id).await?.status != WorkSessionStatus::Merging {
+            return Ok(None);
+        }
         let task_worktree = self.task_worktree(task);
         git::ensure_worktree(&repo, &task_worktree, &task.branch).await?;
         let message = format!(
             "spectask #{}: merge task {} (session {session_id})",
             task.id, item.key
         );
-        let merged = match git::merge(&task_worktree, branch, &message).await? {
-            Merge::Merged(commit) => commit,
-            Merge::Conflict(files) => {
-                self.store
-                    .post_coordination_event(
-                        NewCoordinationEvent {
-                            spec_task_id: task.id,
-                            kind: CoordinationKind::Conflict,
-                            from_session_id: Some(session_id),
-                            to_session_id: None,
-                            message: format!(
-                                "merging task {} conflicts in {}",
-                                item.key,
-                                files.join(", ")
-                            ),
-                            payload: json!({ "files": files, "branch": branch }),
-                        },
-                        "system",
-                    )
-                    .await?;
-                self.store
-                    .transition_work_session(session_id, WorkSessionEvent::Conflict, None, "system")
-                    .await?;
-                return Ok(Some(files));
+        // `None`: the session has nothing to merge.
+        let merged = if let Some(commit) = git::merge_of(&task_worktree, branch).await? {
+            // Merged by a process that died before recording it: never merged twice.
+            Some(commit)
+        } else if git::commits_ahead(&task_worktree, branch).await? == 0 {
+            if project.settings.empty_session == EmptySessionPolicy::Review {
+                self.fail(
+                    task,
+                    item,
+                    session_id,
+                    EMPTY_SESSION_REVIEW.to_string(),
+                )
+                .await?;
+                return Ok(None);
+            }
+            None
+        } else {
+            match git::merge(&task_worktree, branch, &message).await? {
+                Merge::Merged(commit) => Some(commit),
+                Merge::Conflict(files) => {
+                    self.store
+                        .post_coordination_event(
+                            NewCoordinationEvent {
+                                spec_task_id: task.id,
+                                kind: CoordinationKind::Conflict,
+                                from_session_id: Some(session_id),
+                                to_session_id: None,
+                                message: format!(
+                                    "merging task {} conflicts in {}",
+                                    item.key,
+                                    files.join(", ")
+                                ),
+                                payload: json!({ "files": files, "branch": branch }),
+                            },
+                            "system",
+                        )
+                        .await?;
+                    self.store
+                        .transition_work_session(
+                            session_id,
+                            WorkSessionEvent::Conflict,
+                            None,
+                            "system",
+                        )
+                        .await?;
+                    return Ok(Some(files));
+                }
             }
         };
         // Tick the task in tasks.md and write the session's history, on the task branch.
@@ -79,19 +107,30 @@ impl Implementer {
         let history_dir = task_worktree.join(&spec_rel).join("history");
         std::fs::create_dir_all(&history_dir).map_err(git::GitError::from)?;
         let history = self
-            .history(session_id, item, branch, &merged, &repo)
+            .history(session_id, item, branch, merged.as_deref(), &repo)
             .await?;
         std::fs::write(
             history_dir.join(format!("session-{session_id}-{}.md", slugify(&item.key))),
             history,
         )
         .map_err(git::GitError::from)?;
-        git::commit_paths(
-            &task_worktree,
-            &[&spec_rel],
-            &format!("spectask #{}: task {} done", task.id, item.key),
-        )
-        .await?;
+        let subject = match merged {
+            Some(_) => format!("spectask #{}: task {} done", task.id, item.key),
+            None => format!(
+                "spectask #{}: task {} done (session {session_id} changed nothing)",
+                task.id, item.key
+            ),
+        };
+        let ticked = git::commit_paths(&task_worktree, &[&spec_rel], &subject).await?;
+        // A session with nothing to merge records the commit that ticked its task (one
+        // parent, no merge) as its merge: the documented empty marker. A replay after a
+        // crash finds the tick already made and records the branch head.
+        let merged = match (merged, ticked) {
+            (Some(commit), _) | (None, Some(commit)) => commit,
+            (None, None) => git::branch_head(&task_worktree, &task.branch)
+                .await?
+                .ok_or_else(|| ImplError::Other(format!("{} has no head", task.branch)))?,
+        };
         self.store.record_merge(session_id, &merged).await?;
         self.finish_merged(task, item, session_id, &repo, worktree, &merged)
             .await?;
@@ -127,7 +166,11 @@ impl Implementer {
                 .rev()
                 .find(|e| e.kind == TranscriptKind::Message)
                 .map(|e| e.content);
-            let files = git::changed_files(repo, &format!("{merged}^1"), merged).await?;
+            let files = if git::is_merge(repo, merged).await? {
+                git::changed_files(repo, &format!("{merged}^1"), merged).await?
+            } else {
+                Vec::new()
+            };
             self.store
                 .post_coordination_event(
                     NewCoordinationEvent {
@@ -211,6 +254,38 @@ impl Implementer {
         self.store
             .transition_work_session(fixer.id, WorkSessionEvent::Start, None, "system")
             .await?;
+        let fixed = self
+            .fix_conflict(task, project, item, session_id, fixer.id, worktree, branch)
+            .await;
+        if let Err(e) = &fixed {
+            // The fixer ends, whatever went wrong; the session stays `conflicted` for a
+            // person.
+            let _ = self
+                .store
+                .transition_work_session(
+                    fixer.id,
+                    WorkSessionEvent::Fail,
+                    Some(e.to_string()),
+                    "system",
+                )
+                .await;
+        }
+        fixed
+    }
+
+    /// The conflict-fixing session's work: the merge into the session's branch, the
+    /// agent's turn on the conflicts, and the merge into the task branch again.
+    #[allow(clippy::too_many_arguments)]
+    async fn fix_conflict(
+        &self,
+        task: &SpecTask,
+        project: &Project,
+        item: &ImplementationTask,
+        session_id: i64,
+        fixer_id: i64,
+        worktree: &Path,
+        branch: &str,
+    ) -> Result<(), ImplError> {
         let message = format!(
             "spectask #{}: bring the task branch into task {}",
             task.id, item.key
@@ -238,11 +313,11 @@ impl Implementer {
                 .runtime(task.id)
                 .await
                 .map_err(|e| ImplError::Other(e.to_string()))?;
-            if let Err(e) = session::turn(&runtime, fixer.id, worktree, &prompt).await {
+            if let Err(e) = session::turn(&runtime, project, fixer_id, worktree, &prompt).await {
                 let _ = self
                     .store
                     .transition_work_session(
-                        fixer.id,
+                        fixer_id,
                         WorkSessionEvent::Fail,
                         Some(e.to_string()),
                         "system",
@@ -255,7 +330,7 @@ impl Implementer {
                 let _ = self
                     .store
                     .transition_work_session(
-                        fixer.id,
+                        fixer_id,
                         WorkSessionEvent::Fail,
                         Some(reason),
                         "system",
@@ -271,7 +346,7 @@ impl Implementer {
             WorkSessionEvent::Merged,
         ] {
             self.store
-                .transition_work_session(fixer.id, event, None, "system")
+                .transition_work_session(fixer_id, event, None, "system")
                 .await?;
         }
         self.store
@@ -301,17 +376,26 @@ impl Implementer {
         session_id: i64,
         item: &ImplementationTask,
         branch: &str,
-        merged: &str,
+        merged: Option<&str>,
         repo: &Path,
     ) -> Result<String, ImplError> {
         let session = self.store.get_work_session(session_id).await?;
+        let merged_as = match merged {
+            Some(commit) => format!("`{commit}`"),
+            None => "nothing: the session changed nothing".to_string(),
+        };
         let mut out = format!(
-            "# Session {session_id}: task {} — {}\n\n- branch: `{branch}`\n- attempts: {}\n- merged as: `{merged}`\n",
+            "# Session {session_id}: task {} — {}\n\n- branch: `{branch}`\n- attempts: {}\n- merged as: {merged_as}\n",
             item.key, item.title, session.attempt
         );
         out.push_str("\n## Commits\n\n");
-        for subject in git::subjects(repo, &format!("{merged}^1..{merged}^2")).await? {
-            out.push_str(&format!("- {subject}\n"));
+        match merged {
+            Some(merged) => {
+                for subject in git::subjects(repo, &format!("{merged}^1..{merged}^2")).await? {
+                    out.push_str(&format!("- {subject}\n"));
+                }
+            }
+            None => out.push_str("(none)\n"),
         }
         out.push_str("\n## Coordination\n\n");
         let mut any = false;

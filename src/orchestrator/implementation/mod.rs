@@ -38,6 +38,9 @@ pub use report::{FinalReport, SessionReport, render_markdown};
 pub const IMPLEMENTATION_TEMPLATE: &str = include_str!("../../../templates/implementation.md");
 pub const PROJECT_TEMPLATE: &str = ".spectask/implementation.md";
 pub const CONFLICT_TEMPLATE: &str = include_str!("../../../templates/conflict.md");
+/// Why a session that changed nothing stops under `empty_session = "review"`.
+pub const EMPTY_SESSION_REVIEW: &str = "the session made no change to merge (empty_session = review): \
+     skip it to accept it as done, or retry it";
 /// Turns a session gets, after its own, to answer messages that arrived meanwhile.
 const MAX_FOLLOW_UPS: usize = 3;
 /// Sessions a step starts at the same time.
@@ -70,6 +73,9 @@ pub struct Implementer {
     /// One step at a time: a step decides from statuses it read, so two at once
     /// could start the same task twice.
     stepping: Mutex<()>,
+    /// Failures of each task's step in a row: a task whose step keeps failing the
+    /// same way fails, instead of being retried forever.
+    repeats: super::repeats::Repeats,
 }
 
 /// What one step did for one SpecTask.
@@ -92,6 +98,7 @@ impl Implementer {
             running: Mutex::new(HashSet::new()),
             merge_locks: Mutex::new(HashMap::new()),
             stepping: Mutex::new(()),
+            repeats: Default::default(),
         })
     }
 
@@ -129,9 +136,19 @@ impl Implementer {
         for task in tasks {
             match self.step(&task).await {
                 Ok(o) => {
+                    self.repeats.succeeded(task.id);
                     outcomes.insert(task.id, o);
                 }
-                Err(e) => tracing::error!(task = task.id, error = %e, "implementation step"),
+                Err(e) => {
+                    tracing::error!(task = task.id, error = %e, "implementation step");
+                    let error = e.to_string();
+                    if let Some(count) = self.repeats.failed(task.id, &error) {
+                        let reason = super::repeats::stuck_reason("implementation", count, &error);
+                        if let Err(e) = self.give_up_task(task.id, reason).await {
+                            tracing::error!(task = task.id, error = %e, "failing a stuck task");
+                        }
+                    }
+                }
             }
         }
         Ok(outcomes)
@@ -194,6 +211,7 @@ impl Implementer {
     async fn step(self: &Arc<Self>, task: &SpecTask) -> Result<StepOutcome, ImplError> {
         let project = self.store.get_project(task.project_id).await?;
         let plan = self.plan(task, &project).await?;
+        let plan = self.cancel_dependents_of_cancelled(task, plan).await?;
         let mut outcome = StepOutcome::default();
         let finished = |s: ImplementationTaskStatus| {
             matches!(
@@ -201,17 +219,27 @@ impl Implementer {
                 ImplementationTaskStatus::Done | ImplementationTaskStatus::Skipped
             )
         };
-        if plan.iter().all(|t| finished(t.status)) {
+        let ended = |s: ImplementationTaskStatus| {
+            finished(s) || s == ImplementationTaskStatus::Cancelled
+        };
+        if plan.iter().all(|t| ended(t.status)) {
+            // A plan with cancelled tasks is not all done: a person looks at it.
+            let incomplete = plan
+                .iter()
+                .any(|t| t.status == ImplementationTaskStatus::Cancelled);
             self.commit_report(task, &project).await?;
             self.store
                 .transition_spec_task(
                     task.id,
                     &|_| SpecTaskEvent::ImplementationFinished {
-                        review_gate: project.settings.review_implementation,
+                        review_gate: project.settings.review_implementation || incomplete,
                     },
                     "system",
                 )
                 .await?;
+            // The run is over: its agent process goes (a request-changes round
+            // starts it again).
+            self.agents.stop(task.id).await;
             outcome.finished = true;
             return Ok(outcome);
         }
@@ -287,6 +315,98 @@ impl Implementer {
             return Err(e);
         }
         Ok(outcome)
+    }
+}
+
+impl Implementer {
+    /// Tasks that wait, directly or not, on a cancelled task can never run: they are
+    /// cancelled too, so the plan can end. Returns the plan as it is now.
+    async fn cancel_dependents_of_cancelled(
+        &self,
+        task: &SpecTask,
+        plan: Vec<ImplementationTask>,
+    ) -> Result<Vec<ImplementationTask>, ImplError> {
+        let mut cancelled: HashSet<String> = plan
+            .iter()
+            .filter(|t| t.status == ImplementationTaskStatus::Cancelled)
+            .map(|t| t.key.clone())
+            .collect();
+        if cancelled.is_empty() {
+            return Ok(plan);
+        }
+        let mut changed = false;
+        loop {
+            let next: Vec<&ImplementationTask> = plan
+                .iter()
+                .filter(|t| {
+                    matches!(
+                        t.status,
+                        ImplementationTaskStatus::Pending | ImplementationTaskStatus::Blocked
+                    ) && !cancelled.contains(&t.key)
+                        && t.depends_on.iter().any(|d| cancelled.contains(d))
+                })
+                .collect();
+            if next.is_empty() {
+                break;
+            }
+            for t in next {
+                cancelled.insert(t.key.clone());
+                // A pending spawned session of the task goes with it.
+                for s in self.store.list_work_sessions(task.id).await? {
+                    if s.implementation_task_id == Some(t.id)
+                        && s.status == WorkSessionStatus::Pending
+                    {
+                        let _ = self
+                            .store
+                            .transition_work_session(s.id, WorkSessionEvent::Cancel, None, "system")
+                            .await;
+                    }
+                }
+                self.store
+                    .transition_implementation_task(t.id, ImplementationTaskEvent::Cancel, "system")
+                    .await?;
+                changed = true;
+            }
+        }
+        if changed {
+            return Ok(self.store.list_implementation_tasks(task.id).await?);
+        }
+        Ok(plan)
+    }
+
+    /// A task whose step keeps failing the same way fails (phase implementation, the
+    /// error as the reason): its working sessions are interrupted and its agent
+    /// stopped; `retry` of the task resumes them.
+    async fn give_up_task(&self, spec_task_id: i64, reason: String) -> Result<(), ImplError> {
+        self.store
+            .transition_spec_task(
+                spec_task_id,
+                &|_| SpecTaskEvent::Fail {
+                    reason: reason.clone(),
+                },
+                "system",
+            )
+            .await?;
+        for s in self.store.list_work_sessions(spec_task_id).await? {
+            if matches!(
+                s.status,
+                WorkSessionStatus::Running | WorkSessionStatus::Blocked | WorkSessionStatus::Verifying
+            ) {
+                let _ = self
+                    .store
+                    .transition_work_session(
+                        s.id,
+                        WorkSessionEvent::Interrupt,
+                        Some("the spec task failed".into()),
+                        "system",
+                    )
+                    .await;
+            }
+        }
+        self.agents
+            .cancel_all(spec_task_id)
+            .await
+            .map_err(|e| ImplError::Other(e.to_string()))
     }
 }
 

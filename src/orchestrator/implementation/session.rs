@@ -3,7 +3,9 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::*;
 use crate::agents::protocol::StopReason;
@@ -98,7 +100,7 @@ impl Implementer {
                     )
                     .await;
                 if let Err(e) = result {
-                    tracing::error!(session = session.id, error = %e, "resumed work session");
+                    me.give_up(&task, &item, session.id, &e).await;
                 }
                 me.running.lock().await.remove(&session.id);
             });
@@ -160,7 +162,7 @@ impl Implementer {
                 )
                 .await
             {
-                tracing::error!(session = session.id, error = %e, "work session");
+                me.give_up(&task, &item, session.id, &e).await;
             }
             me.running.lock().await.remove(&session.id);
         });
@@ -193,16 +195,11 @@ impl Implementer {
         let mut text = prompt.to_string();
         let mut follow_ups = 0;
         loop {
-            let result = turn(runtime, session_id, worktree, &text).await;
-            // A person skipped or cancelled the session meanwhile: nothing more is
-            // done with it (its work stays in its worktree and branch).
-            if self
-                .store
-                .get_work_session(session_id)
-                .await?
-                .status
-                .is_terminal()
-            {
+            let result = turn(runtime, project, session_id, worktree, &text).await;
+            // A person skipped or cancelled the session meanwhile, or its spec task
+            // stopped implementing (cancelled, failed): nothing more is done with it
+            // (its work stays in its worktree and branch).
+            if self.stopped(task.id, session_id).await? {
                 return Ok(false);
             }
             match result {
@@ -288,15 +285,20 @@ impl Implementer {
             );
             git::commit_all(worktree, &message).await?;
             self.hold_while_blocked(session_id, &runtime).await?;
+            let verify_limit =
+                Duration::from_secs(project.settings.verify_timeout_secs.max(1) as u64);
             if let Some(command) = &project.settings.verification_command
-                && let Err(output) = verify(worktree, command).await
+                && let Err(output) = verify(worktree, command, verify_limit).await
             {
                 // One follow-up with the output, then the session fails.
                 let follow_up =
                     format!("The verification command `{command}` failed:\n{output}\nFix it.");
-                let _ = runtime.prompt(session_id, &follow_up).await;
+                let _ = turn(&runtime, project, session_id, worktree, &follow_up).await;
+                if self.stopped(task.id, session_id).await? {
+                    return Ok(());
+                }
                 git::commit_all(worktree, &message).await?;
-                if let Err(output) = verify(worktree, command).await {
+                if let Err(output) = verify(worktree, command, verify_limit).await {
                     return self
                         .fail(
                             task,
@@ -336,6 +338,39 @@ impl Implementer {
             }
         }
         Ok(())
+    }
+
+    /// Whether a session is to go no further: a person ended it, or its spec task is
+    /// no longer implementing.
+    async fn stopped(&self, spec_task_id: i64, session_id: i64) -> Result<bool, ImplError> {
+        let session = self.store.get_work_session(session_id).await?;
+        if session.status.is_terminal() || session.status == WorkSessionStatus::Interrupted {
+            return Ok(true);
+        }
+        Ok(self.store.get_spec_task(spec_task_id).await?.status != SpecTaskStatus::Implementing)
+    }
+
+    /// A session whose driver hit an error (git, the store, the agent) fails with it,
+    /// for a person to retry, skip or cancel, instead of being picked up again and
+    /// failing the same way forever.
+    pub(super) async fn give_up(
+        &self,
+        task: &SpecTask,
+        item: &ImplementationTask,
+        session_id: i64,
+        error: &ImplError,
+    ) {
+        tracing::error!(session = session_id, error = %error, "work session");
+        let Ok(session) = self.store.get_work_session(session_id).await else {
+            return;
+        };
+        if session.status.is_terminal() || session.status == WorkSessionStatus::Failed {
+            return;
+        }
+        let reason = format!("failed while {}: {error}", session.status);
+        if let Err(e) = self.fail(task, item, session_id, reason).await {
+            tracing::error!(session = session_id, error = %e, "failing a work session");
+        }
     }
 
     pub(super) async fn fail(
@@ -383,23 +418,81 @@ impl Implementer {
     }
 }
 
-/// Runs the project's verification command in a worktree.
-async fn verify(worktree: &Path, command: &str) -> Result<(), String> {
-    let out = tokio::process::Command::new("sh")
+/// What is kept of each output stream of a verification command: its tail.
+const OUTPUT_KEPT: usize = 32 * 1024;
+
+/// Runs the project's verification command in a worktree, in a process group of its
+/// own: past `limit` the whole group is killed and the command counts as failed. Only
+/// the tail of its output is kept, so a command that prints megabytes costs kilobytes.
+async fn verify(worktree: &Path, command: &str, limit: Duration) -> Result<(), String> {
+    let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
         .current_dir(worktree)
-        .output()
-        .await
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("could not run the verification command: {e}"))?;
+    let pid = child.id();
+    let stdout = tail(child.stdout.take());
+    let stderr = tail(child.stderr.take());
+    let finished =
+        tokio::time::timeout(limit, async { tokio::join!(child.wait(), stdout, stderr) }).await;
+    match finished {
+        Ok((status, out, err)) => {
+            let status = status.map_err(|e| e.to_string())?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("{out}{err}\n({status})"))
+            }
+        }
+        Err(_) => {
+            if let Some(pid) = pid {
+                // SAFETY: killpg only signals the command's own process group.
+                unsafe {
+                    libc::killpg(pid as i32, libc::SIGKILL);
+                }
+            }
+            let _ = child.wait().await;
+            Err(format!(
+                "the verification command did not finish within {} s and was killed",
+                limit.as_secs()
+            ))
+        }
+    }
+}
+
+/// Reads a stream to its end, keeping the last [`OUTPUT_KEPT`] bytes.
+async fn tail(stream: Option<impl tokio::io::AsyncRead + Unpin>) -> String {
+    use tokio::io::AsyncReadExt;
+    let Some(mut stream) = stream else {
+        return String::new();
+    };
+    let mut kept: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = stream.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        total += n;
+        kept.extend_from_slice(&buf[..n]);
+        if kept.len() > 2 * OUTPUT_KEPT {
+            kept.drain(..kept.len() - OUTPUT_KEPT);
+        }
+    }
+    if kept.len() > OUTPUT_KEPT {
+        kept.drain(..kept.len() - OUTPUT_KEPT);
+    }
+    let text = String::from_utf8_lossy(&kept).into_owned();
+    if total > kept.len() {
+        format!("[{} earlier bytes left out]\n{text}", total - kept.len())
     } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        text
     }
 }
 
@@ -407,6 +500,7 @@ async fn verify(worktree: &Path, command: &str) -> Result<(), String> {
 /// restarted) when it is not open.
 pub(super) async fn turn(
     runtime: &Arc<AgentRuntime>,
+    project: &Project,
     session_id: i64,
     worktree: &Path,
     text: &str,
@@ -414,5 +508,12 @@ pub(super) async fn turn(
     runtime
         .open_thread(session_id, worktree.to_path_buf())
         .await?;
-    runtime.prompt(session_id, text).await
+    runtime
+        .prompt_within(session_id, text, turn_limit(project))
+        .await
+}
+
+/// The project's turn timeout.
+pub(super) fn turn_limit(project: &Project) -> Duration {
+    Duration::from_secs(project.settings.turn_timeout_secs.max(1) as u64)
 }
