@@ -276,11 +276,14 @@ async fn cancelling_a_running_session_cancels_its_turn_and_its_task_and_merges_n
             .then_some(())
     })
     .await;
+    // Task 2 waits on the cancelled task, so it cannot run either: it is cancelled
+    // too, and the run ends for a person to look at (never `done` with work missing).
+    wait_status(&app, id, "implementation_review").await;
     let (_, plan_now) = app
         .get(&format!("/api/v1/spec-tasks/{id}/implementation-tasks"))
         .await;
     assert_eq!(plan_now[0]["status"], "cancelled", "{plan_now}");
-    assert_eq!(plan_now[1]["status"], "pending", "{plan_now}");
+    assert_eq!(plan_now[1]["status"], "cancelled", "{plan_now}");
     // The work stays on the session's branch; the task branch has none of it.
     let (_, task) = app.get(&format!("/api/v1/spec-tasks/{id}")).await;
     let branch = task["branch"].as_str().unwrap();

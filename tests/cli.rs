@@ -362,3 +362,78 @@ fn demo_runs_a_task_from_prompt_to_merged_work() {
     assert!(text.contains("task is now implementation_review"), "{text}");
     assert!(text.contains("merge task 3 (session"), "{text}");
 }
+
+/// The reproduction of a plan whose sessions change nothing (the scripted agent
+/// with the default prompt only echoes it): with the real binary and the CLI, it
+/// ends in `implementation_review`, every task ticked, with a history each and no
+/// merge commit, instead of hanging in `implementing`.
+#[test]
+fn sessions_that_change_nothing_end_the_run_in_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let agent = env!("CARGO_BIN_EXE_spectask-test-agent");
+    std::fs::write(
+        data.join("spectask.toml"),
+        format!("default_agent = \"test\"\n\n[agents.test]\ncommand = {agent:?}\n"),
+    )
+    .unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    common::app::git_init(&repo);
+    let spec = dir.path().join("spec");
+    std::fs::create_dir(&spec).unwrap();
+    std::fs::write(spec.join("requirements.md"), common::spec::REQUIREMENTS).unwrap();
+    std::fs::write(spec.join("design.md"), common::spec::DESIGN).unwrap();
+    std::fs::write(
+        spec.join("tasks.md"),
+        "# Implementation Plan\n\n- [ ] 1. callbacks\n- [ ] 2. tool_calls (P)\n",
+    )
+    .unwrap();
+
+    let server = serve(&data, &["--bind", "127.0.0.1:0"], &[]).expect("serve starts");
+    ok(cli(&data, &["project", "add", repo.to_str().unwrap()]));
+    ok(cli(&data, &["task", "import", spec.to_str().unwrap()]));
+    ok(cli(&data, &["task", "approve", "1"]));
+    // `task watch` exits 0 once the task is in review or done, 1 if it failed; the
+    // `timeout` is the bound, not a wait.
+    let watched = Command::new("timeout")
+        .arg("120")
+        .arg(BIN)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["task", "watch", "1"])
+        .env_remove("SPECTASK_TOKEN")
+        .env_remove("SPECTASK_URL")
+        .output()
+        .unwrap();
+    assert!(
+        watched.status.success(),
+        "task watch: {}\n{}",
+        watched.status,
+        String::from_utf8_lossy(&watched.stdout)
+    );
+    let show: Value = serde_json::from_str(&ok(cli(&data, &["task", "show", "1", "--json"])))
+        .unwrap();
+    assert_eq!(show["status"], "implementation_review", "{show}");
+    let branch = show["branch"].as_str().unwrap();
+    let spec_dir = format!("specs/{}", show["spec_dir_name"].as_str().unwrap());
+    let tasks_md = common::app::git(&repo, &["show", &format!("{branch}:{spec_dir}/tasks.md")]);
+    assert!(
+        tasks_md.contains("- [x] 1. callbacks") && tasks_md.contains("- [x] 2. tool_calls (P)"),
+        "{tasks_md}"
+    );
+    let log = common::app::git(&repo, &["log", "--format=%s", branch]);
+    assert!(!log.contains("merge task"), "nothing was merged:\n{log}");
+    assert_eq!(log.matches("changed nothing)").count(), 2, "{log}");
+    let history = common::app::git(
+        &repo,
+        &["ls-tree", "--name-only", &format!("{branch}:{spec_dir}/history")],
+    );
+    assert_eq!(
+        history.lines().filter(|l| l.starts_with("session-")).count(),
+        2,
+        "{history}"
+    );
+    terminate(server);
+}
