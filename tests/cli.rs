@@ -413,8 +413,8 @@ fn sessions_that_change_nothing_end_the_run_in_review() {
         watched.status,
         String::from_utf8_lossy(&watched.stdout)
     );
-    let show: Value = serde_json::from_str(&ok(cli(&data, &["task", "show", "1", "--json"])))
-        .unwrap();
+    let show: Value =
+        serde_json::from_str(&ok(cli(&data, &["task", "show", "1", "--json"]))).unwrap();
     assert_eq!(show["status"], "implementation_review", "{show}");
     let branch = show["branch"].as_str().unwrap();
     let spec_dir = format!("specs/{}", show["spec_dir_name"].as_str().unwrap());
@@ -428,10 +428,17 @@ fn sessions_that_change_nothing_end_the_run_in_review() {
     assert_eq!(log.matches("changed nothing)").count(), 2, "{log}");
     let history = common::app::git(
         &repo,
-        &["ls-tree", "--name-only", &format!("{branch}:{spec_dir}/history")],
+        &[
+            "ls-tree",
+            "--name-only",
+            &format!("{branch}:{spec_dir}/history"),
+        ],
     );
     assert_eq!(
-        history.lines().filter(|l| l.starts_with("session-")).count(),
+        history
+            .lines()
+            .filter(|l| l.starts_with("session-"))
+            .count(),
         2,
         "{history}"
     );

@@ -104,9 +104,7 @@ pub async fn create(
         review_implementation: body.review_implementation.unwrap_or(true),
         max_attempts: body.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS),
         empty_session: body.empty_session.unwrap_or_default(),
-        turn_timeout_secs: body
-            .turn_timeout_secs
-            .unwrap_or(DEFAULT_TURN_TIMEOUT_SECS),
+        turn_timeout_secs: body.turn_timeout_secs.unwrap_or(DEFAULT_TURN_TIMEOUT_SECS),
         verify_timeout_secs: body
             .verify_timeout_secs
             .unwrap_or(DEFAULT_VERIFY_TIMEOUT_SECS),

@@ -746,7 +746,10 @@ async fn task(client: &Client, cmd: TaskCmd) -> anyhow::Result<()> {
             print_task(&t);
             // What waits for a person, so nothing that needs one goes unseen.
             let overview: Value = client.get(&format!("/spec-tasks/{id}/overview")).await?;
-            let needs = overview["needs_person"].as_array().cloned().unwrap_or_default();
+            let needs = overview["needs_person"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             if !needs.is_empty() {
                 println!("\nneeds you:");
                 for n in needs {

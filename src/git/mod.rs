@@ -248,7 +248,12 @@ pub async fn commits_ahead(worktree: &Path, branch: &str) -> Result<usize, GitEr
 pub async fn merge_of(worktree: &Path, branch: &str) -> Result<Option<String>, GitError> {
     let Some(tip) = git(
         worktree,
-        &["rev-parse", "--verify", "--quiet", &format!("refs/heads/{branch}")],
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("refs/heads/{branch}"),
+        ],
     )
     .await?
     else {
@@ -256,7 +261,13 @@ pub async fn merge_of(worktree: &Path, branch: &str) -> Result<Option<String>, G
     };
     let list = git_ok(
         worktree,
-        &["rev-list", "--first-parent", "--merges", "--parents", "HEAD"],
+        &[
+            "rev-list",
+            "--first-parent",
+            "--merges",
+            "--parents",
+            "HEAD",
+        ],
     )
     .await?;
     Ok(list.lines().find_map(|line| {

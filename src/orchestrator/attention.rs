@@ -7,7 +7,6 @@ use utoipa::ToSchema;
 
 use crate::domain::*;
 
-
 /// Why a person is needed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -64,15 +63,13 @@ pub fn needs(
                 task.failure_reason.as_deref().unwrap_or("")
             ),
         }),
-        SpecTaskStatus::SpecReview | SpecTaskStatus::ImplementationReview => {
-            out.push(Attention {
-                kind: AttentionKind::Review,
-                session_id: None,
-                task_key: None,
-                permission_id: None,
-                message: format!("the task waits in {} for a review", task.status),
-            })
-        }
+        SpecTaskStatus::SpecReview | SpecTaskStatus::ImplementationReview => out.push(Attention {
+            kind: AttentionKind::Review,
+            session_id: None,
+            task_key: None,
+            permission_id: None,
+            message: format!("the task waits in {} for a review", task.status),
+        }),
         _ => {}
     }
     let key_of = |s: &WorkSession| {
@@ -181,7 +178,9 @@ pub fn needs(
         });
     let moving = matches!(
         task.status,
-        SpecTaskStatus::Planning | SpecTaskStatus::PlanningQueued | SpecTaskStatus::ImplementationQueued
+        SpecTaskStatus::Planning
+            | SpecTaskStatus::PlanningQueued
+            | SpecTaskStatus::ImplementationQueued
     ) || (implementing && plan.is_empty());
     Needs {
         needs_person: out,

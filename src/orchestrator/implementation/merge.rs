@@ -50,13 +50,8 @@ impl Implementer {
             Some(commit)
         } else if git::commits_ahead(&task_worktree, branch).await? == 0 {
             if project.settings.empty_session == EmptySessionPolicy::Review {
-                self.fail(
-                    task,
-                    item,
-                    session_id,
-                    EMPTY_SESSION_REVIEW.to_string(),
-                )
-                .await?;
+                self.fail(task, item, session_id, EMPTY_SESSION_REVIEW.to_string())
+                    .await?;
                 return Ok(None);
             }
             None

@@ -219,9 +219,8 @@ impl Implementer {
                 ImplementationTaskStatus::Done | ImplementationTaskStatus::Skipped
             )
         };
-        let ended = |s: ImplementationTaskStatus| {
-            finished(s) || s == ImplementationTaskStatus::Cancelled
-        };
+        let ended =
+            |s: ImplementationTaskStatus| finished(s) || s == ImplementationTaskStatus::Cancelled;
         if plan.iter().all(|t| ended(t.status)) {
             // A plan with cancelled tasks is not all done: a person looks at it.
             let incomplete = plan
@@ -390,7 +389,9 @@ impl Implementer {
         for s in self.store.list_work_sessions(spec_task_id).await? {
             if matches!(
                 s.status,
-                WorkSessionStatus::Running | WorkSessionStatus::Blocked | WorkSessionStatus::Verifying
+                WorkSessionStatus::Running
+                    | WorkSessionStatus::Blocked
+                    | WorkSessionStatus::Verifying
             ) {
                 let _ = self
                     .store
