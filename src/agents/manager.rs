@@ -163,21 +163,24 @@ impl AgentManager {
         Ok(())
     }
 
-    /// Cancels every thread of a SpecTask's instance and stops it (task cancelled).
+    /// Cancels every thread of a SpecTask's instance and stops it for good (task
+    /// cancelled or failed): nothing still finishing can start it again, and the
+    /// next phase (a retry) gets a fresh runtime.
     pub async fn cancel_all(&self, spec_task_id: i64) -> Result<(), AgentError> {
-        let runtime = self.runtimes.lock().await.get(&spec_task_id).cloned();
+        let runtime = self.runtimes.lock().await.remove(&spec_task_id);
         if let Some(rt) = runtime {
             rt.cancel_all().await;
-            rt.stop().await?;
+            rt.retire().await?;
         }
         Ok(())
     }
 
-    /// Stops a SpecTask's agent, if it has one (its run ended).
+    /// Stops a SpecTask's agent for good, if it has one (its run ended); a later
+    /// phase gets a fresh runtime.
     pub async fn stop(&self, spec_task_id: i64) {
-        let runtime = self.runtimes.lock().await.get(&spec_task_id).cloned();
+        let runtime = self.runtimes.lock().await.remove(&spec_task_id);
         if let Some(rt) = runtime
-            && let Err(e) = rt.stop().await
+            && let Err(e) = rt.retire().await
         {
             tracing::warn!(task = spec_task_id, error = %e, "stopping an agent");
         }

@@ -134,6 +134,8 @@ pub struct AgentRuntime {
     threads: Mutex<HashMap<i64, ThreadRef>>,
     generation: AtomicU64,
     stopping: AtomicBool,
+    /// Set when the task's run is over: `start` refuses from then on.
+    retired: AtomicBool,
     restarts: AtomicU32,
     stderr_tail: Arc<std::sync::Mutex<VecDeque<String>>>,
     status: watch::Sender<AgentInstanceStatus>,
@@ -156,6 +158,7 @@ impl AgentRuntime {
             threads: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             restarts: AtomicU32::new(0),
             stderr_tail: Arc::default(),
             status: watch::channel(AgentInstanceStatus::Stopped).0,
@@ -197,6 +200,13 @@ impl AgentRuntime {
     /// Starts the agent process if it is not running, and initializes it.
     pub async fn start(self: &Arc<Self>) -> Result<AgentInfo, AgentError> {
         let mut live = self.live.lock().await;
+        // A retired runtime never starts again: a session still finishing its last
+        // step after the task ended cannot bring the agent back.
+        if self.retired.load(Ordering::SeqCst) {
+            return Err(AgentError::Interrupted(
+                "the spec task's run is over; its agent is stopped".into(),
+            ));
+        }
         if let Some(l) = live.as_ref().filter(|l| !l.conn.is_closed()) {
             return Ok(l.info.clone());
         }
@@ -736,6 +746,13 @@ impl AgentRuntime {
         }
         self.stopping.store(false, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Stops the agent for good: the task's run ended (finished or cancelled). The
+    /// manager forgets this runtime, so a later phase gets a fresh one.
+    pub async fn retire(&self) -> Result<(), AgentError> {
+        self.retired.store(true, Ordering::SeqCst);
+        self.stop().await
     }
 
     /// Stops and starts again, with a fresh crash budget.
