@@ -47,7 +47,10 @@ pub async fn run_seed(seed: u64) -> Result<String, String> {
     std::fs::create_dir_all(repo.join(".spectask")).unwrap();
     std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
     git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-qm", "files and the implementation template"]);
+    git(
+        &repo,
+        &["commit", "-qm", "files and the implementation template"],
+    );
 
     let mut server = Server::start(&data).await?;
     let described = format!(
@@ -104,7 +107,11 @@ async fn drive(
     let id = task["id"].as_i64().unwrap();
     server
         .api
-        .ok(Method::POST, &format!("/spec-tasks/{id}/approve"), Some(json!({})))
+        .ok(
+            Method::POST,
+            &format!("/spec-tasks/{id}/approve"),
+            Some(json!({})),
+        )
         .await?;
     let started = Instant::now();
     let (mut after, mut faults, mut patience) = (0i64, 0usize, 0usize);
@@ -124,8 +131,12 @@ async fn drive(
         if status == "failed" && patience < PATIENCE && rng.random_bool(0.5) {
             patience += 1;
             actions.push("retry the task".into());
-            api.call(Method::POST, &format!("/spec-tasks/{id}/retry"), Some(json!({})))
-                .await?;
+            api.call(
+                Method::POST,
+                &format!("/spec-tasks/{id}/retry"),
+                Some(json!({})),
+            )
+            .await?;
             continue;
         }
         if END_STATES.contains(&status.as_str()) {
@@ -140,7 +151,10 @@ async fn drive(
         if faults < scenario.max_faults && rng.random_bool(scenario.fault_rate) {
             faults += 1;
             if rng.random_bool(0.5) {
-                let agent = api.call(Method::GET, &format!("/spec-tasks/{id}/agent"), None).await?.1;
+                let agent = api
+                    .call(Method::GET, &format!("/spec-tasks/{id}/agent"), None)
+                    .await?
+                    .1;
                 if let Some(pid) = agent["pid"].as_i64() {
                     actions.push(format!("kill the agent {pid}"));
                     // SAFETY: a signal to the agent process this run started.
@@ -158,7 +172,10 @@ async fn drive(
             meddle(&api, id, &mut rng, actions).await?;
         }
         let overview = api.get(&format!("/spec-tasks/{id}/overview")).await?;
-        let needs = overview["needs_person"].as_array().cloned().unwrap_or_default();
+        let needs = overview["needs_person"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if overview["idle"] == true
             && let Some(need) = needs.first()
         {
@@ -191,13 +208,21 @@ async fn answer(
         }
         ("session_failed" | "conflict", Some(s)) => {
             let choice = if *patience > PATIENCE {
-                if rng.random_bool(0.8) { "skip" } else { "cancel" }
+                if rng.random_bool(0.8) {
+                    "skip"
+                } else {
+                    "cancel"
+                }
             } else {
                 ["retry", "retry", "skip", "cancel"][rng.random_range(0..4)]
             };
             actions.push(format!("{choice} session {s} ({kind})"));
-            api.call(Method::POST, &format!("/sessions/{s}/{choice}"), Some(json!({})))
-                .await?;
+            api.call(
+                Method::POST,
+                &format!("/sessions/{s}/{choice}"),
+                Some(json!({})),
+            )
+            .await?;
         }
         ("permission", _) => {
             let p = need["permission_id"].as_i64().unwrap_or(0);
@@ -215,7 +240,12 @@ async fn answer(
 }
 
 /// Something a person does unasked, at a random moment.
-async fn meddle(api: &Api, id: i64, rng: &mut StdRng, actions: &mut Vec<String>) -> Result<(), String> {
+async fn meddle(
+    api: &Api,
+    id: i64,
+    rng: &mut StdRng,
+    actions: &mut Vec<String>,
+) -> Result<(), String> {
     let sessions = api.get(&format!("/spec-tasks/{id}/sessions")).await?;
     let sessions = sessions.as_array().cloned().unwrap_or_default();
     let pick = |rng: &mut StdRng| -> Option<i64> {
@@ -259,14 +289,22 @@ async fn meddle(api: &Api, id: i64, rng: &mut StdRng, actions: &mut Vec<String>)
             if let Some(s) = pick(rng) {
                 let choice = ["retry", "skip", "cancel"][rng.random_range(0..3)];
                 actions.push(format!("{choice} session {s} unasked"));
-                api.call(Method::POST, &format!("/sessions/{s}/{choice}"), Some(json!({})))
-                    .await?;
+                api.call(
+                    Method::POST,
+                    &format!("/sessions/{s}/{choice}"),
+                    Some(json!({})),
+                )
+                .await?;
             }
         }
         _ => {
             actions.push("cancel the task".into());
-            api.call(Method::POST, &format!("/spec-tasks/{id}/cancel"), Some(json!({})))
-                .await?;
+            api.call(
+                Method::POST,
+                &format!("/spec-tasks/{id}/cancel"),
+                Some(json!({})),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -281,16 +319,33 @@ async fn state(api: &Api, id: i64) -> String {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|t| format!("{}={}", t["key"].as_str().unwrap_or(""), t["status"].as_str().unwrap_or("")))
+        .map(|t| {
+            format!(
+                "{}={}",
+                t["key"].as_str().unwrap_or(""),
+                t["status"].as_str().unwrap_or("")
+            )
+        })
         .collect();
-    let sessions = api.get(&format!("/spec-tasks/{id}/sessions")).await.unwrap_or_default();
+    let sessions = api
+        .get(&format!("/spec-tasks/{id}/sessions"))
+        .await
+        .unwrap_or_default();
     let sessions: Vec<String> = sessions
         .as_array()
         .into_iter()
         .flatten()
-        .map(|s| format!("{} {} {} {}", s["id"], s["name"], s["status"], s["failure_reason"]))
+        .map(|s| {
+            format!(
+                "{} {} {} {}",
+                s["id"], s["name"], s["status"], s["failure_reason"]
+            )
+        })
         .collect();
-    let overview = api.get(&format!("/spec-tasks/{id}/overview")).await.unwrap_or_default();
+    let overview = api
+        .get(&format!("/spec-tasks/{id}/overview"))
+        .await
+        .unwrap_or_default();
     format!(
         "plan: {}\nsessions:\n  {}\nidle: {} needs_person: {}",
         plan.join(" "),
@@ -349,7 +404,10 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
         if let Some(prev) = last.get(&key)
             && prev != from
         {
-            problems.push(format!("{entity} {}: went {prev} → then from {from}", key.1));
+            problems.push(format!(
+                "{entity} {}: went {prev} → then from {from}",
+                key.1
+            ));
         }
         last.insert(key.clone(), to.to_string());
         let ok = match entity.as_str() {
@@ -377,7 +435,12 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
         .as_array()
         .into_iter()
         .flatten()
-        .map(|s| (s["id"].as_i64().unwrap_or(0), s["merge_commit"].as_str().map(String::from)))
+        .map(|s| {
+            (
+                s["id"].as_i64().unwrap_or(0),
+                s["merge_commit"].as_str().map(String::from),
+            )
+        })
         .collect();
     for s in &sessions {
         let sid = s["id"].as_i64().unwrap_or(0);
@@ -401,18 +464,22 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
                 let parents = read_git(repo, &["rev-list", "--parents", "-n1", commit]);
                 let is_merge = parents.split_whitespace().count() == 3;
                 if merges != usize::from(is_merge) {
-                    problems.push(format!("session {sid} is merged {merges} times (recorded {commit})"));
+                    problems.push(format!(
+                        "session {sid} is merged {merges} times (recorded {commit})"
+                    ));
                 }
             }
-            None if merges > 0 => {
-                problems.push(format!("session {sid} was merged {merges} times but no merge is recorded"))
-            }
+            None if merges > 0 => problems.push(format!(
+                "session {sid} was merged {merges} times but no merge is recorded"
+            )),
             None => {}
         }
     }
 
     // tasks.md: ticked exactly where the plan task is done.
-    let plan = api.get(&format!("/spec-tasks/{id}/implementation-tasks")).await?;
+    let plan = api
+        .get(&format!("/spec-tasks/{id}/implementation-tasks"))
+        .await?;
     let plan = plan.as_array().cloned().unwrap_or_default();
     let tasks_md = read_git(repo, &["show", &format!("{branch}:{spec}/tasks.md")]);
     let doc = tasks_md::parse(&tasks_md);
@@ -423,12 +490,22 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
             .and_then(|t| t["status"].as_str())
             .unwrap_or("");
         if (item.mark == Mark::Done) != (status == "done") {
-            problems.push(format!("tasks.md marks task {} {:?}, but it is {status}", item.key, item.mark));
+            problems.push(format!(
+                "tasks.md marks task {} {:?}, but it is {status}",
+                item.key, item.mark
+            ));
         }
     }
 
     // One history file per completed session.
-    let history = read_git(repo, &["ls-tree", "--name-only", &format!("{branch}:{spec}/history")]);
+    let history = read_git(
+        repo,
+        &[
+            "ls-tree",
+            "--name-only",
+            &format!("{branch}:{spec}/history"),
+        ],
+    );
     for s in &sessions {
         let completed = s["status"] == "completed" && s["kind"] != "merge_conflict";
         let key = plan
@@ -438,8 +515,12 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
             .unwrap_or("");
         let file = format!("session-{}-{}.md", s["id"], slugify(key));
         if completed != history.lines().any(|l| l == file) {
-            problems.push(format!("session {} is {} and its history {file} {}", s["id"], s["status"],
-                if completed { "is missing" } else { "exists" }));
+            problems.push(format!(
+                "session {} is {} and its history {file} {}",
+                s["id"],
+                s["status"],
+                if completed { "is missing" } else { "exists" }
+            ));
         }
     }
 
@@ -447,17 +528,26 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
     if end != "failed" {
         for s in &sessions {
             if ACTIVE.contains(&s["status"].as_str().unwrap_or("")) {
-                problems.push(format!("session {} is still {} after the run ended {end}", s["id"], s["status"]));
+                problems.push(format!(
+                    "session {} is still {} after the run ended {end}",
+                    s["id"], s["status"]
+                ));
             }
         }
     }
     if !agent_stopped(api, id).await? {
-        problems.push(format!("the agent is still running after the run ended {end}"));
+        problems.push(format!(
+            "the agent is still running after the run ended {end}"
+        ));
     }
 
     // No worktree left behind but ones with uncommitted work.
     let sessions_dir = data.join("tasks").join(id.to_string()).join("sessions");
-    for entry in std::fs::read_dir(&sessions_dir).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(&sessions_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let path = entry.path();
         let owner = sessions
             .iter()
@@ -468,9 +558,14 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
             })
             .max_by_key(|s| s["id"].as_i64());
         let done = owner.is_some_and(|s| s["status"] == "completed");
-        let dirty = !read_git(&path, &["status", "--porcelain"]).trim().is_empty();
+        let dirty = !read_git(&path, &["status", "--porcelain"])
+            .trim()
+            .is_empty();
         if done && !dirty {
-            problems.push(format!("the worktree {} of a completed session is left behind", path.display()));
+            problems.push(format!(
+                "the worktree {} of a completed session is left behind",
+                path.display()
+            ));
         }
     }
 
@@ -487,9 +582,14 @@ async fn agent_stopped(api: &Api, id: i64) -> Result<bool, String> {
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut after = 0;
     loop {
-        let (status, agent) = api.call(Method::GET, &format!("/spec-tasks/{id}/agent"), None).await?;
+        let (status, agent) = api
+            .call(Method::GET, &format!("/spec-tasks/{id}/agent"), None)
+            .await?;
         if status == reqwest::StatusCode::NOT_FOUND
-            || matches!(agent["status"].as_str(), Some("stopped" | "crashed" | "failed"))
+            || matches!(
+                agent["status"].as_str(),
+                Some("stopped" | "crashed" | "failed")
+            )
         {
             return Ok(true);
         }
@@ -497,7 +597,9 @@ async fn agent_stopped(api: &Api, id: i64) -> Result<bool, String> {
             return Ok(false);
         }
         let page = api
-            .get(&format!("/events?spec_task={id}&after={after}&wait=1&limit=1000"))
+            .get(&format!(
+                "/events?spec_task={id}&after={after}&wait=1&limit=1000"
+            ))
             .await?;
         after = page["next_after"].as_i64().unwrap_or(after);
     }

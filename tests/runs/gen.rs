@@ -187,10 +187,7 @@ fn commands(t: &PlanTask) -> Vec<String> {
         Behaviour::Conflict => vec![format!("write shared.txt written by task {k}")],
         Behaviour::Crash => vec!["crash".into()],
         Behaviour::Hang => vec!["hang".into()],
-        Behaviour::Slow(ms) => vec![
-            format!("sleep {ms}"),
-            format!("write slow-{k}.txt slow"),
-        ],
+        Behaviour::Slow(ms) => vec![format!("sleep {ms}"), format!("write slow-{k}.txt slow")],
     }
 }
 

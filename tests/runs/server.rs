@@ -38,7 +38,13 @@ pub fn configure(data: &Path) {
 impl Server {
     pub async fn start(data: &Path) -> Result<Server, String> {
         let mut child = tokio::process::Command::new(BIN)
-            .args(["--data-dir", data.to_str().unwrap(), "serve", "--bind", "127.0.0.1:0"])
+            .args([
+                "--data-dir",
+                data.to_str().unwrap(),
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+            ])
             .env_remove("SPECTASK_BIND")
             .env("RUST_LOG", "spectask=info")
             .stdout(Stdio::piped())
@@ -130,7 +136,12 @@ impl Api {
     }
 
     /// A request that must succeed.
-    pub async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+    pub async fn ok(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
         let (status, body) = self.call(method.clone(), path, body).await?;
         if !status.is_success() {
             return Err(format!("{method} {path}: {status} {body}"));
