@@ -109,6 +109,7 @@ impl App {
         for l in loops {
             l.abort();
         }
+        self.implementer.close();
         self.agents.shutdown().await;
         self.store.close().await;
         Ok(())

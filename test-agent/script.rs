@@ -37,6 +37,13 @@ pub enum Command {
     Crash(i32),
     Garbage,
     ExitAfterTurn,
+    /// `once PATH COMMAND...`: runs COMMAND only if PATH does not exist yet, creating
+    /// PATH (empty) first, so a command can happen on the first attempt of a task
+    /// only (the agent cannot know attempts; a marker file outside the worktree can).
+    Once {
+        path: String,
+        command: Box<Command>,
+    },
     /// A known command whose argument does not parse: reported as a message.
     Invalid {
         command: String,
@@ -139,6 +146,16 @@ fn parse_line(line: &str) -> Command {
         },
         "garbage" => Command::Garbage,
         "exit-after-turn" => Command::ExitAfterTurn,
+        "once" => {
+            let (path, command) = split_word(rest);
+            if path.is_empty() || command.is_empty() {
+                return invalid("expected: once PATH COMMAND...");
+            }
+            Command::Once {
+                path: path.to_string(),
+                command: Box::new(parse_line(command)),
+            }
+        }
         _ => Command::Unknown(word.to_string()),
     }
 }

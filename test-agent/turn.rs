@@ -119,6 +119,21 @@ impl Turn {
             }
             Command::Garbage => self.app.peer.raw("this is not json"),
             Command::ExitAfterTurn => self.exit_after = true,
+            Command::Once { path, command } => {
+                let marker = self.resolve(&path);
+                if marker.exists() {
+                    self.say(&format!("once {path}: done before, skipped"));
+                } else {
+                    let created = marker
+                        .parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .and_then(|()| std::fs::write(&marker, b""));
+                    match created {
+                        Ok(()) => return Box::pin(self.exec(*command)).await,
+                        Err(e) => self.say(&format!("error: once {path}: {e}")),
+                    }
+                }
+            }
             Command::Invalid { command, problem } => {
                 self.say(&format!("error: {command}: {problem}"))
             }

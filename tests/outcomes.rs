@@ -289,7 +289,7 @@ async fn an_agent_that_never_answers_times_out_and_fails_for_a_person() {
         hung["failure_reason"]
             .as_str()
             .unwrap()
-            .contains("did not finish its turn within 1 s"),
+            .contains("did not answer session/prompt"),
         "{hung}"
     );
     // `task show` lists it for the person.

@@ -19,7 +19,8 @@ mod server;
 
 use futures::StreamExt;
 
-/// Runs at the same time (each its own server, agent and repository).
+/// Runs at the same time (each its own server, agent and repository);
+/// `SPECTASK_RUNS_JOBS` overrides it.
 const CONCURRENT: usize = 3;
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -37,9 +38,22 @@ async fn randomized_runs_end_and_keep_every_invariant() {
         }
     };
     let total = seeds.len();
+    let batch = std::time::Instant::now();
     let results: Vec<(u64, Result<String, String>)> = futures::stream::iter(seeds)
-        .map(|seed| async move { (seed, check::run_seed(seed).await) })
-        .buffer_unordered(CONCURRENT)
+        .map(|seed| async move {
+            let started = std::time::Instant::now();
+            let result = check::run_seed(seed).await;
+            eprintln!(
+                "seed {seed}: {} in {:.1} s",
+                match &result {
+                    Ok(end) => end.as_str(),
+                    Err(_) => "VIOLATION",
+                },
+                started.elapsed().as_secs_f64()
+            );
+            (seed, result)
+        })
+        .buffer_unordered(env_u64("SPECTASK_RUNS_JOBS").map_or(CONCURRENT, |j| j.max(1) as usize))
         .collect()
         .await;
     let mut ended = 0;
@@ -66,8 +80,21 @@ async fn randomized_runs_end_and_keep_every_invariant() {
         );
     }
     println!(
-        "runs: {total} seeds run, {ended} ended ({by_end:?}), {} invariant violations",
-        violations.len()
+        "runs: {total} seeds run, {ended} ended ({by_end:?}), {} invariant violations{}, in {:.0} s",
+        violations.len(),
+        if violations.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (seeds {})",
+                violations
+                    .iter()
+                    .map(|(s, _)| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        batch.elapsed().as_secs_f64()
     );
     assert!(violations.is_empty(), "{} seeds failed", violations.len());
 }

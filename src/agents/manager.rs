@@ -12,7 +12,7 @@ use super::host::{Host, LiveUpdate, PermissionBroker};
 use super::profile::{AgentProfile, profiles};
 use super::runtime::{AgentError, AgentRuntime, RestartPolicy, RuntimeConfig, Timeouts};
 use super::terminals::Terminals;
-use crate::domain::{AgentInstanceStatus, PermissionRequest, PermissionStatus};
+use crate::domain::{AgentInstanceStatus, PermissionRequest, PermissionStatus, SpecTaskStatus};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -75,6 +75,21 @@ impl AgentManager {
             return Ok(rt.clone());
         }
         let task = self.store.get_spec_task(spec_task_id).await?;
+        // A task whose run is over (or failed) gets no new agent: a step still
+        // finishing after the end must not start one that nothing would stop.
+        if matches!(
+            task.status,
+            SpecTaskStatus::Done
+                | SpecTaskStatus::Cancelled
+                | SpecTaskStatus::Rejected
+                | SpecTaskStatus::Failed
+                | SpecTaskStatus::ImplementationReview
+        ) {
+            return Err(ManagerError::Agent(AgentError::Interrupted(format!(
+                "spec task {spec_task_id} is {}: it runs no agent",
+                task.status
+            ))));
+        }
         let project = self.store.get_project(task.project_id).await?;
         let profile_name = task
             .agent_profile

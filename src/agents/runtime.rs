@@ -661,10 +661,7 @@ impl AgentRuntime {
                 let err = if matches!(e, RpcError::Timeout { .. }) {
                     ctx.cancelled.send_replace(true);
                     conn.notify("session/cancel", json!({ "sessionId": acp_id }));
-                    AgentError::Timeout(format!(
-                        "the agent did not finish its turn within {} s; the turn was cancelled",
-                        limit.as_secs()
-                    ))
+                    AgentError::Timeout(format!("{e}: the turn was cancelled"))
                 } else {
                     e.into()
                 };

@@ -1,7 +1,7 @@
 //! One seed's run: set up, driven to its end with a person's actions and faults,
 //! then the invariants.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -11,18 +11,19 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use spectask::domain::tasks_md::{self, Mark};
 use spectask::domain::{
-    ImplementationTaskEvent, ImplementationTaskStatus, Lifecycle, WorkSessionEvent,
-    WorkSessionStatus, slugify,
+    Capacity, ImplementationTaskEvent, ImplementationTaskStatus, Lifecycle, Phase, SpecTask,
+    SpecTaskEvent, SpecTaskState, SpecTaskStatus, WorkSessionEvent, WorkSessionStatus, slugify,
 };
 
-use super::common::app::{git, git_init};
-use super::generate::{OLD_FILES, Scenario, spec_files};
+use super::common::app::git;
+use super::generate::{Act, Scenario, fill, generate, title};
 use super::server::{Api, Server, configure};
 
-/// The longest a run may take before "the run did not end" is reported.
-const BOUND: Duration = Duration::from_secs(150);
 /// Person actions after which the person only skips or cancels, so the run converges.
-const PATIENCE: usize = 4;
+const PATIENCE: usize = 6;
+/// How long the run may sit idle with nothing listed for a person before it counts
+/// as stuck (the orchestrator reconciles every 3 s).
+const STALL: Duration = Duration::from_secs(20);
 const END_STATES: [&str; 4] = ["done", "implementation_review", "failed", "cancelled"];
 const ACTIVE: [&str; 6] = [
     "pending",
@@ -32,48 +33,103 @@ const ACTIVE: [&str; 6] = [
     "merging",
     "interrupted",
 ];
+/// A conflict fixer that really resolves: it takes the task branch's side.
+const RESOLVING_FIXER: &str =
+    "run git checkout --theirs -- .\nrun git add -A\nsay resolved {{key}}\n";
 
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// The longest a run may take before "the run did not end" is reported.
+fn bound() -> Duration {
+    Duration::from_secs(env_u64("SPECTASK_RUNS_BOUND_SECS").unwrap_or(120))
+}
+
+/// The largest plan a seed makes (`SPECTASK_RUNS_MAX_TASKS`, default 30).
+pub fn max_tasks() -> usize {
+    env_u64("SPECTASK_RUNS_MAX_TASKS").unwrap_or(30) as usize
+}
+
+/// What one run did, for the report of a failing seed.
+#[derive(Default)]
+struct Journal {
+    actions: Vec<String>,
+    /// Every agent pid seen (the agent endpoint), including ones a server restart
+    /// orphaned.
+    pids: BTreeSet<i64>,
+    /// Refused 4xx answers to the person's actions (fine and expected).
+    refused: usize,
+}
+
+/// Runs one seed; `Ok(end state)` or `Err(what broke, with the plan and the state)`.
 pub async fn run_seed(seed: u64) -> Result<String, String> {
-    let scenario = Scenario::new(seed);
+    let scenario = generate(seed, max_tasks());
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let data = dir.path().join("data");
     configure(&data);
+    let marks = dir.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let marks = marks.display().to_string();
+    let spec = format!(
+        "specs/{}",
+        SpecTask::spec_dir_name(1, &slugify(&title(seed)))
+    );
     let repo = dir.path().join("repo");
     std::fs::create_dir(&repo).unwrap();
-    git_init(&repo);
-    for f in 0..OLD_FILES {
-        std::fs::write(repo.join(format!("old-{f}.txt")), "old\n").unwrap();
+    git(&repo, &["init", "-q", "-b", "main", "."]);
+    for (path, content) in &scenario.base_files {
+        std::fs::write(repo.join(path), content).unwrap();
     }
     std::fs::create_dir_all(repo.join(".spectask")).unwrap();
     std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
+    if scenario.resolving_fixer {
+        std::fs::write(repo.join(".spectask/conflict.md"), RESOLVING_FIXER).unwrap();
+    }
     git(&repo, &["add", "."]);
-    git(
-        &repo,
-        &["commit", "-qm", "files and the implementation template"],
-    );
+    git(&repo, &["commit", "-qm", "initial commit with templates"]);
 
-    let mut server = Server::start(&data).await?;
     let described = format!(
-        "settings: {}\nmeddling {}, faults {} (rate {})\nplan:\n{}",
-        scenario.settings,
-        scenario.meddling,
-        scenario.max_faults,
-        scenario.fault_rate,
-        scenario.tasks_md()
+        "{}plan:\n{}",
+        scenario.describe(),
+        fill(&scenario.tasks_md(), &spec, &marks)
     );
-    let mut actions = Vec::new();
-    let outcome = match drive(&scenario, &mut server, &repo, &mut actions).await {
-        Ok((id, end)) => invariants(&server.api, &repo, &data, id, &end)
-            .await
-            .map(|_| end),
+    let mut server = Server::start(&data).await?;
+    let mut journal = Journal::default();
+    let started = Instant::now();
+    let outcome = match drive(&scenario, &mut server, &repo, &spec, &marks, &mut journal).await {
+        Ok((id, end)) => invariants(
+            &scenario,
+            &server.api,
+            &repo,
+            &data,
+            id,
+            &end,
+            &spec,
+            &marks,
+            &mut journal,
+        )
+        .await
+        .map(|_| end),
         Err(e) => Err(e),
     };
     let outcome = outcome.map_err(|e| {
         format!(
-            "{e}\n{described}\nactions: {actions:?}\nserver log (tail):\n{}",
+            "{e}\n{described}\nactions (after {:.1} s, {} refused): {:#?}\nserver log (tail):\n{}",
+            started.elapsed().as_secs_f64(),
+            journal.refused,
+            journal.actions,
             server.log()
         )
     });
+    if outcome.is_ok() && std::env::var_os("SPECTASK_RUNS_VERBOSE").is_some() {
+        eprintln!(
+            "{described}actions (after {:.1} s, {} refused): {:#?}",
+            started.elapsed().as_secs_f64(),
+            journal.refused,
+            journal.actions
+        );
+    }
     server.stop().await;
     outcome
 }
@@ -83,14 +139,29 @@ async fn drive(
     scenario: &Scenario,
     server: &mut Server,
     repo: &Path,
-    actions: &mut Vec<String>,
+    spec: &str,
+    marks: &str,
+    journal: &mut Journal,
 ) -> Result<(i64, String), String> {
-    let mut rng = StdRng::seed_from_u64(scenario.seed ^ 0x5eed_5eed);
-    let mut settings = scenario.settings.clone();
-    settings["path"] = json!(repo);
+    let mut person = StdRng::seed_from_u64(scenario.person_seed);
+    // Some settings at creation, the rest in a PATCH.
+    let mut create = json!({ "path": repo });
+    let mut patch = json!({});
+    for (name, value) in scenario.settings.all() {
+        if scenario.settings.at_create.contains(&name) {
+            create[name] = value;
+        } else {
+            patch[name] = value;
+        }
+    }
     let project = server
         .api
-        .ok(Method::POST, "/projects", Some(settings))
+        .ok(Method::POST, "/projects", Some(create))
+        .await?;
+    let pid = project["id"].as_i64().unwrap_or(0);
+    server
+        .api
+        .ok(Method::PATCH, &format!("/projects/{pid}"), Some(patch))
         .await?;
     let task = server
         .api
@@ -98,13 +169,19 @@ async fn drive(
             Method::POST,
             "/spec-tasks/import",
             Some(json!({
-                "project_id": project["id"],
-                "title": format!("Seed {}", scenario.seed),
-                "files": spec_files(scenario),
+                "project_id": pid,
+                "title": title(scenario.seed),
+                "files": scenario.spec_files(spec, marks),
             })),
         )
         .await?;
     let id = task["id"].as_i64().unwrap();
+    let imported = format!("specs/{}", task["spec_dir_name"].as_str().unwrap_or(""));
+    if imported != spec {
+        return Err(format!(
+            "harness: the spec folder is {imported}, not the {spec} the plan names"
+        ));
+    }
     server
         .api
         .ok(
@@ -114,13 +191,14 @@ async fn drive(
         )
         .await?;
     let started = Instant::now();
-    let (mut after, mut faults, mut patience) = (0i64, 0usize, 0usize);
+    let (mut after, mut seen, mut next, mut patience) = (0i64, 0usize, 0usize, 0usize);
+    let mut idle_since: Option<Instant> = None;
     loop {
         let api = server.api.clone();
-        if started.elapsed() > BOUND {
+        if started.elapsed() > bound() {
             return Err(format!(
                 "the run did not end within {} s\n{}",
-                BOUND.as_secs(),
+                bound().as_secs(),
                 state(&api, id).await
             ));
         }
@@ -128,13 +206,14 @@ async fn drive(
             .as_str()
             .unwrap_or("")
             .to_string();
-        if status == "failed" && patience < PATIENCE && rng.random_bool(0.5) {
+        if status == "failed" && patience < PATIENCE && person.random_bool(0.5) {
             patience += 1;
-            actions.push("retry the task".into());
-            api.call(
+            journal.actions.push("retry the failed spec task".into());
+            act(
+                &api,
+                journal,
                 Method::POST,
                 &format!("/spec-tasks/{id}/retry"),
-                Some(json!({})),
             )
             .await?;
             continue;
@@ -148,40 +227,63 @@ async fn drive(
             ))
             .await?;
         after = page["next_after"].as_i64().unwrap_or(after);
-        if faults < scenario.max_faults && rng.random_bool(scenario.fault_rate) {
-            faults += 1;
-            if rng.random_bool(0.5) {
-                let agent = api
-                    .call(Method::GET, &format!("/spec-tasks/{id}/agent"), None)
-                    .await?
-                    .1;
-                if let Some(pid) = agent["pid"].as_i64() {
-                    actions.push(format!("kill the agent {pid}"));
-                    // SAFETY: a signal to the agent process this run started.
-                    unsafe {
-                        libc::kill(pid as i32, libc::SIGKILL);
-                    }
-                }
-            } else {
-                actions.push("SIGKILL the server and restart it".into());
-                server.crash_and_restart().await?;
-                continue;
-            }
+        seen += page["items"].as_array().map_or(0, Vec::len);
+        // The moments that have come.
+        while let Some(timed) = scenario.timed.get(next)
+            && timed.after_events <= seen
+        {
+            next += 1;
+            perform(server, id, &timed.act, journal).await?;
         }
-        if rng.random_bool(scenario.meddling) {
-            meddle(&api, id, &mut rng, actions).await?;
-        }
+        let api = server.api.clone();
         let overview = api.get(&format!("/spec-tasks/{id}/overview")).await?;
         let needs = overview["needs_person"]
             .as_array()
             .cloned()
             .unwrap_or_default();
-        if overview["idle"] == true
-            && let Some(need) = needs.first()
-        {
-            answer(&api, id, need, &mut rng, &mut patience, actions).await?;
+        let idle = overview["idle"] == true;
+        if idle && let Some(need) = needs.first() {
+            idle_since = None;
+            answer(&api, id, need, &mut person, &mut patience, journal).await?;
+        } else if idle && status == "implementing" {
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > STALL {
+                return Err(format!(
+                    "the run did not end: idle for {} s with nothing for a person\n{}",
+                    STALL.as_secs(),
+                    state(&api, id).await
+                ));
+            }
+        } else {
+            idle_since = None;
         }
     }
+}
+
+/// A person's request: refused (4xx) is fine, 5xx is not (an `Err` from `call`).
+async fn act(api: &Api, journal: &mut Journal, method: Method, path: &str) -> Result<(), String> {
+    act_with(api, journal, method, path, json!({})).await
+}
+
+async fn act_with(
+    api: &Api,
+    journal: &mut Journal,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> Result<(), String> {
+    let (status, answer) = api.call(method, path, Some(body)).await?;
+    if !status.is_success() {
+        journal.refused += 1;
+        if let Some(last) = journal.actions.last_mut() {
+            last.push_str(&format!(
+                " → {} {}",
+                status.as_u16(),
+                answer["error"]["code"].as_str().unwrap_or("")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What the person does about something listed for them.
@@ -191,18 +293,20 @@ async fn answer(
     need: &Value,
     rng: &mut StdRng,
     patience: &mut usize,
-    actions: &mut Vec<String>,
+    journal: &mut Journal,
 ) -> Result<(), String> {
     let session = need["session_id"].as_i64();
     let kind = need["kind"].as_str().unwrap_or("");
     *patience += 1;
     match (kind, session) {
         ("blocked", Some(s)) => {
-            actions.push(format!("unblock session {s}"));
-            api.call(
+            journal.actions.push(format!("unblock session {s}"));
+            act_with(
+                api,
+                journal,
                 Method::POST,
                 &format!("/spec-tasks/{id}/coordination"),
-                Some(json!({ "kind": "unblocked", "to_session_id": s, "message": "go on" })),
+                json!({ "kind": "unblocked", "to_session_id": s, "message": "go on" }),
             )
             .await?;
         }
@@ -216,95 +320,180 @@ async fn answer(
             } else {
                 ["retry", "retry", "skip", "cancel"][rng.random_range(0..4)]
             };
-            actions.push(format!("{choice} session {s} ({kind})"));
-            api.call(
-                Method::POST,
-                &format!("/sessions/{s}/{choice}"),
-                Some(json!({})),
-            )
-            .await?;
+            // Sometimes through the plan task instead of the session.
+            match need["task_key"].as_str() {
+                Some(key) if choice != "retry" && rng.random_bool(0.3) => {
+                    journal
+                        .actions
+                        .push(format!("{choice} task {key} ({kind} session {s})"));
+                    act(
+                        api,
+                        journal,
+                        Method::POST,
+                        &format!("/spec-tasks/{id}/implementation-tasks/{key}/{choice}"),
+                    )
+                    .await?;
+                }
+                _ => {
+                    journal
+                        .actions
+                        .push(format!("{choice} session {s} ({kind})"));
+                    act(
+                        api,
+                        journal,
+                        Method::POST,
+                        &format!("/sessions/{s}/{choice}"),
+                    )
+                    .await?;
+                }
+            }
         }
         ("permission", _) => {
             let p = need["permission_id"].as_i64().unwrap_or(0);
-            actions.push(format!("allow permission {p}"));
-            api.call(
+            journal.actions.push(format!("allow permission {p}"));
+            act_with(
+                api,
+                journal,
                 Method::POST,
                 &format!("/permissions/{p}/answer"),
-                Some(json!({ "option_id": "allow" })),
+                json!({ "option_id": "allow" }),
             )
             .await?;
         }
-        _ => {}
+        ("review", _) => {}
+        (other, _) => journal
+            .actions
+            .push(format!("(nothing to do about a {other} need: {need})")),
     }
     Ok(())
 }
 
-/// Something a person does unasked, at a random moment.
-async fn meddle(
-    api: &Api,
+/// The `pick`-th of a list, by id order.
+fn nth(list: &[Value], pick: u32) -> Option<&Value> {
+    (!list.is_empty()).then(|| &list[pick as usize % list.len()])
+}
+
+/// Records the task's current agent pid, if it has one.
+async fn note_pid(api: &Api, id: i64, journal: &mut Journal) -> Result<Option<i64>, String> {
+    let (status, agent) = api
+        .call(Method::GET, &format!("/spec-tasks/{id}/agent"), None)
+        .await?;
+    let pid = status.is_success().then(|| agent["pid"].as_i64()).flatten();
+    if let Some(p) = pid {
+        journal.pids.insert(p);
+    }
+    Ok(pid)
+}
+
+/// A scheduled person action or fault.
+async fn perform(
+    server: &mut Server,
     id: i64,
-    rng: &mut StdRng,
-    actions: &mut Vec<String>,
+    what: &Act,
+    journal: &mut Journal,
 ) -> Result<(), String> {
-    let sessions = api.get(&format!("/spec-tasks/{id}/sessions")).await?;
-    let sessions = sessions.as_array().cloned().unwrap_or_default();
-    let pick = |rng: &mut StdRng| -> Option<i64> {
-        if sessions.is_empty() {
-            return None;
-        }
-        sessions[rng.random_range(0..sessions.len())]["id"].as_i64()
-    };
-    match rng.random_range(0..100) {
-        0..=24 => {
-            let n = rng.random_range(1..1000);
-            actions.push(format!("spawn session {n}"));
-            api.call(
-                Method::POST,
-                &format!("/spec-tasks/{id}/sessions"),
-                Some(json!({ "name": format!("spawned {n}"), "prompt": format!("write spawned-{n}.txt s") })),
-            )
-            .await?;
-        }
-        25..=44 => {
-            actions.push("broadcast".into());
-            api.call(
-                Method::POST,
-                &format!("/spec-tasks/{id}/coordination"),
-                Some(json!({ "kind": "broadcast", "message": "a note for everyone" })),
-            )
-            .await?;
-        }
-        45..=59 => {
-            if let Some(s) = pick(rng) {
-                actions.push(format!("block session {s}"));
-                api.call(
+    let api = server.api.clone();
+    let mut sessions = api
+        .get(&format!("/spec-tasks/{id}/sessions"))
+        .await?
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    sessions.sort_by_key(|s| s["id"].as_i64());
+    match what {
+        Act::Session { decision, pick } => {
+            if let Some(s) = nth(&sessions, *pick) {
+                let sid = &s["id"];
+                journal.actions.push(format!(
+                    "{decision} session {sid} ({}) unasked",
+                    s["status"]
+                ));
+                act(
+                    &api,
+                    journal,
                     Method::POST,
-                    &format!("/spec-tasks/{id}/coordination"),
-                    Some(json!({ "kind": "blocking", "to_session_id": s, "message": "hold on" })),
+                    &format!("/sessions/{sid}/{decision}"),
                 )
                 .await?;
             }
         }
-        60..=96 => {
-            if let Some(s) = pick(rng) {
-                let choice = ["retry", "skip", "cancel"][rng.random_range(0..3)];
-                actions.push(format!("{choice} session {s} unasked"));
-                api.call(
+        Act::Task { decision, pick } => {
+            let plan = api
+                .get(&format!("/spec-tasks/{id}/implementation-tasks"))
+                .await?
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if let Some(t) = nth(&plan, *pick) {
+                let key = t["key"].as_str().unwrap_or("");
+                journal
+                    .actions
+                    .push(format!("{decision} task {key} ({}) unasked", t["status"]));
+                act(
+                    &api,
+                    journal,
                     Method::POST,
-                    &format!("/sessions/{s}/{choice}"),
-                    Some(json!({})),
+                    &format!("/spec-tasks/{id}/implementation-tasks/{key}/{decision}"),
                 )
                 .await?;
             }
         }
-        _ => {
-            actions.push("cancel the task".into());
-            api.call(
+        Act::CancelAll => {
+            journal.actions.push("cancel the spec task".into());
+            act(
+                &api,
+                journal,
                 Method::POST,
                 &format!("/spec-tasks/{id}/cancel"),
-                Some(json!({})),
             )
             .await?;
+        }
+        Act::Spawn {
+            name,
+            lines,
+            depends_on,
+        } => {
+            journal
+                .actions
+                .push(format!("spawn {name:?} after {depends_on:?}"));
+            act_with(
+                &api,
+                journal,
+                Method::POST,
+                &format!("/spec-tasks/{id}/sessions"),
+                json!({ "name": name, "prompt": lines.join("\n"), "depends_on": depends_on }),
+            )
+            .await?;
+        }
+        Act::Message { kind, to, text } => {
+            let to_session = to.and_then(|p| nth(&sessions, p)).map(|s| s["id"].clone());
+            journal
+                .actions
+                .push(format!("post a {kind} message to {to_session:?}"));
+            act_with(
+                &api,
+                journal,
+                Method::POST,
+                &format!("/spec-tasks/{id}/coordination"),
+                json!({ "kind": kind, "to_session_id": to_session, "message": text }),
+            )
+            .await?;
+        }
+        Act::KillAgent => {
+            if let Some(pid) = note_pid(&api, id, journal).await? {
+                journal.actions.push(format!("kill -9 the agent {pid}"));
+                // SAFETY: a signal to the agent process this run's server started.
+                unsafe {
+                    libc::kill(pid as i32, libc::SIGKILL);
+                }
+            }
+        }
+        Act::RestartServer => {
+            note_pid(&api, id, journal).await?;
+            journal
+                .actions
+                .push("SIGKILL the server and start it again".into());
+            server.crash_and_restart().await?;
         }
     }
     Ok(())
@@ -337,8 +526,8 @@ async fn state(api: &Api, id: i64) -> String {
         .flatten()
         .map(|s| {
             format!(
-                "{} {} {} {}",
-                s["id"], s["name"], s["status"], s["failure_reason"]
+                "{} {} {} {} attempt {} reason {}",
+                s["id"], s["name"], s["kind"], s["status"], s["attempt"], s["failure_reason"]
             )
         })
         .collect();
@@ -346,12 +535,23 @@ async fn state(api: &Api, id: i64) -> String {
         .get(&format!("/spec-tasks/{id}/overview"))
         .await
         .unwrap_or_default();
+    let last: Vec<String> = events(api, id)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .take(30)
+        .rev()
+        .map(|e| format!("{} {} {} {}", e["id"], e["kind"], e["entity_id"], e["data"]))
+        .collect();
     format!(
-        "plan: {}\nsessions:\n  {}\nidle: {} needs_person: {}",
+        "task: {}\nplan: {}\nsessions:\n  {}\nidle: {} needs_person: {}\nlast events:\n  {}",
+        overview["task"]["status"],
         plan.join(" "),
         sessions.join("\n  "),
         overview["idle"],
-        overview["needs_person"]
+        overview["needs_person"],
+        last.join("\n  ")
     )
 }
 
@@ -381,36 +581,80 @@ where
         .any(|e| from.apply(e.clone()).is_ok_and(|next| next == to))
 }
 
-async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> Result<(), String> {
-    let task = api.get(&format!("/spec-tasks/{id}")).await?;
-    let branch = task["branch"].as_str().unwrap_or("").to_string();
-    let spec = format!("specs/{}", task["spec_dir_name"].as_str().unwrap_or(""));
-    let mut problems = Vec::new();
+/// Whether some event of the spec task lifecycle takes `from` to `to` (whatever the
+/// capacity the event carries, whatever phase a failed task failed in).
+fn spec_task_allowed(from: SpecTaskStatus, to: SpecTaskStatus) -> bool {
+    let states = match from {
+        SpecTaskStatus::Failed => vec![
+            SpecTaskState::from_parts(from, Some(Phase::Planning), None),
+            SpecTaskState::from_parts(from, Some(Phase::Implementation), None),
+        ],
+        _ => vec![SpecTaskState::from_parts(from, None, None)],
+    };
+    let capacities = [false, true].into_iter().flat_map(|p| {
+        [false, true].map(|i| Capacity {
+            planning_full: p,
+            implementation_full: i,
+        })
+    });
+    let mut events = vec![
+        SpecTaskEvent::SpecWritten,
+        SpecTaskEvent::Reject,
+        SpecTaskEvent::ImplementationFinished { review_gate: true },
+        SpecTaskEvent::ImplementationFinished { review_gate: false },
+        SpecTaskEvent::Fail {
+            reason: String::new(),
+        },
+        SpecTaskEvent::Imported,
+        SpecTaskEvent::Cancel,
+    ];
+    for c in capacities {
+        events.extend([
+            SpecTaskEvent::StartPlanning(c),
+            SpecTaskEvent::Admit(c),
+            SpecTaskEvent::Approve(c),
+            SpecTaskEvent::RequestChanges(c),
+            SpecTaskEvent::Retry(c),
+        ]);
+    }
+    states.iter().any(|s| {
+        events
+            .iter()
+            .any(|e| s.clone().apply(e.clone()).is_ok_and(|n| n.status() == to))
+    })
+}
 
-    // The event log: every status change is one its lifecycle allows, and each
-    // entity's changes chain.
-    let log = events(api, id).await?;
+/// Every status change is one its lifecycle allows, each entity's first change
+/// starts from its initial status, and its changes chain.
+fn check_events(log: &[Value], problems: &mut Vec<String>) {
     let mut last: HashMap<(String, i64), String> = HashMap::new();
-    for e in &log {
+    for e in log {
         let kind = e["kind"].as_str().unwrap_or("");
-        if !kind.ends_with(".status_changed") || kind.starts_with("agent") {
-            continue;
-        }
+        let entity = match kind {
+            "spec_task.status_changed" => "spec_task",
+            "work_session.status_changed" => "work_session",
+            "implementation_task.status_changed" => "implementation_task",
+            _ => continue,
+        };
         let (Some(from), Some(to)) = (e["data"]["from"].as_str(), e["data"]["to"].as_str()) else {
+            problems.push(format!("event {} has no from/to: {}", e["id"], e["data"]));
             continue;
         };
-        let entity = e["entity"].as_str().unwrap_or("").to_string();
-        let key = (entity.clone(), e["entity_id"].as_i64().unwrap_or(0));
-        if let Some(prev) = last.get(&key)
-            && prev != from
-        {
+        let key = (entity.to_string(), e["entity_id"].as_i64().unwrap_or(0));
+        let initial = if entity == "spec_task" {
+            "backlog"
+        } else {
+            "pending"
+        };
+        let prev = last.get(&key).map(String::as_str).unwrap_or(initial);
+        if prev != from {
             problems.push(format!(
-                "{entity} {}: went {prev} → then from {from}",
-                key.1
+                "{entity} {}: event {} goes from {from}, but it was {prev}",
+                key.1, e["id"]
             ));
         }
         last.insert(key.clone(), to.to_string());
-        let ok = match entity.as_str() {
+        let ok = match entity {
             "work_session" => match (from.parse::<WorkSessionStatus>(), to.parse()) {
                 (Ok(f), Ok(t)) => allowed(f, t, WorkSessionEvent::ALL),
                 _ => false,
@@ -419,10 +663,85 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
                 (Ok(f), Ok(t)) => allowed(f, t, ImplementationTaskEvent::ALL),
                 _ => false,
             },
-            _ => true,
+            _ => match (from.parse::<SpecTaskStatus>(), to.parse()) {
+                (Ok(f), Ok(t)) => spec_task_allowed(f, t),
+                _ => false,
+            },
         };
         if !ok {
-            problems.push(format!("{entity} {}: {from} → {to} is not allowed", key.1));
+            problems.push(format!(
+                "{entity} {}: {from} → {to} (event {}) is not allowed by its lifecycle",
+                key.1, e["id"]
+            ));
+        }
+    }
+}
+
+/// Waits until the last events are in: no new event for a second (at most 10 s).
+async fn settle(api: &Api, id: i64) -> Result<(), String> {
+    let mut after = events(api, id)
+        .await?
+        .last()
+        .and_then(|e| e["id"].as_i64())
+        .unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let page = api
+            .get(&format!(
+                "/events?spec_task={id}&after={after}&wait=1&limit=1000"
+            ))
+            .await?;
+        let next = page["next_after"].as_i64().unwrap_or(after);
+        if next == after {
+            return Ok(());
+        }
+        after = next;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn invariants(
+    scenario: &Scenario,
+    api: &Api,
+    repo: &Path,
+    data: &Path,
+    id: i64,
+    end: &str,
+    spec: &str,
+    marks: &str,
+    journal: &mut Journal,
+) -> Result<(), String> {
+    settle(api, id).await?;
+    let task = api.get(&format!("/spec-tasks/{id}")).await?;
+    let branch = task["branch"].as_str().unwrap_or("").to_string();
+    let mut problems = Vec::new();
+    if task["status"] != end {
+        problems.push(format!(
+            "the run ended {end} but the task is now {}",
+            task["status"]
+        ));
+    }
+
+    // The event log.
+    let log = events(api, id).await?;
+    check_events(&log, &mut problems);
+
+    // The plan tasks carry the plan's sub-items as their details.
+    let plan = api
+        .get(&format!("/spec-tasks/{id}/implementation-tasks"))
+        .await?;
+    let plan = plan.as_array().cloned().unwrap_or_default();
+    for t in &scenario.tasks {
+        let want = fill(&t.lines.join("\n"), spec, marks);
+        match plan.iter().find(|p| p["key"] == t.key.as_str()) {
+            Some(p) if p["details"] == want.as_str() => {}
+            Some(p) => problems.push(format!(
+                "harness: task {}'s details are {}, not the plan's {want:?}",
+                t.key, p["details"]
+            )),
+            None if end == "cancelled" && plan.is_empty() => {}
+            None => problems.push(format!("task {} of the plan is not a plan task", t.key)),
         }
     }
 
@@ -448,39 +767,42 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
             .lines()
             .filter(|l| l.contains(": merge task ") && l.ends_with(&format!("(session {sid})")))
             .count();
-        let recorded = merge_of.get(&sid).cloned().flatten();
-        match &recorded {
+        match merge_of.get(&sid).cloned().flatten() {
             Some(commit) => {
                 let ancestor = std::process::Command::new("git")
                     .arg("-C")
                     .arg(repo)
-                    .args(["merge-base", "--is-ancestor", commit, &branch])
+                    .args(["merge-base", "--is-ancestor", &commit, &branch])
                     .status()
                     .map(|s| s.success())
                     .unwrap_or(false);
                 if !ancestor {
                     problems.push(format!("session {sid}'s merge {commit} is not in {branch}"));
                 }
-                let parents = read_git(repo, &["rev-list", "--parents", "-n1", commit]);
+                let parents = read_git(repo, &["rev-list", "--parents", "-n1", &commit]);
                 let is_merge = parents.split_whitespace().count() == 3;
                 if merges != usize::from(is_merge) {
                     problems.push(format!(
-                        "session {sid} is merged {merges} times (recorded {commit})"
+                        "session {sid} ({}) is merged {merges} times (recorded {commit}, a merge: {is_merge})",
+                        s["status"]
+                    ));
+                }
+                if s["status"] != "completed" {
+                    problems.push(format!(
+                        "session {sid} has a recorded merge but is {}",
+                        s["status"]
                     ));
                 }
             }
             None if merges > 0 => problems.push(format!(
-                "session {sid} was merged {merges} times but no merge is recorded"
+                "session {sid} ({}) was merged {merges} times but no merge is recorded",
+                s["status"]
             )),
             None => {}
         }
     }
 
     // tasks.md: ticked exactly where the plan task is done.
-    let plan = api
-        .get(&format!("/spec-tasks/{id}/implementation-tasks"))
-        .await?;
-    let plan = plan.as_array().cloned().unwrap_or_default();
     let tasks_md = read_git(repo, &["show", &format!("{branch}:{spec}/tasks.md")]);
     let doc = tasks_md::parse(&tasks_md);
     for item in doc.top_level() {
@@ -497,7 +819,7 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
         }
     }
 
-    // One history file per completed session.
+    // One history file per completed session, and none for the others.
     let history = read_git(
         repo,
         &[
@@ -507,7 +829,10 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
         ],
     );
     for s in &sessions {
-        let completed = s["status"] == "completed" && s["kind"] != "merge_conflict";
+        if s["kind"] == "merge_conflict" {
+            continue;
+        }
+        let completed = s["status"] == "completed";
         let key = plan
             .iter()
             .find(|t| t["id"] == s["implementation_task_id"])
@@ -525,7 +850,7 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
     }
 
     // Nothing left running.
-    if end != "failed" {
+    if matches!(end, "done" | "implementation_review") {
         for s in &sessions {
             if ACTIVE.contains(&s["status"].as_str().unwrap_or("")) {
                 problems.push(format!(
@@ -534,14 +859,32 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
                 ));
             }
         }
+        for t in &plan {
+            if matches!(
+                t["status"].as_str(),
+                Some("pending" | "in_progress" | "blocked")
+            ) {
+                problems.push(format!(
+                    "task {} is still {} after the run ended {end}",
+                    t["key"], t["status"]
+                ));
+            }
+        }
     }
-    if !agent_stopped(api, id).await? {
+    note_pid(api, id, journal).await?;
+    if let Some(agent) = agent_left(api, id).await? {
         problems.push(format!(
-            "the agent is still running after the run ended {end}"
+            "the agent is still {agent} after the run ended {end}"
+        ));
+    }
+    for pid in alive(&journal.pids).await {
+        problems.push(format!(
+            "agent process {pid} is still alive after the run ended {end}"
         ));
     }
 
-    // No worktree left behind but ones with uncommitted work.
+    // No worktree left behind but ones with uncommitted work (a run that ended
+    // with its plan done; a cancelled or failed run keeps its worktrees).
     let sessions_dir = data.join("tasks").join(id.to_string()).join("sessions");
     for entry in std::fs::read_dir(&sessions_dir)
         .into_iter()
@@ -557,13 +900,21 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
                     .is_some_and(|w| Path::new(w) == path)
             })
             .max_by_key(|s| s["id"].as_i64());
-        let done = owner.is_some_and(|s| s["status"] == "completed");
         let dirty = !read_git(&path, &["status", "--porcelain"])
             .trim()
             .is_empty();
-        if done && !dirty {
+        if dirty {
+            continue;
+        }
+        let owner_status = owner.map_or("none".to_string(), |s| s["status"].to_string());
+        if owner.is_none_or(|s| s["status"] == "completed") {
             problems.push(format!(
-                "the worktree {} of a completed session is left behind",
+                "the worktree {} (session {owner_status}) is left behind with nothing uncommitted",
+                path.display()
+            ));
+        } else if matches!(end, "done" | "implementation_review") {
+            journal.actions.push(format!(
+                "(note: clean worktree {} of a {owner_status} session stays)",
                 path.display()
             ));
         }
@@ -576,25 +927,22 @@ async fn invariants(api: &Api, repo: &Path, data: &Path, id: i64, end: &str) -> 
     }
 }
 
-/// Whether the task's agent is stopped (or never ran), waiting on its events for a
-/// little while: it stops right after the task's last status change.
-async fn agent_stopped(api: &Api, id: i64) -> Result<bool, String> {
-    let deadline = Instant::now() + Duration::from_secs(15);
+/// The task's agent status if it is still up (starting or ready) a while after the
+/// run ended; it stops right after the task's last status change.
+async fn agent_left(api: &Api, id: i64) -> Result<Option<String>, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
     let mut after = 0;
     loop {
         let (status, agent) = api
             .call(Method::GET, &format!("/spec-tasks/{id}/agent"), None)
             .await?;
-        if status == reqwest::StatusCode::NOT_FOUND
-            || matches!(
-                agent["status"].as_str(),
-                Some("stopped" | "crashed" | "failed")
-            )
+        let now = agent["status"].as_str().unwrap_or("").to_string();
+        if status == reqwest::StatusCode::NOT_FOUND || matches!(now.as_str(), "stopped" | "crashed")
         {
-            return Ok(true);
+            return Ok(None);
         }
         if Instant::now() > deadline {
-            return Ok(false);
+            return Ok(Some(now));
         }
         let page = api
             .get(&format!(
@@ -602,6 +950,29 @@ async fn agent_stopped(api: &Api, id: i64) -> Result<bool, String> {
             ))
             .await?;
         after = page["next_after"].as_i64().unwrap_or(after);
+    }
+}
+
+/// The pids still alive (not zombies) after a grace period: an orphaned agent
+/// exits within a second of its stdin closing.
+async fn alive(pids: &BTreeSet<i64>) -> Vec<i64> {
+    let is_alive = |pid: i64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().starts_with(|c| c != 'Z' && c != 'X'))
+            })
+            .unwrap_or(false)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<i64> = pids.iter().copied().filter(|p| is_alive(*p)).collect();
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        // No event says a process is gone: poll /proc, briefly.
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -89,7 +89,7 @@ impl Implementer {
                 actor,
             )
             .await?;
-        Ok(self
+        let session = self
             .store
             .create_work_session(
                 NewWorkSession {
@@ -102,13 +102,27 @@ impl Implementer {
                 },
                 actor,
             )
-            .await?)
+            .await?;
+        // The run may have ended while this was added: then it would never start.
+        let now = self.store.get_spec_task(task.id).await?.status;
+        if now != SpecTaskStatus::Implementing {
+            self.cancel_unstarted(task.id, &item).await?;
+            return Err(ImplError::Refused(format!(
+                "task {} is {now}: its run ended while the session was spawned",
+                task.id
+            )));
+        }
+        Ok(session)
     }
 
     /// After a SpecTask is cancelled: every session and open task is cancelled (so no
     /// session merges afterwards), every thread gets `session/cancel`, and the agent
     /// instance stops. Branches and worktrees stay.
     pub async fn cancel_task(&self, spec_task_id: i64) -> Result<(), ImplError> {
+        // A merge in flight finishes first; none starts after (the sessions are
+        // cancelled, and the merge queue merges only a `merging` session).
+        let lock = self.merge_lock(spec_task_id).await;
+        let _queue = lock.lock().await;
         for session in self.store.list_work_sessions(spec_task_id).await? {
             if !session.status.is_terminal() {
                 let _ = self
@@ -249,10 +263,13 @@ impl Implementer {
         } else {
             WorkSessionEvent::Skip
         };
-        let stopped = self
-            .store
-            .transition_work_session(session_id, session_event, None, actor)
-            .await?;
+        let lock = self.merge_lock(spec_task_id).await;
+        let stopped = {
+            let _queue = lock.lock().await;
+            self.store
+                .transition_work_session(session_id, session_event, None, actor)
+                .await?
+        };
         if cancel && let Ok(runtime) = self.agents.runtime(spec_task_id).await {
             let _ = runtime.cancel(session_id).await;
         }

@@ -18,13 +18,7 @@ impl Implementer {
         worktree: &Path,
         branch: &str,
     ) -> Result<Option<Vec<String>>, ImplError> {
-        let lock = self
-            .merge_locks
-            .lock()
-            .await
-            .entry(task.id)
-            .or_default()
-            .clone();
+        let lock = self.merge_lock(task.id).await;
         let _queue = lock.lock().await;
         let repo = PathBuf::from(&project.path);
         // Merges are recorded, so replaying one only finishes what followed it.

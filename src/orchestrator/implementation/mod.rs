@@ -76,6 +76,12 @@ pub struct Implementer {
     /// Failures of each task's step in a row: a task whose step keeps failing the
     /// same way fails, instead of being retried forever.
     repeats: super::repeats::Repeats,
+    /// Set when the server shuts down: sessions stop where they are (a restart
+    /// resumes them) instead of counting the stopped agent as a failure.
+    closing: std::sync::atomic::AtomicBool,
+    /// When this process started: a conflict fixer at work since before then was
+    /// left by a dead server.
+    born: chrono::DateTime<chrono::Utc>,
 }
 
 /// What one step did for one SpecTask.
@@ -99,6 +105,8 @@ impl Implementer {
             merge_locks: Mutex::new(HashMap::new()),
             stepping: Mutex::new(()),
             repeats: Default::default(),
+            closing: Default::default(),
+            born: chrono::Utc::now(),
         })
     }
 
@@ -121,6 +129,17 @@ impl Implementer {
                 }
             }
         })
+    }
+
+    /// The server is shutting down: from now on sessions leave their state for the
+    /// next start to resume.
+    pub fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// One step over every SpecTask in `implementing`.
@@ -152,6 +171,17 @@ impl Implementer {
             }
         }
         Ok(outcomes)
+    }
+
+    /// The task's merge queue. Cancelling or skipping a session takes it too, so a
+    /// session is never cancelled halfway through its merge.
+    async fn merge_lock(&self, spec_task_id: i64) -> Arc<Mutex<()>> {
+        self.merge_locks
+            .lock()
+            .await
+            .entry(spec_task_id)
+            .or_default()
+            .clone()
     }
 
     fn task_worktree(&self, task: &SpecTask) -> PathBuf {
@@ -236,6 +266,16 @@ impl Implementer {
                     "system",
                 )
                 .await?;
+            // A session spawned while this step decided would never run: it is
+            // cancelled (its spawn, too, sees the task has left `implementing`).
+            for t in self.store.list_implementation_tasks(task.id).await? {
+                if matches!(
+                    t.status,
+                    ImplementationTaskStatus::Pending | ImplementationTaskStatus::Blocked
+                ) {
+                    self.cancel_unstarted(task.id, &t).await?;
+                }
+            }
             // The run is over: its agent process goes (a request-changes round
             // starts it again).
             self.agents.stop(task.id).await;
@@ -350,20 +390,7 @@ impl Implementer {
             }
             for t in next {
                 cancelled.insert(t.key.clone());
-                // A pending spawned session of the task goes with it.
-                for s in self.store.list_work_sessions(task.id).await? {
-                    if s.implementation_task_id == Some(t.id)
-                        && s.status == WorkSessionStatus::Pending
-                    {
-                        let _ = self
-                            .store
-                            .transition_work_session(s.id, WorkSessionEvent::Cancel, None, "system")
-                            .await;
-                    }
-                }
-                self.store
-                    .transition_implementation_task(t.id, ImplementationTaskEvent::Cancel, "system")
-                    .await?;
+                self.cancel_unstarted(task.id, t).await?;
                 changed = true;
             }
         }
@@ -371,6 +398,27 @@ impl Implementer {
             return Ok(self.store.list_implementation_tasks(task.id).await?);
         }
         Ok(plan)
+    }
+
+    /// Cancels a plan task that has not started, and the pending (spawned) session
+    /// that was to run it.
+    pub(super) async fn cancel_unstarted(
+        &self,
+        spec_task_id: i64,
+        t: &ImplementationTask,
+    ) -> Result<(), ImplError> {
+        for s in self.store.list_work_sessions(spec_task_id).await? {
+            if s.implementation_task_id == Some(t.id) && s.status == WorkSessionStatus::Pending {
+                let _ = self
+                    .store
+                    .transition_work_session(s.id, WorkSessionEvent::Cancel, None, "system")
+                    .await;
+            }
+        }
+        self.store
+            .transition_implementation_task(t.id, ImplementationTaskEvent::Cancel, "system")
+            .await?;
+        Ok(())
     }
 
     /// A task whose step keeps failing the same way fails (phase implementation, the

@@ -32,6 +32,24 @@ impl Implementer {
                     | WorkSessionStatus::Merging
                     | WorkSessionStatus::Interrupted
             );
+            // A conflict fixer a dead server left at work is not resumed (its
+            // prompt was one turn): it fails, so its conflicted session is listed
+            // for a person, who can retry it with a new fixer.
+            if session.kind == WorkSessionKind::MergeConflict
+                && active
+                && session.updated_at < self.born
+            {
+                let _ = self
+                    .store
+                    .transition_work_session(
+                        session.id,
+                        WorkSessionEvent::Fail,
+                        Some("the server restarted while it worked".into()),
+                        "system",
+                    )
+                    .await;
+                continue;
+            }
             let driven_kind = matches!(
                 session.kind,
                 WorkSessionKind::Implementation | WorkSessionKind::Spawned
@@ -66,12 +84,14 @@ impl Implementer {
                     .set_session_workspace(session.id, &branch, &worktree.display().to_string())
                     .await?;
             }
+            // A session that was merging has its work committed and checked: it goes
+            // back to the merge queue as it is (`run_session` sees `merging`).
+            let merging = session.status == WorkSessionStatus::Merging;
             if matches!(
                 session.status,
                 WorkSessionStatus::Running
                     | WorkSessionStatus::Blocked
                     | WorkSessionStatus::Verifying
-                    | WorkSessionStatus::Merging
             ) {
                 let _ = self
                     .store
@@ -83,9 +103,11 @@ impl Implementer {
                     )
                     .await;
             }
-            self.store
-                .transition_work_session(session.id, WorkSessionEvent::Start, None, "system")
-                .await?;
+            if !merging {
+                self.store
+                    .transition_work_session(session.id, WorkSessionEvent::Start, None, "system")
+                    .await?;
+            }
             let prompt = format!(
                 "spectask restarted while you worked on task {} ({}). Continue where you stopped; the \
                  worktree holds what was done.\n\n{}",
@@ -271,8 +293,10 @@ impl Implementer {
             .await
             .map_err(|e| ImplError::Other(e.to_string()))?;
         // A session whose merge was recorded before a restart has nothing left to do
-        // but what follows the merge.
-        if self.store.merge_commit(session_id).await?.is_none() {
+        // but what follows the merge; one that was merging goes back to the queue.
+        let merging =
+            self.store.get_work_session(session_id).await?.status == WorkSessionStatus::Merging;
+        if !merging && self.store.merge_commit(session_id).await?.is_none() {
             if !self
                 .work(&runtime, task, project, item, session_id, worktree, prompt)
                 .await?
@@ -310,12 +334,14 @@ impl Implementer {
                 }
             }
         }
-        self.store
-            .transition_work_session(session_id, WorkSessionEvent::TurnEnded, None, "system")
-            .await?;
-        self.store
-            .transition_work_session(session_id, WorkSessionEvent::VerifyPassed, None, "system")
-            .await?;
+        if !merging {
+            self.store
+                .transition_work_session(session_id, WorkSessionEvent::TurnEnded, None, "system")
+                .await?;
+            self.store
+                .transition_work_session(session_id, WorkSessionEvent::VerifyPassed, None, "system")
+                .await?;
+        }
         if let Some(files) = self
             .merge(task, project, item, session_id, worktree, branch)
             .await?
@@ -343,11 +369,45 @@ impl Implementer {
     /// Whether a session is to go no further: a person ended it, or its spec task is
     /// no longer implementing.
     async fn stopped(&self, spec_task_id: i64, session_id: i64) -> Result<bool, ImplError> {
+        if self.is_closing() {
+            return Ok(true);
+        }
         let session = self.store.get_work_session(session_id).await?;
         if session.status.is_terminal() || session.status == WorkSessionStatus::Interrupted {
             return Ok(true);
         }
-        Ok(self.store.get_spec_task(spec_task_id).await?.status != SpecTaskStatus::Implementing)
+        self.settle_if_task_ended(spec_task_id, &session).await
+    }
+
+    /// A session still at work whose spec task left `implementing` (a start or a
+    /// turn that raced with the end): cancelled with a cancelled task, interrupted
+    /// with a failed one (a retry resumes it). `true` when the task has ended.
+    async fn settle_if_task_ended(
+        &self,
+        spec_task_id: i64,
+        session: &WorkSession,
+    ) -> Result<bool, ImplError> {
+        let status = self.store.get_spec_task(spec_task_id).await?.status;
+        if status == SpecTaskStatus::Implementing {
+            return Ok(false);
+        }
+        let event = if status == SpecTaskStatus::Failed {
+            WorkSessionEvent::Interrupt
+        } else {
+            WorkSessionEvent::Cancel
+        };
+        if !session.status.is_terminal() {
+            let _ = self
+                .store
+                .transition_work_session(
+                    session.id,
+                    event,
+                    Some(format!("the spec task is {status}")),
+                    "system",
+                )
+                .await;
+        }
+        Ok(true)
     }
 
     /// A session whose driver hit an error (git, the store, the agent) fails with it,
@@ -361,10 +421,20 @@ impl Implementer {
         error: &ImplError,
     ) {
         tracing::error!(session = session_id, error = %error, "work session");
+        if self.is_closing() {
+            return;
+        }
         let Ok(session) = self.store.get_work_session(session_id).await else {
             return;
         };
         if session.status.is_terminal() || session.status == WorkSessionStatus::Failed {
+            return;
+        }
+        if self
+            .settle_if_task_ended(task.id, &session)
+            .await
+            .unwrap_or(false)
+        {
             return;
         }
         let reason = format!("failed while {}: {error}", session.status);
