@@ -1,12 +1,22 @@
 //! Randomized whole runs, in the spirit of simulation testing: from one seed, a plan
-//! (size, dependencies, `(P)` markers), what the agent does in each task, the
-//! project's settings, a person's actions and faults (the agent killed, the server
+//! (1 to 30 tasks, `_Depends:_`, `(P)` markers, sometimes a spec-kit plan with
+//! `## Phase N` barriers), what the agent does in each task (a change, nothing, an
+//! untracked file, a deletion, `tasks.md` alone, its own commits, a branch reset,
+//! conflicting writes, a crash or a hang on every attempt or the first only, slow
+//! work), the project's settings (set at creation and by PATCH), a person's actions
+//! at moments of the run (retry/skip/cancel of sessions and tasks, spawns,
+//! messages, cancelling the task) and faults (the agent killed, the server
 //! SIGKILLed and restarted) — run to the end against the real `spectask serve`
-//! binary, the scripted agent and real git; then the invariants are checked.
+//! binary, the scripted agent and real git; then the invariants are checked
+//! (`runs/check.rs`). Generation is `runs/gen.rs`; only timing is not from the seed.
 //!
-//! `cargo test --test runs` runs a batch (`SPECTASK_RUNS_SEEDS`, default 50, from
-//! `SPECTASK_RUNS_BASE`, default 1); `SPECTASK_RUNS_SEED=N` replays one seed;
-//! `scripts/soak N` runs N seeds. A failing seed prints the command that replays it.
+//! `cargo test --test runs` runs a batch: `SPECTASK_RUNS_SEEDS` (default 50) seeds
+//! from `SPECTASK_RUNS_BASE` (default 1), `SPECTASK_RUNS_JOBS` (default 3) at a time.
+//! `SPECTASK_RUNS_SEED=N` replays one seed; `SPECTASK_RUNS_VERBOSE=1` prints every
+//! seed's scenario and actions, not only failing ones; `SPECTASK_RUNS_MAX_TASKS`
+//! caps plan sizes; `SPECTASK_RUNS_BOUND_SECS` (default 120) is how long a run may
+//! take. `scripts/soak N` runs N seeds. A failing seed prints the command that
+//! replays it, its scenario, the person's actions and the task's status changes.
 
 mod common;
 
@@ -97,4 +107,52 @@ async fn randomized_runs_end_and_keep_every_invariant() {
         batch.elapsed().as_secs_f64()
     );
     assert!(violations.is_empty(), "{} seeds failed", violations.len());
+}
+
+/// The checks themselves catch what they are for: a status change no lifecycle
+/// allows, a broken chain, a first change from the wrong status.
+#[test]
+fn the_event_checks_refuse_what_the_lifecycles_do_not_allow() {
+    let change = |id: i64, entity: &str, from: &str, to: &str| {
+        serde_json::json!({
+            "id": id, "kind": format!("{entity}.status_changed"), "entity_id": 1,
+            "data": { "from": from, "to": to },
+        })
+    };
+    let good = [
+        change(1, "spec_task", "backlog", "spec_review"),
+        change(2, "spec_task", "spec_review", "implementing"),
+        change(3, "work_session", "pending", "running"),
+        change(4, "work_session", "running", "verifying"),
+        change(5, "implementation_task", "pending", "in_progress"),
+        change(6, "spec_task", "implementing", "failed"),
+        change(7, "spec_task", "failed", "implementing"),
+    ];
+    let mut problems = Vec::new();
+    check::check_events(&good, &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    for bad in [
+        vec![change(1, "work_session", "pending", "completed")],
+        vec![change(1, "work_session", "running", "verifying")],
+        vec![
+            change(1, "implementation_task", "pending", "in_progress"),
+            change(2, "implementation_task", "pending", "in_progress"),
+        ],
+        vec![change(1, "spec_task", "backlog", "done")],
+    ] {
+        let mut problems = Vec::new();
+        check::check_events(&bad, &mut problems);
+        assert!(!problems.is_empty(), "{bad:?} passed");
+    }
+}
+
+/// A seed makes the same run every time.
+#[test]
+fn a_seed_makes_the_same_scenario() {
+    for seed in 0..200 {
+        let (a, b) = (generate::generate(seed, 30), generate::generate(seed, 30));
+        assert_eq!(a.describe(), b.describe());
+        assert_eq!(a.tasks_md(), b.tasks_md());
+        assert!((1..=30).contains(&a.tasks.len()));
+    }
 }

@@ -229,6 +229,23 @@ pub async fn merge(worktree: &Path, branch: &str, message: &str) -> Result<Merge
     Ok(Merge::Conflict(files))
 }
 
+/// A merge whose commit was made by a git that was killed before it cleaned up
+/// (MERGE_HEAD left beside a HEAD that already is the merge) is concluded as it is;
+/// any other half-done merge is aborted.
+pub async fn settle_interrupted_merge(worktree: &Path) -> Result<(), GitError> {
+    let Some(merge_head) = git(worktree, &["rev-parse", "-q", "--verify", "MERGE_HEAD"]).await?
+    else {
+        return Ok(());
+    };
+    let second = git(worktree, &["rev-parse", "-q", "--verify", "HEAD^2"]).await?;
+    if second.as_deref() == Some(merge_head.as_str()) {
+        git_ok(worktree, &["merge", "--quit"]).await?;
+    } else {
+        git_ok(worktree, &["merge", "--abort"]).await?;
+    }
+    Ok(())
+}
+
 /// How many commits `branch` has that the worktree's HEAD does not: 0 means a merge
 /// would change nothing (the session made no commit, or its branch was reset back).
 pub async fn commits_ahead(worktree: &Path, branch: &str) -> Result<usize, GitError> {

@@ -49,7 +49,21 @@ pub fn needs(
     plan: &[ImplementationTask],
     sessions: &[WorkSession],
     permissions: &[PermissionRequest],
+    coordination: &[CoordinationEvent],
 ) -> Needs {
+    // Sessions whose latest blocking/unblocked message is `blocking`.
+    let held = |id: i64| {
+        coordination
+            .iter()
+            .rfind(|e| {
+                e.to_session_id == Some(id)
+                    && matches!(
+                        e.kind,
+                        CoordinationKind::Blocking | CoordinationKind::Unblocked
+                    )
+            })
+            .is_some_and(|e| e.kind == CoordinationKind::Blocking)
+    };
     let mut out = Vec::new();
     match task.status {
         SpecTaskStatus::Failed => out.push(Attention {
@@ -116,6 +130,10 @@ pub fn needs(
                 AttentionKind::Blocked,
                 "is held by a blocking message until it is unblocked".to_string(),
             ),
+            WorkSessionStatus::Pending if held(s.id) => (
+                AttentionKind::Blocked,
+                "waits to start: a blocking message holds it until it is unblocked".to_string(),
+            ),
             _ => continue,
         };
         out.push(Attention {
@@ -164,6 +182,11 @@ pub fn needs(
         && plan.iter().any(|t| {
             t.status == ImplementationTaskStatus::Pending
                 && t.depends_on.iter().all(|d| finished(d))
+                && !sessions.iter().any(|s| {
+                    s.implementation_task_id == Some(t.id)
+                        && s.status == WorkSessionStatus::Pending
+                        && held(s.id)
+                })
         });
     // A plan all finished or cancelled is about to end the task.
     let ending = implementing

@@ -196,7 +196,8 @@ pub async fn overview(
     let permissions = store
         .list_permission_requests(Some(PermissionStatus::Pending), Some(spec_task_id))
         .await?;
-    let needs = super::attention::needs(&task, &plan, &sessions, &permissions);
+    let coordination = store.list_coordination_events(spec_task_id).await?;
+    let needs = super::attention::needs(&task, &plan, &sessions, &permissions, &coordination);
     Ok(Overview {
         needs,
         sessions: session_tree(&sessions),

@@ -191,7 +191,9 @@ async fn drive(
         )
         .await?;
     let started = Instant::now();
-    let (mut after, mut seen, mut next, mut patience) = (0i64, 0usize, 0usize, 0usize);
+    let (mut after, mut seen, mut patience) = (0i64, 0usize, 0usize);
+    let mut due = vec![false; scenario.timed.len()];
+    let mut fired = vec![false; scenario.timed.len()];
     let mut idle_since: Option<Instant> = None;
     loop {
         let api = server.api.clone();
@@ -227,13 +229,21 @@ async fn drive(
             ))
             .await?;
         after = page["next_after"].as_i64().unwrap_or(after);
-        seen += page["items"].as_array().map_or(0, Vec::len);
-        // The moments that have come.
-        while let Some(timed) = scenario.timed.get(next)
-            && timed.after_events <= seen
-        {
-            next += 1;
-            perform(server, id, &timed.act, journal).await?;
+        // The moments that have come: a count of events, and for some a status
+        // change to wait for after it.
+        for e in page["items"].as_array().into_iter().flatten() {
+            seen += 1;
+            for (i, t) in scenario.timed.iter().enumerate() {
+                if !fired[i] && !due[i] && t.after_events <= seen {
+                    due[i] = t.on.is_none_or(|to| e["data"]["to"] == to);
+                }
+            }
+        }
+        for (i, t) in scenario.timed.iter().enumerate() {
+            if due[i] && !fired[i] {
+                fired[i] = true;
+                perform(server, id, &t.act, journal).await?;
+            }
         }
         let api = server.api.clone();
         let overview = api.get(&format!("/spec-tasks/{id}/overview")).await?;
@@ -242,8 +252,20 @@ async fn drive(
             .cloned()
             .unwrap_or_default();
         let idle = overview["idle"] == true;
-        if idle && let Some(need) = needs.first() {
+        // The person acts on what is listed when the run waits (`idle`), and also
+        // when nothing happened for a second: a session held by a blocking message
+        // does not count as idle, but waits for a person all the same.
+        let quiet = page["items"].as_array().is_none_or(Vec::is_empty);
+        if (idle || quiet)
+            && let Some(need) = needs.first()
+        {
             idle_since = None;
+            if !idle {
+                journal.actions.push(format!(
+                    "(not idle, but quiet for 1 s; {} listed)",
+                    needs.len()
+                ));
+            }
             answer(&api, id, need, &mut person, &mut patience, journal).await?;
         } else if idle && status == "implementing" {
             let since = *idle_since.get_or_insert_with(Instant::now);
@@ -535,22 +557,57 @@ async fn state(api: &Api, id: i64) -> String {
         .get(&format!("/spec-tasks/{id}/overview"))
         .await
         .unwrap_or_default();
-    let last: Vec<String> = events(api, id)
-        .await
-        .unwrap_or_default()
+    let all = events(api, id).await.unwrap_or_default();
+    // Every status change, one short line each, then the latest events in full.
+    let changes: Vec<String> = all
+        .iter()
+        .filter(|e| {
+            e["kind"].as_str().is_some_and(|k| {
+                k.ends_with("status_changed") && !k.starts_with("agent_thread")
+                    || k == "work_session.created"
+                    || k == "work_session.merged"
+                    || k == "coordination_event.posted"
+            })
+        })
+        .map(|e| {
+            let d = &e["data"];
+            let what = e["kind"]
+                .as_str()
+                .unwrap_or("")
+                .replace(".status_changed", "");
+            match (d["from"].as_str(), d["to"].as_str()) {
+                (Some(f), Some(t)) => format!(
+                    "{} {what} {}{}: {f}→{t}{}",
+                    e["id"],
+                    e["entity_id"],
+                    d["key"]
+                        .as_str()
+                        .map(|k| format!(" ({k})"))
+                        .unwrap_or_default(),
+                    d["reason"]
+                        .as_str()
+                        .map(|r| format!(" [{r}]"))
+                        .unwrap_or_default()
+                ),
+                _ => format!("{} {what} {} {d}", e["id"], e["entity_id"]),
+            }
+        })
+        .collect();
+    let last: Vec<String> = all
         .iter()
         .rev()
-        .take(30)
+        .take(15)
         .rev()
         .map(|e| format!("{} {} {} {}", e["id"], e["kind"], e["entity_id"], e["data"]))
         .collect();
     format!(
-        "task: {}\nplan: {}\nsessions:\n  {}\nidle: {} needs_person: {}\nlast events:\n  {}",
+        "task: {}\nplan: {}\nsessions:\n  {}\nidle: {} needs_person: {}\nchanges:\n  {}\nlast events:\n  {}",
         overview["task"]["status"],
         plan.join(" "),
         sessions.join("\n  "),
         overview["idle"],
         overview["needs_person"],
+        changes.join("\n  "),
         last.join("\n  ")
     )
 }
@@ -626,7 +683,7 @@ fn spec_task_allowed(from: SpecTaskStatus, to: SpecTaskStatus) -> bool {
 
 /// Every status change is one its lifecycle allows, each entity's first change
 /// starts from its initial status, and its changes chain.
-fn check_events(log: &[Value], problems: &mut Vec<String>) {
+pub fn check_events(log: &[Value], problems: &mut Vec<String>) {
     let mut last: HashMap<(String, i64), String> = HashMap::new();
     for e in log {
         let kind = e["kind"].as_str().unwrap_or("");

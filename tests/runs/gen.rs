@@ -148,6 +148,10 @@ pub enum Act {
 #[derive(Debug, Clone)]
 pub struct Timed {
     pub after_events: usize,
+    /// Also wait for an event whose `data.to` is this status (`merging`,
+    /// `verifying`, `prompting`...), so a fault lands in that state; it never
+    /// happens if no such event comes.
+    pub on: Option<&'static str>,
     pub act: Act,
 }
 
@@ -500,20 +504,23 @@ pub fn generate(seed: u64, max_tasks: usize) -> Scenario {
         };
         timed.push(Timed {
             after_events: rng.random_range(3..=horizon),
+            on: None,
             act,
         });
     }
-    if rng.random_bool(0.2) {
-        timed.push(Timed {
-            after_events: rng.random_range(5..=horizon),
-            act: Act::KillAgent,
-        });
-    }
-    if rng.random_bool(0.15) {
-        timed.push(Timed {
-            after_events: rng.random_range(5..=horizon),
-            act: Act::RestartServer,
-        });
+    for (chance, act) in [(0.2, Act::KillAgent), (0.15, Act::RestartServer)] {
+        if rng.random_bool(chance) {
+            let on = rng.random_bool(0.5).then(|| {
+                *["merging", "verifying", "prompting", "conflicted", "blocked"]
+                    .choose(&mut rng)
+                    .unwrap()
+            });
+            timed.push(Timed {
+                after_events: rng.random_range(5..=horizon / 2),
+                on,
+                act,
+            });
+        }
     }
     timed.sort_by_key(|t| t.after_events);
     Scenario {
@@ -589,7 +596,10 @@ impl Scenario {
             );
         }
         for t in &self.timed {
-            let _ = writeln!(out, "  after {} events: {:?}", t.after_events, t.act);
+            let on =
+                t.on.map(|s| format!(", then on a change to {s}"))
+                    .unwrap_or_default();
+            let _ = writeln!(out, "  after {} events{on}: {:?}", t.after_events, t.act);
         }
         out
     }

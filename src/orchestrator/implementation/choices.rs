@@ -322,6 +322,28 @@ impl Implementer {
             .store
             .transition_implementation_task(item.id, event, actor)
             .await?;
+        // A pending (spawned) session of a task skipped or cancelled before it started
+        // goes the same way, so nothing is left waiting to start.
+        if matches!(
+            event,
+            ImplementationTaskEvent::Skip | ImplementationTaskEvent::Cancel
+        ) {
+            let session_event = if event == ImplementationTaskEvent::Skip {
+                WorkSessionEvent::Skip
+            } else {
+                WorkSessionEvent::Cancel
+            };
+            for s in self.store.list_work_sessions(spec_task_id).await? {
+                if s.implementation_task_id == Some(item.id)
+                    && s.status == WorkSessionStatus::Pending
+                {
+                    let _ = self
+                        .store
+                        .transition_work_session(s.id, session_event.clone(), None, actor)
+                        .await;
+                }
+            }
+        }
         let plan = self.store.list_implementation_tasks(spec_task_id).await?;
         let failed: HashSet<&str> = plan
             .iter()

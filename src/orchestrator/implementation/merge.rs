@@ -34,6 +34,7 @@ impl Implementer {
         }
         let task_worktree = self.task_worktree(task);
         git::ensure_worktree(&repo, &task_worktree, &task.branch).await?;
+        git::settle_interrupted_merge(&task_worktree).await?;
         let message = format!(
             "spectask #{}: merge task {} (session {session_id})",
             task.id, item.key

@@ -282,6 +282,7 @@ impl Implementer {
             outcome.finished = true;
             return Ok(outcome);
         }
+        self.unblock_freed(&plan).await?;
         self.resume_orphans(task, &project, &plan).await?;
         // Resuming may have started tasks: decide what is ready on fresh statuses.
         let plan = self.store.list_implementation_tasks(task.id).await?;
@@ -398,6 +399,43 @@ impl Implementer {
             return Ok(self.store.list_implementation_tasks(task.id).await?);
         }
         Ok(plan)
+    }
+
+    /// A blocked task nothing failed holds any more (a person's skip or retry that
+    /// raced with the failure that blocked it) becomes pending again.
+    async fn unblock_freed(&self, plan: &[ImplementationTask]) -> Result<(), ImplError> {
+        let by_key: HashMap<&str, &ImplementationTask> =
+            plan.iter().map(|t| (t.key.as_str(), t)).collect();
+        for t in plan
+            .iter()
+            .filter(|t| t.status == ImplementationTaskStatus::Blocked)
+        {
+            let mut stack: Vec<&str> = t.depends_on.iter().map(String::as_str).collect();
+            let mut seen = HashSet::new();
+            let mut held = false;
+            while let Some(k) = stack.pop() {
+                if !seen.insert(k) {
+                    continue;
+                }
+                if let Some(d) = by_key.get(k) {
+                    if d.status == ImplementationTaskStatus::Failed {
+                        held = true;
+                        break;
+                    }
+                    stack.extend(d.depends_on.iter().map(String::as_str));
+                }
+            }
+            if !held {
+                self.store
+                    .transition_implementation_task(
+                        t.id,
+                        ImplementationTaskEvent::Unblock,
+                        "system",
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Cancels a plan task that has not started, and the pending (spawned) session

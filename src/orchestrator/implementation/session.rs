@@ -23,6 +23,25 @@ impl Implementer {
     ) -> Result<(), ImplError> {
         let running = self.running.lock().await.clone();
         for session in self.store.list_work_sessions(task.id).await? {
+            // A server killed between completing a session and its task leaves the
+            // task in progress with nothing at work on it: it is done.
+            if session.status == WorkSessionStatus::Completed
+                && session.kind != WorkSessionKind::MergeConflict
+                && let Some(item) = plan.iter().find(|t| {
+                    Some(t.id) == session.implementation_task_id
+                        && t.status == ImplementationTaskStatus::InProgress
+                })
+                && self.store.merge_commit(session.id).await?.is_some()
+            {
+                self.store
+                    .transition_implementation_task(
+                        item.id,
+                        ImplementationTaskEvent::Complete,
+                        "system",
+                    )
+                    .await?;
+                continue;
+            }
             let active = matches!(
                 session.status,
                 WorkSessionStatus::Pending
@@ -65,6 +84,20 @@ impl Implementer {
             }) else {
                 continue;
             };
+            // A pending session of a task that another session already runs never
+            // starts: two sessions would share one worktree and branch.
+            if session.status == WorkSessionStatus::Pending {
+                let _ = self
+                    .store
+                    .transition_work_session(
+                        session.id,
+                        WorkSessionEvent::Cancel,
+                        Some(format!("another session runs task {}", item.key)),
+                        "system",
+                    )
+                    .await;
+                continue;
+            }
             tracing::info!(session = session.id, status = %session.status, "resuming a session left by an earlier server");
             self.running.lock().await.insert(session.id);
             // The server may have died before the workspace was even recorded.
