@@ -185,7 +185,7 @@ impl Implementer {
         // The worktree comes first: a server that dies right after leaves a worktree
         // that the next start reuses, never a running session without one.
         git::add_branch_worktree(&repo, &worktree, &branch, &task.branch).await?;
-        let session = self
+        let started = self
             .store
             .start_session(StartSession {
                 pending,
@@ -201,7 +201,16 @@ impl Implementer {
                 branch: branch.clone(),
                 worktree: worktree.display().to_string(),
             })
-            .await?;
+            .await;
+        let session = match started {
+            Ok(session) => session,
+            Err(e) => {
+                // Refused (the task was cancelled or skipped meanwhile): the worktree
+                // made for it goes, unless an earlier attempt left work in it.
+                let _ = git::remove_worktree(&repo, &worktree).await;
+                return Err(e.into());
+            }
+        };
         // Steps run one at a time, so no other step can take this running session
         // for an orphan before it is marked as driven here.
         self.running.lock().await.insert(session.id);
