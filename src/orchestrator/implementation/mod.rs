@@ -425,14 +425,16 @@ impl Implementer {
                     stack.extend(d.depends_on.iter().map(String::as_str));
                 }
             }
+            // A person's choice may free it at the same moment: either way it is free.
             if !held {
-                self.store
+                let _ = self
+                    .store
                     .transition_implementation_task(
                         t.id,
                         ImplementationTaskEvent::Unblock,
                         "system",
                     )
-                    .await?;
+                    .await;
             }
         }
         Ok(())
@@ -453,9 +455,11 @@ impl Implementer {
                     .await;
             }
         }
-        self.store
+        // A person may decide about it at the same moment; their choice stands.
+        let _ = self
+            .store
             .transition_implementation_task(t.id, ImplementationTaskEvent::Cancel, "system")
-            .await?;
+            .await;
         Ok(())
     }
 
