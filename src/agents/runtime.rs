@@ -732,13 +732,30 @@ impl AgentRuntime {
                 .await;
         }
         if self.instance_id() != 0 {
-            let current = self
-                .store
-                .get_agent_instance(self.config.spec_task_id)
-                .await?;
-            if current.status != AgentInstanceStatus::Stopped {
-                self.set_status(AgentInstanceEvent::Stop, InstanceReport::default())
+            // The record says stopped once the process is gone: a write that lost a
+            // race with another change of the instance (a sample, a crash report) is
+            // made again on what is there now.
+            for _ in 0..5 {
+                let current = self
+                    .store
+                    .get_agent_instance(self.config.spec_task_id)
+                    .await?;
+                if current.status == AgentInstanceStatus::Stopped {
+                    break;
+                }
+                let result = self
+                    .store
+                    .transition_agent_instance(
+                        self.instance_id(),
+                        AgentInstanceEvent::Stop,
+                        InstanceReport::default(),
+                        "system",
+                    )
                     .await;
+                if let Ok(instance) = &result {
+                    self.status.send_replace(instance.status);
+                    break;
+                }
             }
         }
         self.stopping.store(false, Ordering::SeqCst);
