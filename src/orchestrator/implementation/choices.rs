@@ -1,8 +1,6 @@
 //! What people (and agents) ask of a running SpecTask: spawning a session, a
 //! decision about a task, cancelling everything.
 
-use std::collections::{HashMap, HashSet};
-
 use super::*;
 
 /// A person's (or an agent's) request for a new session in a running SpecTask.
@@ -344,44 +342,9 @@ impl Implementer {
                 }
             }
         }
-        let plan = self.store.list_implementation_tasks(spec_task_id).await?;
-        let failed: HashSet<&str> = plan
-            .iter()
-            .filter(|t| t.status == ImplementationTaskStatus::Failed)
-            .map(|t| t.key.as_str())
-            .collect();
-        let by_key: HashMap<&str, &ImplementationTask> =
-            plan.iter().map(|t| (t.key.as_str(), t)).collect();
         // A blocked task is freed when nothing it waits on, directly or not, has failed.
-        let waits_on_failure = |start: &ImplementationTask| {
-            let mut stack: Vec<&str> = start.depends_on.iter().map(String::as_str).collect();
-            let mut seen = HashSet::new();
-            while let Some(k) = stack.pop() {
-                if !seen.insert(k) {
-                    continue;
-                }
-                if failed.contains(k) {
-                    return true;
-                }
-                if let Some(t) = by_key.get(k) {
-                    stack.extend(t.depends_on.iter().map(String::as_str));
-                }
-            }
-            false
-        };
-        for t in plan
-            .iter()
-            .filter(|t| t.status == ImplementationTaskStatus::Blocked)
-        {
-            // The scheduler's step frees such tasks too: whichever comes second
-            // finds it done, which is no failure of this choice.
-            if !waits_on_failure(t) {
-                let _ = self
-                    .store
-                    .transition_implementation_task(t.id, ImplementationTaskEvent::Unblock, actor)
-                    .await;
-            }
-        }
+        let plan = self.store.list_implementation_tasks(spec_task_id).await?;
+        self.unblock_freed(&plan, actor).await;
         Ok(updated)
     }
 }

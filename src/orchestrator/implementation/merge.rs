@@ -188,14 +188,24 @@ impl Implementer {
                 .transition_work_session(session_id, WorkSessionEvent::Merged, None, "system")
                 .await?;
         }
-        let current = self.store.list_implementation_tasks(task.id).await?;
+        self.complete_if_in_progress(task.id, item.id).await
+    }
+
+    /// Marks a plan task done unless it is already (a replay, or a restart's
+    /// reconciliation, may reach it twice).
+    pub(super) async fn complete_if_in_progress(
+        &self,
+        spec_task_id: i64,
+        item_id: i64,
+    ) -> Result<(), ImplError> {
+        let current = self.store.list_implementation_tasks(spec_task_id).await?;
         if current
             .iter()
-            .any(|t| t.id == item.id && t.status == ImplementationTaskStatus::InProgress)
+            .any(|t| t.id == item_id && t.status == ImplementationTaskStatus::InProgress)
         {
             self.store
                 .transition_implementation_task(
-                    item.id,
+                    item_id,
                     ImplementationTaskEvent::Complete,
                     "system",
                 )

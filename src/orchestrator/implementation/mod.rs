@@ -282,7 +282,7 @@ impl Implementer {
             outcome.finished = true;
             return Ok(outcome);
         }
-        self.unblock_freed(&plan).await?;
+        self.unblock_freed(&plan, "system").await;
         self.resume_orphans(task, &project, &plan).await?;
         // Resuming may have started tasks: decide what is ready on fresh statuses.
         let plan = self.store.list_implementation_tasks(task.id).await?;
@@ -401,43 +401,39 @@ impl Implementer {
         Ok(plan)
     }
 
-    /// A blocked task nothing failed holds any more (a person's skip or retry that
-    /// raced with the failure that blocked it) becomes pending again.
-    async fn unblock_freed(&self, plan: &[ImplementationTask]) -> Result<(), ImplError> {
+    /// Frees every blocked task that nothing failed holds any more, directly or not:
+    /// after a person's retry or skip, and on every step (a choice that raced with
+    /// the failure that blocked it).
+    pub(super) async fn unblock_freed(&self, plan: &[ImplementationTask], actor: &str) {
         let by_key: HashMap<&str, &ImplementationTask> =
             plan.iter().map(|t| (t.key.as_str(), t)).collect();
-        for t in plan
-            .iter()
-            .filter(|t| t.status == ImplementationTaskStatus::Blocked)
-        {
-            let mut stack: Vec<&str> = t.depends_on.iter().map(String::as_str).collect();
+        let waits_on_failure = |start: &ImplementationTask| {
+            let mut stack: Vec<&str> = start.depends_on.iter().map(String::as_str).collect();
             let mut seen = HashSet::new();
-            let mut held = false;
             while let Some(k) = stack.pop() {
                 if !seen.insert(k) {
                     continue;
                 }
                 if let Some(d) = by_key.get(k) {
                     if d.status == ImplementationTaskStatus::Failed {
-                        held = true;
-                        break;
+                        return true;
                     }
                     stack.extend(d.depends_on.iter().map(String::as_str));
                 }
             }
-            // A person's choice may free it at the same moment: either way it is free.
-            if !held {
-                let _ = self
-                    .store
-                    .transition_implementation_task(
-                        t.id,
-                        ImplementationTaskEvent::Unblock,
-                        "system",
-                    )
-                    .await;
-            }
+            false
+        };
+        for t in plan
+            .iter()
+            .filter(|t| t.status == ImplementationTaskStatus::Blocked && !waits_on_failure(t))
+        {
+            // A person's choice and a step may free it at the same moment: whichever
+            // comes second finds it free, which is no failure.
+            let _ = self
+                .store
+                .transition_implementation_task(t.id, ImplementationTaskEvent::Unblock, actor)
+                .await;
         }
-        Ok(())
     }
 
     /// Cancels a plan task that has not started, and the pending (spawned) session
@@ -477,22 +473,7 @@ impl Implementer {
             )
             .await?;
         for s in self.store.list_work_sessions(spec_task_id).await? {
-            if matches!(
-                s.status,
-                WorkSessionStatus::Running
-                    | WorkSessionStatus::Blocked
-                    | WorkSessionStatus::Verifying
-            ) {
-                let _ = self
-                    .store
-                    .transition_work_session(
-                        s.id,
-                        WorkSessionEvent::Interrupt,
-                        Some("the spec task failed".into()),
-                        "system",
-                    )
-                    .await;
-            }
+            self.interrupt_if_working(&s, "the spec task failed").await;
         }
         self.agents
             .cancel_all(spec_task_id)

@@ -33,13 +33,7 @@ impl Implementer {
                 })
                 && self.store.merge_commit(session.id).await?.is_some()
             {
-                self.store
-                    .transition_implementation_task(
-                        item.id,
-                        ImplementationTaskEvent::Complete,
-                        "system",
-                    )
-                    .await?;
+                self.complete_if_in_progress(task.id, item.id).await?;
                 continue;
             }
             let active = matches!(
@@ -120,22 +114,8 @@ impl Implementer {
             // A session that was merging has its work committed and checked: it goes
             // back to the merge queue as it is (`run_session` sees `merging`).
             let merging = session.status == WorkSessionStatus::Merging;
-            if matches!(
-                session.status,
-                WorkSessionStatus::Running
-                    | WorkSessionStatus::Blocked
-                    | WorkSessionStatus::Verifying
-            ) {
-                let _ = self
-                    .store
-                    .transition_work_session(
-                        session.id,
-                        WorkSessionEvent::Interrupt,
-                        Some("the server restarted".into()),
-                        "system",
-                    )
-                    .await;
-            }
+            self.interrupt_if_working(&session, "the server restarted")
+                .await;
             if !merging {
                 self.store
                     .transition_work_session(session.id, WorkSessionEvent::Start, None, "system")
@@ -406,6 +386,22 @@ impl Implementer {
             }
         }
         Ok(())
+    }
+
+    /// Interrupts a session that is at work (the states its lifecycle interrupts:
+    /// running, blocked, verifying), so that a later start resumes it.
+    pub(super) async fn interrupt_if_working(&self, session: &WorkSession, reason: &str) {
+        if session.status.apply(WorkSessionEvent::Interrupt).is_ok() {
+            let _ = self
+                .store
+                .transition_work_session(
+                    session.id,
+                    WorkSessionEvent::Interrupt,
+                    Some(reason.to_string()),
+                    "system",
+                )
+                .await;
+        }
     }
 
     /// Whether a session is to go no further: a person ended it, or its spec task is
