@@ -27,6 +27,9 @@ pub struct App {
     background: bool,
     router: axum::Router,
     token_file: PathBuf,
+    state: AppState,
+    hub_task: tokio::task::JoinHandle<()>,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
@@ -50,13 +53,19 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
     let planner = Planner::new(store.clone(), agents.clone(), tasks_dir.clone());
     let implementer = Implementer::new(store.clone(), agents.clone(), tasks_dir.clone());
     let reviewer = Arc::new(Reviewer::new(store.clone(), tasks_dir.clone()));
-    let router = api::router(AppState {
+    let (hub, hub_task) = api::ws::EventHub::start(store.clone(), config.web.ws_buffer);
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let state = AppState {
         store: store.clone(),
         agents: agents.clone(),
         reviewer,
         implementer: implementer.clone(),
         tasks_dir,
-    });
+        web: config.web,
+        hub,
+        shutdown: shutdown_rx,
+    };
+    let router = api::router(state.clone());
     Ok(App {
         store,
         agents,
@@ -65,6 +74,9 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
         background: config.background,
         router,
         token_file,
+        state,
+        hub_task,
+        shutdown,
     })
 }
 
@@ -89,6 +101,21 @@ impl App {
         self.implementer.clone()
     }
 
+    /// A new one-time link that signs a browser in as the admin token: the path
+    /// (`/sign-in#code=…`) to append to the server's URL.
+    pub async fn sign_in_link(&self) -> anyhow::Result<String> {
+        let token = std::fs::read_to_string(&self.token_file).context("reading the admin token")?;
+        let admin = self
+            .store
+            .find_active_token(&hash_token(token.trim()))
+            .await?
+            .context("the admin token is not active")?;
+        let link = api::make_link(&self.state, admin.id)
+            .await
+            .map_err(|e| anyhow::anyhow!("making a sign-in link: {e}"))?;
+        Ok(link.path)
+    }
+
     /// Serves until `shutdown` resolves: then stops accepting, lets requests in
     /// flight finish, stops the agents, and closes the database.
     pub async fn run(
@@ -101,10 +128,17 @@ impl App {
         } else {
             Vec::new()
         };
+        // WebSockets outlive the HTTP exchange that opened them: tell them to close.
+        let closing = self.shutdown.clone();
+        let shutdown = async move {
+            shutdown.await;
+            let _ = closing.send(true);
+        };
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;
+        self.hub_task.abort();
         // The loops stop before the agents and the database they use.
         for l in loops {
             l.abort();

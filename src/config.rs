@@ -78,6 +78,63 @@ pub struct ServeConfig {
     /// Run the orchestrator's background loops (planning). Tests of the API alone
     /// turn them off so nothing moves tasks under them.
     pub background: bool,
+    pub web: WebSettings,
+}
+
+/// Browser sign-in and the live event stream.
+#[derive(Debug, Clone, Copy)]
+pub struct WebSettings {
+    /// How long a browser stays signed in (env `SPECTASK_SESSION_TTL_SECS`).
+    pub session_ttl: std::time::Duration,
+    /// How long a sign-in link works, once.
+    pub link_ttl: std::time::Duration,
+    /// Events a WebSocket client may fall behind the newest before it is told to
+    /// reconnect (env `SPECTASK_WS_BUFFER`).
+    pub ws_buffer: usize,
+    /// How often the server pings each WebSocket; two missed pongs close it.
+    pub ws_heartbeat: std::time::Duration,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings {
+            session_ttl: std::time::Duration::from_secs(7 * 24 * 3600),
+            link_ttl: std::time::Duration::from_secs(3600),
+            ws_buffer: 1024,
+            ws_heartbeat: std::time::Duration::from_secs(20),
+        }
+    }
+}
+
+impl WebSettings {
+    /// The defaults, with what the environment overrides.
+    pub fn from_env() -> anyhow::Result<WebSettings> {
+        let mut web = WebSettings::default();
+        if let Ok(v) = std::env::var("SPECTASK_SESSION_TTL_SECS") {
+            let secs: u64 = v.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                anyhow::anyhow!("SPECTASK_SESSION_TTL_SECS: a number of seconds above 0, not {v:?}")
+            })?;
+            web.session_ttl = std::time::Duration::from_secs(secs);
+        }
+        if let Ok(v) = std::env::var("SPECTASK_WS_BUFFER") {
+            web.ws_buffer = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=1_000_000).contains(n))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "SPECTASK_WS_BUFFER: a number of events from 1 to 1000000, not {v:?}"
+                    )
+                })?;
+        }
+        if let Ok(v) = std::env::var("SPECTASK_WS_HEARTBEAT_MS") {
+            let ms: u64 = v.parse().ok().filter(|s| *s >= 10).ok_or_else(|| {
+                anyhow::anyhow!("SPECTASK_WS_HEARTBEAT_MS: milliseconds, at least 10, not {v:?}")
+            })?;
+            web.ws_heartbeat = std::time::Duration::from_millis(ms);
+        }
+        Ok(web)
+    }
 }
 
 impl ServeConfig {
@@ -92,6 +149,7 @@ impl ServeConfig {
             agent_timeouts: Timeouts::default(),
             agent_restart: RestartPolicy::default(),
             background: true,
+            web: WebSettings::default(),
         }
     }
 

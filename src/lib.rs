@@ -11,3 +11,4 @@ pub mod domain;
 pub mod git;
 pub mod orchestrator;
 pub mod store;
+pub mod web;

@@ -13,8 +13,11 @@ use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("missing or invalid token: send `Authorization: Bearer <token>`")]
+    #[error("missing or invalid credential: send `Authorization: Bearer <token>`, or sign in")]
     Unauthorized,
+    /// A credential that is valid but may not do this (e.g. a cross-site write).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -40,7 +43,7 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable: `unauthorized`, `not_found`, `illegal_transition`,
+    /// Stable, machine-readable: `unauthorized`, `forbidden`, `not_found`, `illegal_transition`,
     /// `conflict`, `validation_failed`, `bad_request`, `payload_too_large`,
     /// `unsupported_media_type`, `internal`.
     pub code: String,
@@ -51,6 +54,7 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::IllegalTransition(_) => (StatusCode::CONFLICT, "illegal_transition"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),

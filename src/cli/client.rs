@@ -24,6 +24,11 @@ impl Client {
         }
     }
 
+    /// The server's URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(Method::GET, path, None::<&Value>).await
     }

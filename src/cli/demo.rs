@@ -155,6 +155,7 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
     );
     config.default_agent = "scripted".into();
     let built = app::build(&config).await?;
+    let sign_in = built.sign_in_link().await?;
     let token = std::fs::read_to_string(built.token_file())?
         .trim()
         .to_string();
@@ -240,6 +241,12 @@ pub async fn run(once: bool) -> anyhow::Result<()> {
     println!("To use a real agent, add it to spectask.toml in your data dir, e.g.:");
     println!(
         "  default_agent = \"claude\"   # claude-agent-acp must be installed; `spectask agents check`"
+    );
+    println!("\nSee the run in the dashboard (a one-time sign-in link, valid for an hour):");
+    println!("  {url}{sign_in}");
+    println!(
+        "  a fresh one: spectask --data-dir {} --url {url} dashboard",
+        data_dir.display()
     );
     if once {
         let _ = stop.send(());

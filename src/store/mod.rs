@@ -10,6 +10,7 @@
 //!   once (waiting on `busy_timeout`) instead of failing on a stale read snapshot.
 
 mod agents;
+mod browser;
 mod implementation;
 mod postgres;
 mod reviews;
@@ -118,17 +119,22 @@ pub type Actor<'a> = &'a str;
 pub type MakeEvent<'a> = &'a (dyn Fn(Capacity) -> SpecTaskEvent + Send + Sync);
 
 pub use agents::{AgentStore, InstanceReport, NewPermissionRequest, NewTranscriptEntry};
+pub use browser::{BrowserSession, BrowserStore};
 pub use implementation::{ImplementationStore, NewImplementationTask, StartSession};
 pub use reviews::{NewReviewComment, ReviewStore};
 
 #[async_trait]
-pub trait Store: AgentStore + ReviewStore + ImplementationStore + Send + Sync + 'static {
+pub trait Store:
+    AgentStore + ReviewStore + ImplementationStore + BrowserStore + Send + Sync + 'static
+{
     /// Closes the pool; in-flight queries finish first.
     async fn close(&self);
 
     /// Changes whenever this process commits events, to the newest id: wait on it
     /// instead of polling the log. (Other replicas' events arrive by reading it.)
     fn subscribe_events(&self) -> tokio::sync::watch::Receiver<i64>;
+    /// The newest event's id (0 when there is none), by any process.
+    async fn last_event_id(&self) -> Result<i64>;
 
     async fn create_token(
         &self,

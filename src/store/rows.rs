@@ -25,7 +25,7 @@ where
     row.try_get(col).map_err(StoreError::Database)
 }
 
-fn time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>> {
+pub(super) fn time(row: &AnyRow, col: &str) -> Result<DateTime<Utc>> {
     Ok(ts(get::<i64>(row, col)?))
 }
 

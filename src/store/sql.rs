@@ -406,6 +406,13 @@ impl Store for SqlStore {
         self.last_event.subscribe()
     }
 
+    async fn last_event_id(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS last FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("last")?)
+    }
+
     async fn create_token(
         &self,
         name: &str,
