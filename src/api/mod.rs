@@ -1,8 +1,10 @@
 //! The HTTP API under `/api/v1`, with its OpenAPI document generated from the
-//! handlers' annotations. Every route but `/healthz` requires a bearer token.
+//! handlers' annotations. Every route but `/healthz` and sign-in requires a bearer
+//! token or the browser session cookie; every other path serves the dashboard.
 
 mod agents;
 mod auth;
+mod browser;
 mod error;
 mod events;
 mod extract;
@@ -11,6 +13,7 @@ mod projects;
 mod reviews;
 mod sessions;
 mod spec_tasks;
+pub mod ws;
 
 use std::sync::Arc;
 
@@ -23,7 +26,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use auth::Caller;
+pub use auth::{Caller, SESSION_COOKIE};
+pub use browser::{SignInLink, make_link};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 
 use crate::agents::manager::AgentManager;
@@ -42,6 +46,11 @@ pub struct AppState {
     pub implementer: Arc<Implementer>,
     /// `<data-dir>/tasks`: task and session worktrees, read for progress.
     pub tasks_dir: std::path::PathBuf,
+    pub web: crate::config::WebSettings,
+    /// The tail of the event table every WebSocket listens to.
+    pub hub: Arc<ws::EventHub>,
+    /// Becomes `true` when the server shuts down: open WebSockets close.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 #[derive(OpenApi)]
@@ -104,6 +113,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(implementation::report))
         .routes(routes!(implementation::decide_session))
         .routes(routes!(implementation::overview))
+        .routes(routes!(ws::events_ws))
+        .routes(routes!(browser::session))
+        .routes(routes!(browser::sign_out))
+        .routes(routes!(browser::create_link))
+}
+
+/// The routes that need no credential of their own (the request carries one).
+fn public_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(browser::sign_in))
 }
 
 /// The routes' operations, with their paths under `/api/v1`: the document
@@ -120,7 +138,7 @@ fn finish_doc(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 
 /// The OpenAPI document of the whole API, built without a server.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, doc) = api_routes().split_for_parts();
+    let (_, doc) = api_routes().merge(public_routes()).split_for_parts();
     finish_doc(doc)
 }
 
@@ -142,7 +160,12 @@ fn sort_keys(value: serde_json::Value) -> serde_json::Value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sort_keys(v))).collect())
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, sort_keys(v)))
+                    .collect(),
+            )
         }
         Value::Array(items) => Value::Array(items.into_iter().map(sort_keys).collect()),
         other => other,
@@ -151,25 +174,34 @@ fn sort_keys(value: serde_json::Value) -> serde_json::Value {
 
 /// The whole HTTP surface: `/healthz`, and `/api/v1/*` behind the token check.
 pub fn router(state: AppState) -> Router {
-    let (api, doc) = api_routes().split_for_parts();
+    let (public, public_doc) = public_routes().split_for_parts();
+    let (api, mut doc) = api_routes().split_for_parts();
+    doc.merge(public_doc);
     let doc: Arc<str> = openapi_json_of(finish_doc(doc)).into();
     let api = api
         .route(
             "/openapi.json",
             get(move || {
                 let doc = doc.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], doc.to_string()) }
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        doc.to_string(),
+                    )
+                }
             }),
         )
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
-        ));
+        ))
+        // After the layer: sign-in carries its credential in its body.
+        .merge(public);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api/v1", api)
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -89,6 +89,13 @@ enum Command {
     /// Print the OpenAPI document of the API (JSON), the one the server serves at
     /// /api/v1/openapi.json; no server needed
     Openapi,
+    /// Print a one-time link that signs a browser in to the dashboard, and open it
+    /// in the browser when there is one
+    Dashboard {
+        /// Only print the link
+        #[arg(long)]
+        no_open: bool,
+    },
     /// Run a whole task, prompt to merged work, on a sample repository with the
     /// scripted agent; then keep the server running to look around
     Demo {
@@ -404,6 +411,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut config = ServeConfig::new(&bind, data_dir);
             config.database_url = database_url.or(file.database_url);
             config.agent_profiles = file.agents;
+            config.web = config::WebSettings::from_env()?;
             if let Some(default) = file.default_agent {
                 config.default_agent = default;
             }
@@ -439,6 +447,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     json,
                 } => events(&client, follow, task, after, json).await,
                 Command::Token(cmd) => token(&client, cmd).await,
+                Command::Dashboard { no_open } => dashboard(&client, no_open).await,
                 Command::Agents(cmd) => agents(&client, cmd).await,
                 Command::Session(SessionCmd::Transcript(a)) => transcript(&client, a).await,
                 Command::Session(SessionCmd::Spawn {
@@ -475,6 +484,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Prints a fresh sign-in link and, unless told not to or there is no display,
+/// opens it in the browser.
+async fn dashboard(client: &Client, no_open: bool) -> anyhow::Result<()> {
+    let link: crate::api::SignInLink = client.post("/auth/sign-in-links", &json!({})).await?;
+    let url = format!("{}{}", client.base(), link.path);
+    println!("{url}");
+    println!(
+        "(signs one browser in, once, until {})",
+        link.expires_at.format("%Y-%m-%d %H:%M UTC")
+    );
+    let display =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    let opener = std::env::var("BROWSER")
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .or_else(|| display.then(|| "xdg-open".to_string()));
+    if let (false, Some(opener)) = (no_open, opener) {
+        // The link is an argument, never a logged URL; a browser that fails to start
+        // leaves the printed link to copy.
+        let started = std::process::Command::new(&opener)
+            .arg(&url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        if started.is_err() {
+            eprintln!("could not start {opener}: open the link yourself");
+        }
+    }
+    Ok(())
+}
+
 async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let shutdown = app::shutdown_signal().context("installing signal handlers")?;
     let app = app::build(&config).await?;
@@ -484,7 +525,10 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let url = format!("http://{}", listener.local_addr()?);
     std::fs::write(config.data_dir.join(config::URL_FILE), format!("{url}\n"))
         .context("writing the URL file")?;
+    let sign_in = app.sign_in_link().await?;
     println!("spectask is listening on {url}");
+    println!("  dashboard: {url}{sign_in}");
+    println!("             (a one-time sign-in link; `spectask dashboard` prints a fresh one)");
     println!(
         "  API token: {} (send it as `Authorization: Bearer <token>`)",
         app.token_file().display()
