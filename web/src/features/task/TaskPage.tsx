@@ -1,0 +1,110 @@
+import { Navigate, NavLink, Route, Routes, useParams } from 'react-router'
+import { useQuery } from '@tanstack/react-query'
+import { projectQuery, taskQuery } from '../../shared/api/queries'
+import { ACTION_LABEL, actionsFor, useTaskAction } from '../../shared/api/actions'
+import type { SpecTask } from '../../shared/api/types'
+import { ErrorNote, Loading, PriorityBadge, StatusBadge } from '../../shared/ui/bits'
+import { SpecReview } from '../spec/SpecReview'
+import { ImplementationTab } from './ImplementationTab'
+import { HistoryTab } from './HistoryTab'
+import { useState } from 'react'
+import { ConfirmCancel } from '../board/ConfirmCancel'
+import { ago, dateTime } from '../../shared/lib/format'
+
+const IMPLEMENTATION_PHASE = new Set(['implementation_queued', 'implementing', 'implementation_review', 'done'])
+
+export function TaskPage() {
+  const id = Number(useParams().id)
+  const task = useQuery({ ...taskQuery(id), enabled: Number.isInteger(id) })
+  if (!Number.isInteger(id)) return <ErrorNote error={new Error('not a task id')} />
+  if (task.isError) return <section className="page"><ErrorNote error={task.error} title={`Task #${id}`} /></section>
+  if (!task.data) return <section className="page"><Loading what={`task #${id}`} /></section>
+  const t = task.data
+  return (
+    <section className="page task-page" aria-labelledby="task-title">
+      <TaskHeader task={t} />
+      <nav className="tabs" aria-label="Task views">
+        <NavLink to={`/tasks/${id}/spec`}>Spec</NavLink>
+        <NavLink to={`/tasks/${id}/implementation`}>Implementation</NavLink>
+        <NavLink to={`/tasks/${id}/history`}>History</NavLink>
+      </nav>
+      <Routes>
+        <Route
+          index
+          element={<Navigate to={IMPLEMENTATION_PHASE.has(t.status) ? 'implementation' : 'spec'} replace />}
+        />
+        <Route path="spec" element={<SpecReview task={t} />} />
+        <Route path="implementation" element={<ImplementationTab task={t} />} />
+        <Route path="history" element={<HistoryTab task={t} />} />
+        <Route path="*" element={<Navigate to={`/tasks/${id}`} replace />} />
+      </Routes>
+    </section>
+  )
+}
+
+function TaskHeader({ task: t }: { task: SpecTask }) {
+  const action = useTaskAction(t.id)
+  const project = useQuery(projectQuery(t.project_id))
+  const [cancelling, setCancelling] = useState(false)
+  // Review verdicts live on the spec tab, where the spec is read; the rest are here.
+  const actions = actionsFor(t.status).filter((a) => t.status !== 'spec_review' || a === 'cancel')
+  return (
+    <header className="task-head">
+      <div className="task-head-main">
+        <p className="crumbs">
+          <a href="/" onClick={(e) => { e.preventDefault(); history.length > 1 ? history.back() : (location.href = '/') }}>
+            ← Board
+          </a>
+          <span className="muted"> · {project.data?.name ?? `project ${t.project_id}`}</span>
+        </p>
+        <h1 id="task-title">
+          <span className="muted">#{t.id}</span> {t.title}
+        </h1>
+        <div className="task-meta">
+          <StatusBadge status={t.status} />
+          <PriorityBadge priority={t.priority} />
+          <span className="badge type">{t.task_type}</span>
+          <span className="meta-item">
+            <span className="muted">branch</span> <code>{t.branch}</code>
+          </span>
+          <span className="meta-item">
+            <span className="muted">agent</span> {t.agent_profile ?? 'default'}
+          </span>
+          {t.max_parallel_sessions != null && (
+            <span className="meta-item">
+              <span className="muted">parallel</span> {t.max_parallel_sessions}
+            </span>
+          )}
+          <span className="meta-item muted" title={dateTime(t.updated_at)}>
+            updated {ago(t.updated_at)}
+          </span>
+        </div>
+        {t.status === 'failed' && (
+          <p className="note note-error" role="status">
+            Failed{t.failed_phase ? ` in ${t.failed_phase}` : ''}: {t.failure_reason ?? 'no reason given'}
+          </p>
+        )}
+      </div>
+      <div className="task-actions">
+        {actions.map((a) =>
+          a === 'cancel' ? (
+            <button key={a} type="button" className="btn btn-ghost" onClick={() => setCancelling(true)}>
+              Cancel task
+            </button>
+          ) : (
+            <button
+              key={a}
+              type="button"
+              className={a === 'start-planning' || a === 'retry' || a === 'approve' ? 'btn btn-primary' : 'btn'}
+              disabled={action.isPending}
+              onClick={() => action.mutate(a)}
+            >
+              {ACTION_LABEL[a]}
+            </button>
+          ),
+        )}
+      </div>
+      <ConfirmCancel task={cancelling ? t : null} onClose={() => setCancelling(false)} />
+    </header>
+  )
+}

@@ -1,0 +1,31 @@
+import { StrictMode } from 'react'
+import { createRoot } from 'react-dom/client'
+import { QueryClient, QueryClientProvider } from '@tanstack/react-query'
+import { BrowserRouter } from 'react-router'
+import { App } from './App'
+import { LiveProvider } from './shared/ui/live-context'
+import { ApiError } from './shared/api/client'
+import './styles.css'
+
+const queryClient = new QueryClient({
+  defaultOptions: {
+    queries: {
+      // Fresh until an event says otherwise: the WebSocket invalidates, nothing polls.
+      staleTime: Infinity,
+      refetchOnWindowFocus: false,
+      retry: (count, err) => !(err instanceof ApiError && err.status >= 400 && err.status < 500) && count < 2,
+    },
+  },
+})
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <QueryClientProvider client={queryClient}>
+      <BrowserRouter>
+        <LiveProvider>
+        <App />
+        </LiveProvider>
+      </BrowserRouter>
+    </QueryClientProvider>
+  </StrictMode>,
+)

@@ -1,0 +1,183 @@
+import { createContext, useCallback, useContext, useEffect, useState } from 'react'
+import { Navigate, NavLink, Outlet, useLocation, useNavigate } from 'react-router'
+import { useQuery, useQueryClient } from '@tanstack/react-query'
+import { getSession, signOut } from '../api/auth'
+import { ApiError, errorMessage } from '../api/client'
+import { keys } from '../api/queries'
+import { setTheme, useTheme, type Theme } from '../lib/theme'
+import { SHORTCUTS, useShortcut } from '../lib/shortcuts'
+import { useLive, useLiveState } from './live-context'
+import { Dialog } from './Dialog'
+import { Toasts, toast } from './toast'
+import { CreateTaskDialog } from '../../features/board/CreateTaskDialog'
+
+const CreateCtx = createContext<() => void>(() => {})
+/** Opens the create-task dialog (also the `c` shortcut). */
+export const useOpenCreate = () => useContext(CreateCtx)
+
+export function Layout() {
+  const location = useLocation()
+  const session = useQuery({ queryKey: keys.session, queryFn: getSession, retry: false })
+  const live = useLive()
+  const signedIn = session.isSuccess
+  useEffect(() => {
+    if (!signedIn) return
+    void live.start()
+    return () => live.stop()
+  }, [signedIn, live])
+
+  if (session.isError) {
+    const err = session.error
+    if (err instanceof ApiError && err.status === 401) {
+      const next = location.pathname + location.search
+      return <Navigate to={`/sign-in?next=${encodeURIComponent(next)}`} replace />
+    }
+    return (
+      <div className="center-page">
+        <div className="card-panel">
+          <h1>spectask</h1>
+          <p role="alert">The server could not be reached: {errorMessage(err)}</p>
+          <button type="button" className="btn" onClick={() => session.refetch()}>
+            Try again
+          </button>
+        </div>
+      </div>
+    )
+  }
+  if (!session.data) {
+    return (
+      <div className="center-page">
+        <p className="muted" role="status">
+          Loading…
+        </p>
+      </div>
+    )
+  }
+  return <Shell tokenName={session.data.token_name} />
+}
+
+function Shell({ tokenName }: { tokenName: string }) {
+  const navigate = useNavigate()
+  const qc = useQueryClient()
+  const live = useLive()
+  const [creating, setCreating] = useState(false)
+  const [help, setHelp] = useState(false)
+  const openCreate = useCallback(() => setCreating(true), [])
+
+  useShortcut('?', useCallback(() => setHelp(true), []))
+  useShortcut('c', openCreate)
+  useShortcut('g b', useCallback(() => navigate('/'), [navigate]))
+  useShortcut('g p', useCallback(() => navigate('/projects'), [navigate]))
+  useShortcut('g t', useCallback(() => navigate('/settings/tokens'), [navigate]))
+
+  const doSignOut = async () => {
+    try {
+      await signOut()
+    } catch (err) {
+      toast('error', `Sign-out failed: ${errorMessage(err)}`)
+      return
+    }
+    live.stop()
+    qc.clear()
+    navigate('/sign-in?signed_out=1', { replace: true })
+  }
+
+  return (
+    <CreateCtx.Provider value={openCreate}>
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <NavLink to="/" className="brand" aria-label="spectask board">
+          <span className="brand-mark" aria-hidden="true" />
+          <span className="brand-name">spectask</span>
+        </NavLink>
+        <nav className="topnav" aria-label="Main">
+          <NavLink to="/" end>
+            Board
+          </NavLink>
+          <NavLink to="/projects">Projects</NavLink>
+          <NavLink to="/settings/tokens">Tokens</NavLink>
+        </nav>
+        <div className="topbar-end">
+          <LiveIndicator />
+          <button type="button" className="btn btn-primary btn-sm" onClick={openCreate} aria-keyshortcuts="c">
+            New task
+          </button>
+          <ThemeToggle />
+          <button
+            type="button"
+            className="icon-btn"
+            aria-label="Keyboard shortcuts"
+            aria-keyshortcuts="?"
+            title="Keyboard shortcuts (?)"
+            onClick={() => setHelp(true)}
+          >
+            ?
+          </button>
+          <button type="button" className="btn btn-ghost btn-sm" onClick={doSignOut} title={`Signed in as ${tokenName}`}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        <Outlet />
+      </main>
+      <CreateTaskDialog open={creating} onClose={() => setCreating(false)} />
+      <Dialog open={help} title="Keyboard shortcuts" onClose={() => setHelp(false)}>
+        <dl className="shortcuts">
+          {SHORTCUTS.map((s) => (
+            <div key={s.keys} className="shortcut-row">
+              <dt>
+                {s.keys.split(' ').map((k, i) =>
+                  k === '/' && s.keys.includes(' / ') ? (
+                    <span key={i}> / </span>
+                  ) : (
+                    <kbd key={i}>{k}</kbd>
+                  ),
+                )}
+              </dt>
+              <dd>{s.description}</dd>
+            </div>
+          ))}
+        </dl>
+      </Dialog>
+      <Toasts />
+    </CreateCtx.Provider>
+  )
+}
+
+function LiveIndicator() {
+  const s = useLiveState()
+  const text = s.state === 'live' ? 'Live' : s.state === 'connecting' ? 'Connecting…' : 'Offline — reconnecting'
+  return (
+    <span
+      className={`live live-${s.state}`}
+      role="status"
+      aria-live="polite"
+      title={s.state === 'offline' && s.reason ? `${text} (${s.reason})` : `${text}; last event #${s.lastId}`}
+      data-live={s.state}
+    >
+      <span className="live-dot" aria-hidden="true" />
+      <span className="live-text">{text}</span>
+    </span>
+  )
+}
+
+const NEXT_THEME: Record<Theme, Theme> = { system: 'light', light: 'dark', dark: 'system' }
+const THEME_ICON: Record<Theme, string> = { system: '◐', light: '☀', dark: '☾' }
+
+function ThemeToggle() {
+  const theme = useTheme()
+  return (
+    <button
+      type="button"
+      className="icon-btn"
+      aria-label={`Theme: ${theme}. Switch to ${NEXT_THEME[theme]}`}
+      title={`Theme: ${theme}`}
+      onClick={() => setTheme(NEXT_THEME[theme])}
+    >
+      <span aria-hidden="true">{THEME_ICON[theme]}</span>
+    </button>
+  )
+}
