@@ -235,6 +235,9 @@ const Column = memo(function Column(props: {
           </span>
         )}
       </header>
+      {tasks.length === 0 ? (
+        <p className="column-empty muted">Nothing here</p>
+      ) : (
       <ol className="column-cards">
         {visible.map((t) => (
           <li key={t.id}>
@@ -248,12 +251,12 @@ const Column = memo(function Column(props: {
           </li>
         ))}
       </ol>
+      )}
       {tasks.length > limit && (
         <button type="button" className="btn btn-ghost show-more" onClick={() => setLimit((l) => l + PAGE)}>
           Show {Math.min(PAGE, tasks.length - limit)} more of {tasks.length - limit}
         </button>
       )}
-      {tasks.length === 0 && <p className="column-empty muted">Nothing here</p>}
     </section>
   )
 })

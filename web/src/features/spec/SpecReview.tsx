@@ -251,9 +251,21 @@ function ReviewActions({ task, view, latest, openComments }: { task: SpecTask; v
   return (
     <div className="review-actions" aria-label="Review">
       {blocked && (
-        <p className="note note-error" data-testid="approve-blocked">
-          {blocked}
-        </p>
+        <div className="note note-error" data-testid="approve-blocked">
+          <p className="m0">{blocked}</p>
+          <ul className="findings findings-error">
+            {view.report.errors.slice(0, 5).map((f, i) => (
+              <li key={i}>
+                <button type="button" className="link-btn" onClick={() => setParams((p) => { const n = new URLSearchParams(p); n.set('doc', f.document); if (f.line) n.set('line', String(f.line)); else n.delete('line'); return n })}>
+                  {f.document}
+                  {f.line ? `:${f.line}` : ''}
+                </button>{' '}
+                {f.message}
+              </li>
+            ))}
+            {errors > 5 && <li>… and {errors - 5} more in Validation</li>}
+          </ul>
+        </div>
       )}
       <div className="row-actions">
         <button

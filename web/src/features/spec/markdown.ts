@@ -93,6 +93,17 @@ export interface Block {
 
 const cache = new Map<string, Block[]>()
 
+function block(token: Token, text: string, line: number, all: TokensList): Block {
+  const newlines = (text.match(/\n/g) ?? []).length
+  const lead = text.match(/^\n*/)?.[0].length ?? 0
+  const trail = text.endsWith('\n') ? (text.match(/\n*$/)?.[0].length ?? 0) : 0
+  const start = line + lead
+  const end = Math.max(start, line + newlines - trail)
+  const list = [token] as unknown as TokensList
+  list.links = all.links
+  return { start, end, html: md.parser(list), raw: text, type: token.type }
+}
+
 /** The document's top-level blocks with their line ranges, rendered to HTML. */
 export function renderBlocks(raw: string): Block[] {
   const hit = cache.get(raw)
@@ -103,14 +114,17 @@ export function renderBlocks(raw: string): Block[] {
   for (const token of tokens as Token[]) {
     const text = token.raw
     const newlines = (text.match(/\n/g) ?? []).length
-    if (token.type !== 'space') {
-      const lead = (text.match(/^\n*/)?.[0].length ?? 0)
-      const trail = text.endsWith('\n') ? (text.match(/\n*$/)?.[0].length ?? 0) : 0
-      const start = line + lead
-      const end = Math.max(start, line + newlines - trail)
-      const list = [token] as unknown as TokensList
-      list.links = tokens.links
-      blocks.push({ start, end, html: md.parser(list), raw: text, type: token.type })
+    if (token.type === 'list') {
+      // One block per item, so a comment anchors to one criterion or one task.
+      const list = token as Tokens.List
+      let itemLine = line
+      list.items.forEach((item, i) => {
+        const one: Tokens.List = { ...list, items: [item], start: list.ordered ? (Number(list.start) || 1) + i : '' }
+        blocks.push(block(one, item.raw, itemLine, tokens))
+        itemLine += (item.raw.match(/\n/g) ?? []).length
+      })
+    } else if (token.type !== 'space') {
+      blocks.push(block(token, text, line, tokens))
     }
     line += newlines
   }

@@ -4,12 +4,14 @@ import { projectQuery, taskQuery } from '../../shared/api/queries'
 import { ACTION_LABEL, actionsFor, useTaskAction } from '../../shared/api/actions'
 import type { SpecTask } from '../../shared/api/types'
 import { ErrorNote, Loading, PriorityBadge, StatusBadge } from '../../shared/ui/bits'
-import { SpecReview } from '../spec/SpecReview'
 import { ImplementationTab } from './ImplementationTab'
 import { HistoryTab } from './HistoryTab'
-import { useState } from 'react'
+import { lazy, Suspense, useState } from 'react'
 import { ConfirmCancel } from '../board/ConfirmCancel'
 import { ago, dateTime } from '../../shared/lib/format'
+
+// The spec review brings markdown and highlighting: loaded when first opened.
+const SpecReview = lazy(() => import('../spec/SpecReview').then((m) => ({ default: m.SpecReview })))
 
 const IMPLEMENTATION_PHASE = new Set(['implementation_queued', 'implementing', 'implementation_review', 'done'])
 
@@ -33,7 +35,14 @@ export function TaskPage() {
           index
           element={<Navigate to={IMPLEMENTATION_PHASE.has(t.status) ? 'implementation' : 'spec'} replace />}
         />
-        <Route path="spec" element={<SpecReview task={t} />} />
+        <Route
+          path="spec"
+          element={
+            <Suspense fallback={<Loading what="the spec review" />}>
+              <SpecReview task={t} />
+            </Suspense>
+          }
+        />
         <Route path="implementation" element={<ImplementationTab task={t} />} />
         <Route path="history" element={<HistoryTab task={t} />} />
         <Route path="*" element={<Navigate to={`/tasks/${id}`} replace />} />

@@ -4,6 +4,80 @@
  */
 
 export interface paths {
+    "/api/v1/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who is signed in: answers 401 when the browser is not (or no longer) signed in. */
+        get: operations["session"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sign-in": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign a browser in with a sign-in code or an API token; sets the session cookie.
+         *     Needs no credential of its own: the code or token is the credential.
+         */
+        post: operations["sign_in"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sign-in-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make a one-time sign-in link that signs a browser in as the calling token
+         *     (what `spectask dashboard` prints).
+         */
+        post: operations["create_link"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/sign-out": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Sign this browser out: its session ends on the server and its cookie is cleared. */
+        post: operations["sign_out"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events": {
         parameters: {
             query?: never;
@@ -13,6 +87,30 @@ export interface paths {
         };
         /** Events in the order they were committed. */
         get: operations["list_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The change log, live, over a WebSocket: text frames
+         *     `{"type":"event","event":{…}}` in id order (the events after `after`, then each
+         *     new one), one `{"type":"caught_up","after":N}` when the replay is done. A client
+         *     too far behind is closed with code 4008 and reconnects with `after=<last id>`.
+         *     Authenticated by a bearer token or the browser session cookie (then the
+         *     handshake's `Origin` must be the dashboard's).
+         */
+        get: operations["events_ws"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1162,6 +1260,18 @@ export interface components {
             /** Format: int64 */
             spec_version_id: number;
         };
+        /** @description Who the browser (or bearer) is signed in as. */
+        SessionInfo: {
+            /**
+             * Format: date-time
+             * @description When the browser must sign in again (`null` for a bearer token).
+             */
+            expires_at?: string | null;
+            /** @description The name of the API token the session acts as. */
+            token_name: string;
+            /** @description `cookie` or `bearer`. */
+            via: string;
+        };
         /** @description A work session with the sessions under it. */
         SessionNode: components["schemas"]["WorkSession"] & {
             children: components["schemas"]["SessionNode"][];
@@ -1224,6 +1334,21 @@ export interface components {
              * @description 1 on creation, +1 on every write.
              */
             version: number;
+        };
+        /** @description What a browser signs in with: the code of a sign-in link, or an API token. */
+        SignIn: {
+            /** @description The one-time code from a sign-in link (`/sign-in#code=…`). */
+            code?: string | null;
+            /** @description An API token (`st_…`), pasted by a person. */
+            token?: string | null;
+        };
+        /** @description A new one-time sign-in code. Open `<server>/sign-in#code=<code>` before it expires. */
+        SignInLink: {
+            code: string;
+            /** Format: date-time */
+            expires_at: string;
+            /** @description The path to open on the server, with the code in its fragment. */
+            path: string;
         };
         /** @description A person's (or an agent's) request for a new session in a running SpecTask. */
         SpawnRequest: {
@@ -1463,6 +1588,152 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionInfo"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sign_in: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignIn"];
+            };
+        };
+        responses: {
+            /** @description Signed in; the response sets the `spectask_session` cookie */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionInfo"];
+                };
+            };
+            /** @description The code or token is wrong, used or expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Sent from another site */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SignInLink"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    sign_out: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Signed out */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_events: {
         parameters: {
             query?: {
@@ -1490,6 +1761,63 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EventPage"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    events_ws: {
+        parameters: {
+            query?: {
+                /** @description Replay the events with an id above this first (default 0: from the start). */
+                after?: number;
+                /** @description Only events of this spec task. */
+                spec_task?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching to the WebSocket protocol */
+            101: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not a WebSocket handshake */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A cookie-authenticated handshake from another origin */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             422: {
