@@ -9,12 +9,16 @@
 //   WebSocket refuse.
 //
 // Env: SPECTASK_URL, SPECTASK_SIGN_IN (the link), SPECTASK_TOKEN (for the API calls
-// a script would make), SPECTASK_PROJECT (project id), SPECTASK_SCREENSHOTS (dir).
+// a script would make), SPECTASK_REPO (a git repository to register through the
+// Projects page; or SPECTASK_PROJECT, the id of one already registered),
+// SPECTASK_SCREENSHOTS (where the screenshots go).
 // Every wait is on a DOM state or an event, with a timeout; nothing sleeps.
 import { BASE, SHOTS, api, assert, launch, required, step } from './lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
-const PROJECT = Number(required('SPECTASK_PROJECT'))
+let PROJECT = Number(process.env.SPECTASK_PROJECT ?? 0)
+const REPO = process.env.SPECTASK_REPO ?? ''
+if (!PROJECT && !REPO) required('SPECTASK_REPO')
 const WAIT = { timeout: 45_000 }
 
 const browser = await launch()
@@ -54,6 +58,23 @@ async function run() {
     await page.evaluate(() => (window.__sameDocument = true))
   })
 
+  if (!PROJECT) {
+    await step('register the repository on the Projects page and set a WIP limit', async () => {
+      await page.getByRole('link', { name: 'Projects', exact: true }).click()
+      await page.getByLabel('Repository path').fill(REPO)
+      await page.getByRole('button', { name: 'Register' }).click()
+      await page.waitForURL(/\/projects\/\d+$/, WAIT)
+      PROJECT = Number(new URL(page.url()).pathname.split('/').pop())
+      await page.getByLabel('Planning WIP limit').fill('2')
+      await page.getByRole('button', { name: 'Save (1)' }).click()
+      await page.getByRole('status').filter({ hasText: 'Settings saved' }).waitFor(WAIT)
+      const project = await api('GET', `/projects/${PROJECT}`)
+      assert(project.planning_wip_limit === 2, `planning_wip_limit ${project.planning_wip_limit}`)
+      await page.getByRole('link', { name: 'Board', exact: true }).click()
+      await page.locator('.board-empty, [data-testid="board"]').first().waitFor(WAIT)
+    })
+  }
+
   await step('the second use of the same link is refused', async () => {
     const other = await browser.newContext()
     const p = await other.newPage()
@@ -81,6 +102,7 @@ async function run() {
       priority: 'high',
     })
     await page.locator(`[data-column="backlog"] [data-task-id="${t.id}"]`).waitFor(WAIT)
+    await page.locator('[data-column="planning"] .wip').filter({ hasText: 'WIP 0/2' }).waitFor(WAIT)
     return t
   })
 

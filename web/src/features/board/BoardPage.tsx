@@ -167,6 +167,23 @@ export function BoardPage() {
           )}
         </div>
       ) : (
+        <>
+        <nav className="column-jump" aria-label="Jump to a column">
+          {COLUMNS.map((c) => {
+            const n = byColumn.get(c.id)?.length ?? 0
+            return (
+              <button
+                key={c.id}
+                type="button"
+                className={n ? 'has' : ''}
+                onClick={() => document.querySelector(`[data-column="${c.id}"]`)?.scrollIntoView({ inline: 'start', block: 'nearest' })}
+              >
+                {c.title}
+                <b>{n}</b>
+              </button>
+            )
+          })}
+        </nav>
         <div className="board" data-testid="board" data-total={total}>
           {COLUMNS.map((c) => (
             <Column
@@ -183,6 +200,7 @@ export function BoardPage() {
             />
           ))}
         </div>
+        </>
       )}
       <ConfirmCancel task={cancelling} onClose={() => setCancelling(null)} />
     </section>

@@ -49,7 +49,7 @@ export function parseUnifiedDiff(diff: string): FileDiff[] {
       cur.removed++
     } else if (text.startsWith(' ')) {
       cur.lines.push({ kind: 'ctx', text: text.slice(1), old: oldNo++, new: newNo++ })
-    } else if (text.startsWith('\\') || /^(index|new file|deleted file|similarity|rename|old mode|new mode)/.test(text)) {
+    } else if (text.startsWith('\\') || /^(new file|deleted file|similarity|rename)/.test(text)) {
       cur.lines.push({ kind: 'meta', text })
     }
   }

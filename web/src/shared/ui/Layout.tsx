@@ -101,8 +101,9 @@ function Shell({ tokenName }: { tokenName: string }) {
         </nav>
         <div className="topbar-end">
           <LiveIndicator />
-          <button type="button" className="btn btn-primary btn-sm" onClick={openCreate} aria-keyshortcuts="c">
-            New task
+          <button type="button" className="btn btn-primary btn-sm" onClick={openCreate} aria-keyshortcuts="c" aria-label="New task" title="New task (c)">
+            <span className="new-task-text">New task</span>
+            <span className="new-task-icon" aria-hidden="true">+</span>
           </button>
           <ThemeToggle />
           <button

@@ -1,0 +1,207 @@
+//! The dashboard in real headless Chromium against the real binary: `spectask serve`
+//! on port 0 with a fresh data dir, the scripted agent as the planning agent, and
+//! `node web/tests/dashboard.mjs` driving Debian's Chromium through playwright-core
+//! (sign in with the printed link, the board live while planning runs, spec review,
+//! a refused approval, sign-out). Screenshots go to `target/screenshots/`.
+//!
+//! Needs `npm ci --prefix web` and `scripts/install-browser`; nothing is skipped when
+//! they are missing: the test fails and says what to run.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::spec::{REQUIREMENTS, TASKS};
+
+const BIN: &str = env!("CARGO_BIN_EXE_spectask");
+const AGENT: &str = env!("CARGO_BIN_EXE_spectask-test-agent");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+/// The whole browser scenario must end within this.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
+
+struct Server {
+    child: Child,
+    url: String,
+    sign_in: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A repository whose planning prompt the scripted agent follows: it writes a valid
+/// spec whose design names the version (so versions differ), after a short pause so
+/// the card is seen in the planning column.
+fn repository(dir: &Path) -> PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
+    let esc = |t: &str| t.replace('\n', "\\n");
+    let template = format!(
+        "say reading the repository\nsleep 700\nthink requirements first\n\
+         write {{{{spec_dir}}}}/requirements.md {}\n\
+         write {{{{spec_dir}}}}/design.md # Design v{{{{version}}}}\\n\\nA session table and two endpoints.\\n\n\
+         write {{{{spec_dir}}}}/tasks.md {}\n\
+         say planned version {{{{version}}}}\n",
+        esc(REQUIREMENTS),
+        esc(TASKS)
+    );
+    std::fs::write(repo.join(".spectask/planning.md"), template).unwrap();
+    std::fs::write(repo.join("README.md"), "# a project\n").unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-qm", "init"]);
+    repo
+}
+
+/// Starts `spectask serve` on port 0 and reads the address and the sign-in link it
+/// prints (waiting on its output, with a timeout).
+fn serve(data_dir: &Path) -> Server {
+    std::fs::write(
+        data_dir.join("spectask.toml"),
+        format!("default_agent = \"test\"\n[agents.test]\ncommand = {AGENT:?}\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env_remove("SPECTASK_BIND")
+        .env_remove("SPECTASK_TOKEN")
+        .env_remove("SPECTASK_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    let (mut url, mut sign_in, mut printed) = (None, None, Vec::new());
+    while url.is_none() || sign_in.is_none() {
+        let line = match lines.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("serve did not print its address and sign-in link:\n{}", printed.join("\n"));
+            }
+        };
+        if let Some(rest) = line.split("is listening on ").nth(1) {
+            url = Some(rest.trim().to_string());
+        }
+        if let Some(at) = line.find("http") {
+            if line[at..].contains("/sign-in#") {
+                sign_in = Some(line[at..].split_whitespace().next().unwrap().to_string());
+            }
+        }
+        printed.push(line);
+    }
+    // Keep draining the server's output so it never blocks on a full pipe.
+    std::thread::spawn(move || while lines.recv().is_ok() {});
+    Server {
+        child,
+        url: url.unwrap(),
+        sign_in: sign_in.unwrap(),
+    }
+}
+
+fn require_tools() {
+    let web = Path::new(ROOT).join("web");
+    assert!(
+        web.join("node_modules/playwright-core").is_dir(),
+        "web/node_modules is missing: run `npm ci --prefix web`"
+    );
+    assert!(
+        Path::new("/usr/bin/chromium").exists() || std::env::var_os("CHROMIUM").is_some(),
+        "Chromium is missing: run `scripts/install-browser`"
+    );
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|o| o.status.success()),
+        "node is missing: install Node.js 20 or newer"
+    );
+}
+
+/// Runs a browser scenario with node, prints its output, and returns whether it passed.
+fn run_scenario(script: &str, envs: &[(&str, String)]) -> bool {
+    let mut child = Command::new("node")
+        .arg(Path::new(ROOT).join("web/tests").join(script))
+        .current_dir(ROOT)
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + SCENARIO_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.success();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("{script} did not finish within {SCENARIO_TIMEOUT:?}");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn dashboard_in_headless_chromium() {
+    require_tools();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let repo = repository(dir.path());
+    let server = serve(&data_dir);
+    let token = std::fs::read_to_string(data_dir.join("token")).unwrap();
+    let shots = Path::new(ROOT).join("target/screenshots");
+    let passed = run_scenario(
+        "dashboard.mjs",
+        &[
+            ("SPECTASK_URL", server.url.clone()),
+            ("SPECTASK_SIGN_IN", server.sign_in.clone()),
+            ("SPECTASK_TOKEN", token.trim().to_string()),
+            ("SPECTASK_REPO", repo.to_string_lossy().into_owned()),
+            ("SPECTASK_SCREENSHOTS", shots.to_string_lossy().into_owned()),
+        ],
+    );
+    drop(server);
+    assert!(passed, "the browser scenario failed (its output is above)");
+}
