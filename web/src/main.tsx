@@ -5,6 +5,7 @@ import { BrowserRouter } from 'react-router'
 import { App } from './App'
 import { LiveProvider } from './shared/ui/live-context'
 import { ApiError } from './shared/api/client'
+import { pendingPermissionsQuery, projectsQuery, tasksQuery } from './shared/api/queries'
 import './styles.css'
 
 const queryClient = new QueryClient({
@@ -17,6 +18,13 @@ const queryClient = new QueryClient({
     },
   },
 })
+
+// The board's data is asked for at once, alongside the session check, not after it.
+if (location.pathname === '/') {
+  void queryClient.prefetchQuery(tasksQuery)
+  void queryClient.prefetchQuery(projectsQuery)
+  void queryClient.prefetchQuery(pendingPermissionsQuery)
+}
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>

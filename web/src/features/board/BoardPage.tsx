@@ -2,7 +2,8 @@ import { memo, useCallback, useDeferredValue, useMemo, useRef, useState } from '
 import { Link, useNavigate, useSearchParams } from 'react-router'
 import { useQuery } from '@tanstack/react-query'
 import { pendingPermissionsQuery, projectsQuery, tasksQuery } from '../../shared/api/queries'
-import type { PermissionRequest, Project, SpecTask } from '../../shared/api/types'
+import type { Action, PermissionRequest, Project, SpecTask } from '../../shared/api/types'
+import { useAnyTaskAction } from '../../shared/api/actions'
 import { PRIORITIES } from '../../shared/api/types'
 import { ErrorNote, Loading } from '../../shared/ui/bits'
 import { useShortcut } from '../../shared/lib/shortcuts'
@@ -12,7 +13,7 @@ import { TaskCard } from './TaskCard'
 import { ConfirmCancel } from './ConfirmCancel'
 
 /** Cards a column renders before "Show more". */
-const PAGE = 200
+const PAGE = 100
 
 export function BoardPage() {
   const [params, setParams] = useSearchParams()
@@ -96,7 +97,18 @@ export function BoardPage() {
   )
 
   const onCancel = useCallback((t: SpecTask) => setCancelling(t), [])
-  const onOpen = useCallback((id: number) => navigate(`/tasks/${id}`), [navigate])
+  // One mutation for every card's buttons, not one per card.
+  const action = useAnyTaskAction()
+  const onAction = useCallback((t: SpecTask, a: Action) => action.mutate({ id: t.id, action: a }), [action.mutate]) // eslint-disable-line react-hooks/exhaustive-deps
+  const onOpen = useCallback(
+    (e: React.MouseEvent<HTMLAnchorElement>) => {
+      if (e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return
+      e.preventDefault()
+      navigate(e.currentTarget.getAttribute('href')!)
+    },
+    [navigate],
+  )
+  const busyId = action.isPending ? (action.variables?.id ?? null) : null
 
   const total = tasks.data?.length ?? 0
   const shown = filtered.length
@@ -196,6 +208,8 @@ export function BoardPage() {
               projectsById={projectsById}
               showProject={(projects.data ?? []).length > 1 && !project}
               onCancel={onCancel}
+              onAction={onAction}
+              busyId={busyId}
               onOpen={onOpen}
             />
           ))}
@@ -233,7 +247,9 @@ const Column = memo(function Column(props: {
   projectsById: Map<number, Project>
   showProject: boolean
   onCancel: (t: SpecTask) => void
-  onOpen: (id: number) => void
+  onAction: (t: SpecTask, a: Action) => void
+  busyId: number | null
+  onOpen: (e: React.MouseEvent<HTMLAnchorElement>) => void
 }) {
   const { column, tasks } = props
   const [limit, setLimit] = useState(PAGE)
@@ -264,6 +280,8 @@ const Column = memo(function Column(props: {
               permissions={props.permsByTask.get(t.id)?.length ?? 0}
               projectName={props.showProject ? props.projectsById.get(t.project_id)?.name : undefined}
               onCancel={props.onCancel}
+              onAction={props.onAction}
+              busy={props.busyId === t.id}
               onOpen={props.onOpen}
             />
           </li>

@@ -1,9 +1,7 @@
 import { memo } from 'react'
-import { Link } from 'react-router'
 import { useQuery } from '@tanstack/react-query'
 import { overviewQuery } from '../../shared/api/queries'
-import type { SpecTask } from '../../shared/api/types'
-import { useTaskAction } from '../../shared/api/actions'
+import type { Action, SpecTask } from '../../shared/api/types'
 import { PriorityBadge, ProgressBar } from '../../shared/ui/bits'
 import { useInView } from '../../shared/lib/useInView'
 import { STATUS_LABEL } from '../../shared/lib/format'
@@ -31,10 +29,12 @@ export const TaskCard = memo(function TaskCard(props: {
   permissions: number
   projectName?: string | undefined
   onCancel: (t: SpecTask) => void
-  onOpen: (id: number) => void
+  onAction: (t: SpecTask, a: Action) => void
+  busy: boolean
+  /** Follows the card's links inside the app (plain anchors: cheaper than 1,000 <Link>s). */
+  onOpen: (e: React.MouseEvent<HTMLAnchorElement>) => void
 }) {
   const { task: t } = props
-  const action = useTaskAction(t.id)
   const needs = needsFromStatus(t, props.permissions)
   const queued = t.status === 'planning_queued' || t.status === 'implementation_queued'
   const canCancel = !['done', 'cancelled', 'rejected'].includes(t.status)
@@ -47,9 +47,9 @@ export const TaskCard = memo(function TaskCard(props: {
         {queued && <span className="badge queued">queued</span>}
         {props.projectName && <span className="card-project muted">{props.projectName}</span>}
       </div>
-      <Link to={`/tasks/${t.id}`} className="card-title" id={`card-${t.id}`} data-card>
+      <a href={`/tasks/${t.id}`} className="card-title" id={`card-${t.id}`} data-card onClick={props.onOpen}>
         {t.title}
-      </Link>
+      </a>
       {t.status === 'planning' && (
         <p className="card-running">
           <span className="pulse" aria-hidden="true" /> agent writing the spec
@@ -71,8 +71,8 @@ export const TaskCard = memo(function TaskCard(props: {
           <button
             type="button"
             className="btn btn-sm"
-            disabled={action.isPending}
-            onClick={() => action.mutate('start-planning')}
+            disabled={props.busy}
+            onClick={() => props.onAction(t, 'start-planning')}
             aria-label={`Start planning task #${t.id}`}
           >
             Start planning
@@ -82,17 +82,17 @@ export const TaskCard = memo(function TaskCard(props: {
           <button
             type="button"
             className="btn btn-sm"
-            disabled={action.isPending}
-            onClick={() => action.mutate('retry')}
+            disabled={props.busy}
+            onClick={() => props.onAction(t, 'retry')}
             aria-label={`Retry task #${t.id}`}
           >
             Retry
           </button>
         )}
         {t.status === 'spec_review' && (
-          <Link to={`/tasks/${t.id}/spec`} className="btn btn-sm btn-primary" aria-label={`Review the spec of task #${t.id}`}>
+          <a href={`/tasks/${t.id}/spec`} onClick={props.onOpen} className="btn btn-sm btn-primary" aria-label={`Review the spec of task #${t.id}`}>
             Review spec
-          </Link>
+          </a>
         )}
         {canCancel && (
           <button

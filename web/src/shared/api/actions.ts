@@ -35,18 +35,28 @@ export const ACTION_LABEL: Record<Action, string> = {
 }
 
 export function useTaskAction(id: number) {
+  const any = useAnyTaskAction()
+  return {
+    isPending: any.isPending,
+    mutate: (action: Action, opts?: { onSuccess?: () => void; onError?: (err: unknown) => void }) =>
+      any.mutate({ id, action }, { onSuccess: opts?.onSuccess, onError: opts?.onError }),
+  }
+}
+
+/** A lifecycle action on any task; the result goes into the caches at once. */
+export function useAnyTaskAction() {
   const qc = useQueryClient()
   return useMutation({
-    mutationFn: (action: Action) =>
+    mutationFn: ({ id, action }: { id: number; action: Action }) =>
       unwrap(api.POST('/api/v1/spec-tasks/{id}/{action}', { params: { path: { id, action } } })),
-    onSuccess: (task, action) => {
+    onSuccess: (task, { id, action }) => {
       upsertTask(qc, task)
       void qc.invalidateQueries({ queryKey: keys.overview(id) })
       void qc.invalidateQueries({ queryKey: keys.versions(id) })
       void qc.invalidateQueries({ queryKey: ['version', id] })
       toast('ok', `${ACTION_LABEL[action]}: task #${id} is now ${task.status.replace(/_/g, ' ')}`)
     },
-    onError: (err, action) => {
+    onError: (err, { action }) => {
       toast('error', `${ACTION_LABEL[action]} refused: ${errorMessage(err)}`)
     },
   })

@@ -93,6 +93,8 @@ export class LiveConnection {
   }
 
   private generation = 0
+  /** When the starting cursor was read: data read before it may miss an event. */
+  private cursorAt = 0
 
   async start(): Promise<void> {
     const gen = ++this.generation
@@ -101,6 +103,7 @@ export class LiveConnection {
     this.set({ state: 'connecting' })
     try {
       const newest = await newestEventId()
+      this.cursorAt = Date.now()
       this.set({ lastId: newest })
     } catch {
       // Unreachable or signed out: the connection attempt below says which.
@@ -146,9 +149,10 @@ export class LiveConnection {
         }
         this.set({ state: 'live', reason: '' })
         if (!this.caughtUpOnce) {
-          // Whatever was fetched before the first connection may predate the cursor.
+          // Data read before the cursor was may lack an event at or below it.
           this.caughtUpOnce = true
-          void this.qc.invalidateQueries()
+          const at = this.cursorAt || Date.now()
+          void this.qc.invalidateQueries({ predicate: (q) => q.state.dataUpdatedAt < at })
         }
       }
     }

@@ -22,6 +22,7 @@ export const keys = {
 
 /** Every spec task, newest first: the board's one list (pages of 200 followed to the end). */
 export async function fetchAllTasks(): Promise<SpecTask[]> {
+  performance.mark("spectask:tasks-start")
   const all: SpecTask[] = []
   let cursor: number | undefined
   for (;;) {
@@ -29,7 +30,10 @@ export async function fetchAllTasks(): Promise<SpecTask[]> {
       api.GET('/api/v1/spec-tasks', { params: { query: { limit: 200, cursor } } }),
     )
     all.push(...page.items)
-    if (page.next_cursor == null) return all
+    if (page.next_cursor == null) {
+      performance.mark("spectask:tasks-loaded")
+      return all
+    }
     cursor = page.next_cursor
   }
 }

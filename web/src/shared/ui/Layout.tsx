@@ -20,11 +20,30 @@ export function Layout() {
   const session = useQuery({ queryKey: keys.session, queryFn: getSession, retry: false })
   const live = useLive()
   const signedIn = session.isSuccess
+  const qc = useQueryClient()
   useEffect(() => {
     if (!signedIn) return
-    void live.start()
-    return () => live.stop()
-  }, [signedIn, live])
+    // The first screen's data goes first; then the cursor and the WebSocket (whose
+    // first catch-up refreshes whatever was read before the cursor).
+    let started = false
+    const start = () => {
+      if (started) return
+      started = true
+      unsubscribe()
+      clearTimeout(timer)
+      void live.start()
+    }
+    const unsubscribe = qc.getQueryCache().subscribe(() => {
+      if (qc.isFetching() === 0) start()
+    })
+    const timer = setTimeout(start, 1500)
+    if (qc.isFetching() === 0) queueMicrotask(start)
+    return () => {
+      unsubscribe()
+      clearTimeout(timer)
+      live.stop()
+    }
+  }, [signedIn, live, qc])
 
   if (session.isError) {
     const err = session.error
@@ -108,7 +127,7 @@ function Shell({ tokenName }: { tokenName: string }) {
           <ThemeToggle />
           <button
             type="button"
-            className="icon-btn"
+            className="icon-btn help-btn"
             aria-label="Keyboard shortcuts"
             aria-keyshortcuts="?"
             title="Keyboard shortcuts (?)"
@@ -116,8 +135,9 @@ function Shell({ tokenName }: { tokenName: string }) {
           >
             ?
           </button>
-          <button type="button" className="btn btn-ghost btn-sm" onClick={doSignOut} title={`Signed in as ${tokenName}`}>
-            Sign out
+          <button type="button" className="btn btn-ghost btn-sm sign-out" onClick={doSignOut} title={`Signed in as ${tokenName}`} aria-label="Sign out">
+            <span className="sign-out-text">Sign out</span>
+            <span className="sign-out-icon" aria-hidden="true">⏻</span>
           </button>
         </div>
       </header>

@@ -1,0 +1,214 @@
+// The board with 1,000 tasks in headless Chromium: navigation → first contentful
+// paint, navigation → every card the board shows rendered (and → all 1,000 after
+// "Show more"), and the gzipped JS+CSS the board loads. Prints the figures.
+//
+//   node web/tests/board-bench.mjs              # starts target/debug/spectask itself
+//   SPECTASK_URL=… SPECTASK_TOKEN=… node web/tests/board-bench.mjs   # an existing server
+//
+// Env: BENCH_TASKS (default 1000), BENCH_RUNS (default 5), SPECTASK_BIN (the binary
+// to start when no SPECTASK_URL is given; default target/release then target/debug).
+import { spawn, execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { chromium } from 'playwright-core'
+
+const N = Number(process.env.BENCH_TASKS ?? 1000)
+const RUNS = Number(process.env.BENCH_RUNS ?? 5)
+const GOAL_MS = 500
+const GOAL_KB = 250
+
+let base = process.env.SPECTASK_URL?.replace(/\/$/, '')
+let token = process.env.SPECTASK_TOKEN
+let server = null
+let scratch = null
+
+async function startServer() {
+  const bin =
+    process.env.SPECTASK_BIN ??
+    ['target/release/spectask', 'target/debug/spectask'].find((p) => existsSync(p))
+  if (!bin) throw new Error('no spectask binary: run `cargo build` (or set SPECTASK_URL and SPECTASK_TOKEN)')
+  scratch = mkdtempSync(join(tmpdir(), 'spectask-bench-'))
+  const data = join(scratch, 'data')
+  mkdirSync(data)
+  server = spawn(bin, ['--data-dir', data, 'serve', '--bind', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('serve did not print its address in 60 s')), 60_000)
+    let out = ''
+    const onData = (chunk) => {
+      out += chunk
+      const m = /is listening on (http:\/\/\S+)/.exec(out)
+      if (m) {
+        clearTimeout(timer)
+        resolve(m[1])
+      }
+    }
+    server.stdout.on('data', onData)
+    server.stderr.on('data', onData)
+    server.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)))
+  })
+  base = url.replace(/\/$/, '')
+  token = readFileSync(join(data, 'token'), 'utf8').trim()
+  const repo = join(scratch, 'repo')
+  mkdirSync(repo)
+  const git = (...args) => execFileSync('git', ['-c', 'user.name=b', '-c', 'user.email=b@example.com', ...args], { cwd: repo })
+  git('init', '-q', '-b', 'main')
+  writeFileSync(join(repo, 'README.md'), '# bench\n')
+  git('add', '.')
+  git('commit', '-qm', 'init')
+  await api('POST', '/projects', { path: repo })
+}
+
+async function api(method, path, body) {
+  const res = await fetch(`${base}/api/v1${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  })
+  const text = await res.text()
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`)
+  return text ? JSON.parse(text) : null
+}
+
+async function countTasks() {
+  let n = 0
+  let cursor
+  for (;;) {
+    const page = await api('GET', `/spec-tasks?limit=200${cursor ? `&cursor=${cursor}` : ''}`)
+    n += page.items.length
+    if (page.next_cursor == null) return n
+    cursor = page.next_cursor
+  }
+}
+
+async function createTasks(count) {
+  const projects = await api('GET', '/projects')
+  const project = projects[0]?.id
+  if (!project) throw new Error('no project registered')
+  const priorities = ['low', 'medium', 'high', 'critical']
+  const types = ['feature', 'bugfix', 'refactor']
+  let next = 0
+  const worker = async () => {
+    while (next < count) {
+      const i = next++
+      await api('POST', '/spec-tasks', {
+        project_id: project,
+        title: `Bench task ${i + 1}: ${['add', 'fix', 'refactor', 'document'][i % 4]} the ${['login', 'billing', 'search', 'export'][i % 4]} flow`,
+        prompt: `Bench task ${i + 1}`,
+        priority: priorities[i % 4],
+        type: types[i % 3],
+      })
+    }
+  }
+  await Promise.all(Array.from({ length: 8 }, worker))
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.floor(s.length / 2)]
+}
+
+async function main() {
+  if (!base || !token) await startServer()
+  const have = await countTasks()
+  if (have < N) {
+    const t0 = Date.now()
+    await createTasks(N - have)
+    console.log(`created ${N - have} tasks through the API in ${Date.now() - t0} ms`)
+  }
+  const total = await countTasks()
+
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
+  })
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+  const link = await api('POST', '/auth/sign-in-links')
+  const signIn = await context.newPage()
+  await signIn.goto(`${base}${link.path}`)
+  await signIn.waitForURL(`${base}/`, { timeout: 30_000 })
+  await signIn.close()
+
+  const fcp = []
+  const ready = []
+  const all = []
+  let bytes = null
+  let shown = 0
+  for (let run = 0; run < RUNS; run++) {
+    const page = await context.newPage()
+    const assets = []
+    if (run === 0) {
+      page.on('response', async (r) => {
+        const type = r.request().resourceType()
+        if (type === 'script' || type === 'stylesheet') assets.push(r)
+      })
+    }
+    await page.goto(`${base}/`, { waitUntil: 'commit' })
+    // Every card the board shows by default, with the total known to the page.
+    await page.waitForFunction(
+      (n) => {
+        const board = document.querySelector('[data-testid="board"]')
+        if (!board || Number(board.dataset.total) !== n) return false
+        const counts = [...document.querySelectorAll('.column-count')].reduce((a, e) => a + Number(e.textContent), 0)
+        const more = [...document.querySelectorAll('.show-more')].length
+        const cards = document.querySelectorAll('[data-task-id]').length
+        return counts === n && cards > 0 && (more > 0 || cards === n)
+      },
+      total,
+      { timeout: 60_000, polling: 'raf' },
+    )
+    const t = await page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0]
+      const paint = performance.getEntriesByName('first-contentful-paint')[0]
+      return { ready: performance.now() - (nav?.startTime ?? 0), fcp: paint ? paint.startTime : NaN, cards: document.querySelectorAll('[data-task-id]').length }
+    })
+    fcp.push(t.fcp)
+    ready.push(t.ready)
+    shown = t.cards
+    // Then everything: "Show more" until all the tasks are cards.
+    const t0 = await page.evaluate(() => performance.now())
+    for (;;) {
+      const more = page.locator('.show-more').first()
+      if ((await more.count()) === 0) break
+      await more.click()
+    }
+    await page.waitForFunction((n) => document.querySelectorAll('[data-task-id]').length === n, total, { timeout: 60_000, polling: 'raf' })
+    const t1 = await page.evaluate(() => performance.now())
+    all.push(t.ready + (t1 - t0))
+    if (run === 0) {
+      let raw = 0
+      let gz = 0
+      for (const r of assets) {
+        const body = await r.body()
+        raw += body.length
+        gz += gzipSync(body, { level: 9 }).length
+      }
+      bytes = { raw, gz, files: assets.map((r) => new URL(r.url()).pathname) }
+    }
+    await page.close()
+  }
+  await browser.close()
+
+  const kb = (n) => (n / 1024).toFixed(1)
+  console.log(`\nboard with ${total} tasks, ${RUNS} loads (median; first load cold):`)
+  console.log(`  navigation → first contentful paint:        ${median(fcp).toFixed(0)} ms   (runs: ${fcp.map((x) => x.toFixed(0)).join(', ')})`)
+  console.log(`  navigation → board rendered (${shown} cards):   ${median(ready).toFixed(0)} ms   (runs: ${ready.map((x) => x.toFixed(0)).join(', ')}; goal ≤ ${GOAL_MS})`)
+  console.log(`  navigation → all ${total} cards (Show more):   ${median(all).toFixed(0)} ms   (runs: ${all.map((x) => x.toFixed(0)).join(', ')})`)
+  console.log(`  JS+CSS the board loads: ${kb(bytes.raw)} KB, ${kb(bytes.gz)} KB gzipped (goal ≤ ${GOAL_KB} KB): ${bytes.files.join(', ')}`)
+  const ok = median(ready) <= GOAL_MS && bytes.gz / 1024 <= GOAL_KB
+  console.log(ok ? 'within the goals' : 'OUTSIDE the goals')
+  return ok
+}
+
+let code = 0
+try {
+  code = (await main()) ? 0 : 1
+} catch (err) {
+  console.error(err?.stack ?? String(err))
+  code = 1
+} finally {
+  if (server) server.kill('SIGTERM')
+  if (scratch) rmSync(scratch, { recursive: true, force: true })
+}
+process.exit(code)
