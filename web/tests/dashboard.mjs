@@ -114,6 +114,20 @@ async function run() {
     assert(await page.evaluate(() => window.__sameDocument === true), 'the page reloaded')
   })
 
+  await step('filters: / focuses the search, text and priority narrow the board', async () => {
+    await page.keyboard.press('/')
+    assert(await page.evaluate(() => document.activeElement?.id === 'board-search'), '/ did not focus the search')
+    await page.keyboard.type('no such task')
+    await page.locator('.count').filter({ hasText: '0 of 1 task' }).waitFor(WAIT)
+    await page.getByLabel('Search tasks').fill('login')
+    await page.locator('.count').filter({ hasText: /^1 task$/ }).waitFor(WAIT)
+    await page.getByLabel('Search tasks').fill('')
+    await page.getByLabel('Priority').selectOption('low')
+    await page.locator('.count').filter({ hasText: '0 of 1 task' }).waitFor(WAIT)
+    await page.getByLabel('Priority').selectOption('')
+    await page.locator('body').click({ position: { x: 5, y: 300 } })
+  })
+
   await step('keyboard: ? lists the shortcuts, j focuses a card', async () => {
     await page.keyboard.press('?')
     await page.getByRole('dialog', { name: 'Keyboard shortcuts' }).waitFor(WAIT)
@@ -138,15 +152,47 @@ async function run() {
     await page.getByRole('textbox', { name: 'Comment' }).fill('A clearer title, please.')
     await page.getByRole('button', { name: 'Add comment' }).click()
     await page.getByRole('heading', { name: /Comments \(2 open\)/ }).waitFor(WAIT)
+    // And one on a selected passage.
+    await page.evaluate(() => {
+      const p = [...document.querySelectorAll('.doc .block-body p')].find((e) => e.textContent.includes('Users log in'))
+      const range = document.createRange()
+      range.selectNodeContents(p.firstChild)
+      const sel = window.getSelection()
+      sel.removeAllRanges()
+      sel.addRange(range)
+      p.dispatchEvent(new MouseEvent('mouseup', { bubbles: true }))
+    })
+    await page.getByRole('button', { name: 'Comment on selection' }).click()
+    await page.getByRole('textbox', { name: 'Comment' }).fill('Which data?')
+    await page.getByRole('button', { name: 'Add comment' }).click()
+    await page.locator('.comment').filter({ hasText: 'Which data?' }).filter({ hasText: '“Users log in' }).waitFor(WAIT)
+    await page.getByRole('heading', { name: /Comments \(3 open\)/ }).waitFor(WAIT)
   })
 
-  await step('request changes: planning runs again and version 2 arrives, live', async () => {
-    await page.getByRole('button', { name: /Request changes \(2 open comments\)/ }).click()
+  await step('request changes: planning runs again (its transcript live) and version 2 arrives', async () => {
+    await page.evaluate(() => {
+      window.__transcript = []
+      new MutationObserver(() => {
+        for (const el of document.querySelectorAll('[data-testid="planning-progress"] .tr-text')) {
+          if (!window.__transcript.includes(el.textContent)) window.__transcript.push(el.textContent)
+        }
+      }).observe(document.body, { subtree: true, childList: true, characterData: true })
+    })
+    await page.getByRole('button', { name: /Request changes \(3 open comments\)/ }).click()
+    // A picture of planning while it runs, if it is still running (not an assertion).
+    try {
+      await page.locator('[data-testid="planning-progress"] .tr').first().waitFor({ timeout: 2000 })
+      await page.screenshot({ path: `${SHOTS}/planning-light-desktop.png` })
+    } catch {
+      console.log('(planning ended before its screenshot)')
+    }
     await page.getByRole('button', { name: 'Version 2 (latest)' }).waitFor(WAIT)
     assert(
       (await page.getByRole('button', { name: 'Version 2 (latest)' }).getAttribute('aria-pressed')) === 'true',
       'version 2 is not the one shown',
     )
+    const said = await page.evaluate(() => window.__transcript)
+    assert(said.some((t) => t.includes('reading the repository')), `the planning transcript showed: ${JSON.stringify(said)}`)
     assert(await page.evaluate(() => window.__sameDocument === true), 'the page reloaded')
   })
 
@@ -164,8 +210,10 @@ async function run() {
     await page.getByRole('button', { name: 'Version 2 (latest)', pressed: true }).waitFor(WAIT)
   })
 
-  await step('approve', async () => {
-    await page.getByRole('button', { name: 'Approve', exact: true }).click()
+  await step('approve (the a key)', async () => {
+    await page.getByRole('button', { name: /^requirements\.md/ }).click()
+    await page.locator('body').click({ position: { x: 5, y: 300 } })
+    await page.keyboard.press('a')
     await page.locator('.task-meta .badge').first().filter({ hasNotText: 'spec review' }).waitFor(WAIT)
     const status = (await api('GET', `/spec-tasks/${task.id}`)).status
     assert(['implementation_queued', 'implementing', 'implementation_review', 'done'].includes(status), `status ${status}`)
@@ -195,6 +243,25 @@ async function run() {
     assert(text.includes('cannot be approved'), `refusal shown: ${text}`)
     assert((await api('GET', `/spec-tasks/${broken.id}`)).status === 'spec_review', 'the refused approval changed the task')
     assert(await page.evaluate(() => window.__sameDocument === true), 'the page reloaded')
+  })
+
+  await step('create a task from the dialog (the c key)', async () => {
+    await page.getByRole('link', { name: 'Board', exact: true }).click()
+    await page.locator('[data-testid="board"]').waitFor(WAIT)
+    await page.keyboard.press('c')
+    const dialog = page.getByRole('dialog', { name: 'New task' })
+    await dialog.waitFor(WAIT)
+    await dialog.getByLabel('Title').fill('Export the audit log as CSV')
+    await dialog.getByLabel('Prompt').fill('Add a CSV export of the audit log')
+    await dialog.getByLabel('Priority').selectOption('critical')
+    await dialog.getByLabel('Type').selectOption('refactor')
+    await dialog.getByLabel('Max parallel sessions').fill('2')
+    await dialog.getByRole('button', { name: 'Create task' }).click()
+    await page.waitForURL(/\/tasks\/\d+\/spec$/, WAIT)
+    await page.getByRole('heading', { name: /Export the audit log as CSV/ }).waitFor(WAIT)
+    const id = Number(new URL(page.url()).pathname.split('/')[2])
+    const t = await api('GET', `/spec-tasks/${id}`)
+    assert(t.priority === 'critical' && t.task_type === 'refactor' && t.max_parallel_sessions === 2, JSON.stringify(t))
   })
 
   await step('one WebSocket for the whole visit', async () => {

@@ -158,7 +158,7 @@ export function BoardPage() {
             ))}
           </select>
           <span className="muted count" aria-live="polite">
-            {shown === total ? `${total} tasks` : `${shown} of ${total} tasks`}
+            {shown === total ? `${total} task${total === 1 ? '' : 's'}` : `${shown} of ${total} task${total === 1 ? '' : 's'}`}
           </span>
         </div>
       </div>

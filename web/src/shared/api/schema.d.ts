@@ -164,7 +164,7 @@ export interface paths {
         get: operations["list_projects"];
         put?: never;
         /** Register a local git repository as a project. */
-        post: operations["create_projects"];
+        post: operations["create_project"];
         delete?: never;
         options?: never;
         head?: never;
@@ -179,14 +179,14 @@ export interface paths {
             cookie?: never;
         };
         /** Get one project. */
-        get: operations["get_projects"];
+        get: operations["get_project"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
         /** Update a project's name or settings; `null` clears an optional setting. */
-        patch: operations["update_projects"];
+        patch: operations["update_project"];
         trace?: never;
     };
     "/api/v1/review-comments/{id}/resolve": {
@@ -214,7 +214,7 @@ export interface paths {
             cookie?: never;
         };
         /** Get one work session. */
-        get: operations["get_sessions"];
+        get: operations["get_session"];
         put?: never;
         post?: never;
         delete?: never;
@@ -293,7 +293,7 @@ export interface paths {
         get: operations["list_spec_tasks"];
         put?: never;
         /** Create a spec task in `backlog`. */
-        post: operations["create_spec_tasks"];
+        post: operations["create_spec_task"];
         delete?: never;
         options?: never;
         head?: never;
@@ -328,7 +328,7 @@ export interface paths {
             cookie?: never;
         };
         /** Get one spec task. */
-        get: operations["get_spec_tasks"];
+        get: operations["get_spec_task"];
         put?: never;
         post?: never;
         delete?: never;
@@ -338,7 +338,7 @@ export interface paths {
          * Update a spec task's title, description or priority. Its status changes only
          *     through the lifecycle actions; a `status` field is refused.
          */
-        patch: operations["update_spec_tasks"];
+        patch: operations["update_spec_task"];
         trace?: never;
     };
     "/api/v1/spec-tasks/{id}/agent": {
@@ -717,18 +717,28 @@ export interface components {
              */
             by_session_id?: number | null;
         };
+        /**
+         * @description The lifecycle actions a person can take on a spec task.
+         * @enum {string}
+         */
+        Action: "start-planning" | "approve" | "request-changes" | "reject" | "cancel" | "retry";
         AddComment: {
+            /** @description Not blank. */
             body: string;
             /** @description The document, e.g. `requirements.md`. */
             document: string;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Only with `line_start`.
+             */
             line_end?: number | null;
             /**
              * Format: int64
-             * @description First line (1-based) of the passage; with `line_end` for a range.
+             * @description First line (1-based) of the passage; with `line_end` for a range (given
+             *     backwards, it is the same range). Lines past the document's end are 404.
              */
             line_start?: number | null;
-            /** @description A passage of the document the comment is about (must appear in it). */
+            /** @description A passage of the document the comment is about (must appear in it, else 404). */
             quote?: string | null;
         };
         AgentInstance: {
@@ -844,50 +854,69 @@ export interface components {
             tasks: string[];
         };
         CreateProject: {
-            /** @description Defaults to the branch the repository has checked out. */
+            /**
+             * @description Defaults to the branch the repository has checked out. A valid git branch
+             *     name (`git check-ref-format --branch`).
+             */
             base_branch?: string | null;
             conflict_policy?: null | components["schemas"]["ConflictPolicy"];
             empty_session?: null | components["schemas"]["EmptySessionPolicy"];
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description At least 1; `null`: no limit.
+             */
             implementation_wip_limit?: number | null;
             /**
              * Format: int64
-             * @description Defaults to 2.
+             * @description 1 to 10; defaults to 2.
              */
             max_attempts?: number | null;
             /**
              * Format: int64
-             * @description Defaults to 3.
+             * @description 1 to 64; defaults to 3.
              */
             max_parallel_sessions?: number | null;
-            /** @description Defaults to the repository folder's name. */
+            /** @description Defaults to the repository folder's name (also when blank). */
             name?: string | null;
-            /** @description Absolute path of a local git repository (any folder inside it). */
+            /**
+             * @description Absolute path of a local git repository (any folder inside it); a path with
+             *     no repository is 404.
+             */
             path: string;
             permission_policy?: null | components["schemas"]["PermissionPolicy"];
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description At least 1; `null`: no limit.
+             */
             planning_wip_limit?: number | null;
             /** @description Defaults to true: a finished plan waits in `implementation_review`. */
             review_implementation?: boolean | null;
-            /** @description Defaults to `specs`. */
+            /** @description Defaults to `specs`. A relative folder inside the repository, without `..`. */
             spec_folder?: string | null;
             /**
              * Format: int64
-             * @description Defaults to 1800.
+             * @description 1 to 86400; defaults to 1800.
              */
             turn_timeout_secs?: number | null;
+            /** @description Blank: none. */
             verification_command?: string | null;
             /**
              * Format: int64
-             * @description Defaults to 600.
+             * @description 1 to 86400; defaults to 600.
              */
             verify_timeout_secs?: number | null;
         };
         CreateSpecTask: {
-            /** @description The agent profile its sessions run with (default: the server's default agent). */
+            /**
+             * @description The agent profile its sessions run with (default: the server's default agent);
+             *     one the server does not know is 404.
+             */
             agent_profile?: string | null;
             description?: string | null;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description 1 to 64 (default: the project's).
+             */
             max_parallel_sessions?: number | null;
             priority?: null | components["schemas"]["Priority"];
             /**
@@ -895,13 +924,14 @@ export interface components {
              * @description Required when more than one project is registered.
              */
             project_id?: number | null;
-            /** @description What the person wants done; the planning agent's input. */
+            /** @description What the person wants done; the planning agent's input. Not blank. */
             prompt: string;
-            /** @description Defaults to the prompt's first line. */
+            /** @description Defaults to the prompt's first line. Not blank; at most 200 characters. */
             title?: string | null;
             type?: null | components["schemas"]["TaskType"];
         };
         CreateToken: {
+            /** @description Not blank; at most 100 characters. */
             name: string;
         };
         CreatedToken: components["schemas"]["ApiToken"] & {
@@ -918,6 +948,8 @@ export interface components {
             pattern: string;
             text: string;
         };
+        /** @enum {string} */
+        Decision: "retry" | "skip" | "cancel";
         /**
          * @description What a session whose turn ended with no change to merge gets.
          * @enum {string}
@@ -1020,6 +1052,8 @@ export interface components {
             /**
              * @description The spec's files by name: `requirements.md`, `design.md`, `tasks.md` (Kiro) or
              *     `spec.md`, `plan.md`, `tasks.md` (spec-kit), and any other `.md` beside them.
+             *     `tasks.md` is required; names are plain `.md` or `.json` file names (not
+             *     `spec.json`) or `.config.kiro`.
              */
             files: {
                 [key: string]: string;
@@ -1031,6 +1065,7 @@ export interface components {
             project_id?: number | null;
             /** @description Where the spec came from (e.g. `.kiro/specs/login`). */
             source?: string | null;
+            /** @description Not blank. */
             title: string;
         };
         /** @description What needs a person, and whether nothing is moving without one. */
@@ -1096,11 +1131,13 @@ export interface components {
              */
             from_session_id?: number | null;
             kind: components["schemas"]["CoordinationKind"];
+            /** @description Not blank. */
             message: string;
             payload?: unknown;
             /**
              * Format: int64
              * @description The receiving session; leave out to address every session of the task.
+             *     Not with `kind` `broadcast`, which goes to every session.
              */
             to_session_id?: number | null;
         };
@@ -1196,23 +1233,33 @@ export interface components {
         };
         /** @description A change to some of a project's settings. `Some(None)` clears an optional one. */
         ProjectSettingsPatch: {
+            /** @description A valid git branch name (`git check-ref-format --branch`). */
             base_branch?: string | null;
             conflict_policy?: null | components["schemas"]["ConflictPolicy"];
             empty_session?: null | components["schemas"]["EmptySessionPolicy"];
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description At least 1; `null`: no limit.
+             */
             implementation_wip_limit?: number | null;
             /** Format: int64 */
             max_attempts?: number | null;
             /** Format: int64 */
             max_parallel_sessions?: number | null;
+            /** @description Not blank. */
             name?: string | null;
             permission_policy?: null | components["schemas"]["PermissionPolicy"];
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description At least 1; `null`: no limit.
+             */
             planning_wip_limit?: number | null;
             review_implementation?: boolean | null;
+            /** @description A relative folder inside the repository, without `..`. */
             spec_folder?: string | null;
             /** Format: int64 */
             turn_timeout_secs?: number | null;
+            /** @description `null` or blank: none. */
             verification_command?: string | null;
             /** Format: int64 */
             verify_timeout_secs?: number | null;
@@ -1418,6 +1465,7 @@ export interface components {
         SpecTaskPatch: {
             description?: string | null;
             priority?: null | components["schemas"]["Priority"];
+            /** @description Not blank; at most 200 characters. */
             title?: string | null;
         };
         /**
@@ -1575,10 +1623,6 @@ export interface components {
         WorkSessionKind: "planning" | "implementation" | "merge_conflict" | "spawned";
         /** @enum {string} */
         WorkSessionStatus: "pending" | "running" | "blocked" | "interrupted" | "verifying" | "merging" | "conflicted" | "completed" | "failed" | "skipped" | "cancelled";
-        /** @enum {string} */
-        Action: "start-planning" | "approve" | "request-changes" | "reject" | "cancel" | "retry";
-        /** @enum {string} */
-        Decision: "retry" | "skip" | "cancel";
     };
     responses: never;
     parameters: never;
@@ -1637,6 +1681,15 @@ export interface operations {
                     "application/json": components["schemas"]["SessionInfo"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The code or token is wrong, used or expired */
             401: {
                 headers: {
@@ -1648,6 +1701,24 @@ export interface operations {
             };
             /** @description Sent from another site */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1763,6 +1834,15 @@ export interface operations {
                     "application/json": components["schemas"]["EventPage"];
                 };
             };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1850,6 +1930,24 @@ export interface operations {
                     "application/json": components["schemas"]["PermissionRequest"][];
                 };
             };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a query parameter does not fit the schema */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     answer_permission: {
@@ -1875,6 +1973,24 @@ export interface operations {
                     "application/json": components["schemas"]["PermissionRequest"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -1885,6 +2001,24 @@ export interface operations {
             };
             /** @description already answered or cancelled */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1930,7 +2064,7 @@ export interface operations {
             };
         };
     };
-    create_projects: {
+    create_project: {
         parameters: {
             query?: never;
             header?: never;
@@ -1951,6 +2085,33 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no git repository at the path */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description already registered */
             409: {
                 headers: {
@@ -1960,7 +2121,25 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description not a git repository, or bad settings */
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description bad settings */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1971,7 +2150,7 @@ export interface operations {
             };
         };
     };
-    get_projects: {
+    get_project: {
         parameters: {
             query?: never;
             header?: never;
@@ -1990,6 +2169,24 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2000,7 +2197,7 @@ export interface operations {
             };
         };
     };
-    update_projects: {
+    update_project: {
         parameters: {
             query?: never;
             header?: never;
@@ -2023,7 +2220,43 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2060,6 +2293,24 @@ export interface operations {
                     "application/json": components["schemas"]["ReviewComment"];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2078,7 +2329,7 @@ export interface operations {
             };
         };
     };
-    get_sessions: {
+    get_session: {
         parameters: {
             query?: never;
             header?: never;
@@ -2095,6 +2346,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WorkSession"];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -2124,6 +2393,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentThread"];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -2158,7 +2445,34 @@ export interface operations {
                     "application/json": components["schemas"]["TranscriptEntry"][];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a query parameter does not fit the schema */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2188,6 +2502,24 @@ export interface operations {
                     "application/json": components["schemas"]["WorkSession"];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2196,17 +2528,8 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description not allowed in the session's status */
+            /** @description not allowed in the session's status, or it works on no plan task */
             409: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorBody"];
-                };
-            };
-            /** @description the session works on no plan task */
-            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2240,6 +2563,15 @@ export interface operations {
                     "application/json": components["schemas"]["SpecTaskPage"];
                 };
             };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2250,7 +2582,7 @@ export interface operations {
             };
         };
     };
-    create_spec_tasks: {
+    create_spec_task: {
         parameters: {
             query?: never;
             header?: never;
@@ -2271,7 +2603,53 @@ export interface operations {
                     "application/json": components["schemas"]["SpecTask"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project or agent profile */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no `project_id`, and not exactly one project is registered */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2310,7 +2688,52 @@ export interface operations {
                     "application/json": components["schemas"]["SpecTask"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no `project_id`, and not exactly one project is registered */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2328,7 +2751,7 @@ export interface operations {
             };
         };
     };
-    get_spec_tasks: {
+    get_spec_task: {
         parameters: {
             query?: never;
             header?: never;
@@ -2347,6 +2770,24 @@ export interface operations {
                     "application/json": components["schemas"]["SpecTask"];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2357,7 +2798,7 @@ export interface operations {
             };
         };
     };
-    update_spec_tasks: {
+    update_spec_task: {
         parameters: {
             query?: never;
             header?: never;
@@ -2380,7 +2821,43 @@ export interface operations {
                     "application/json": components["schemas"]["SpecTask"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2417,6 +2894,24 @@ export interface operations {
                     "application/json": components["schemas"]["AgentInstance"];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2444,6 +2939,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentInstance"];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -2484,7 +2997,34 @@ export interface operations {
                     "application/json": components["schemas"]["AgentInstance"];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the task runs no agent (its run ended), or the agent failed */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2511,6 +3051,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CoordinationEvent"][];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -2546,7 +3104,44 @@ export interface operations {
                     "application/json": components["schemas"]["CoordinationEvent"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such spec task, or a session not in it */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2574,9 +3169,10 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody: {
+        /** @description Optional: none (or an empty body) when a person acknowledges. */
+        requestBody?: {
             content: {
-                "application/json": components["schemas"]["Acknowledge"];
+                "application/json": null | components["schemas"]["Acknowledge"];
             };
         };
         responses: {
@@ -2588,6 +3184,25 @@ export interface operations {
                     "application/json": components["schemas"]["CoordinationEvent"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such task or event, or an acknowledging session not in the task */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2596,7 +3211,26 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description already acknowledged, or addressed to another session */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body does not fit the schema; nothing changed */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2623,6 +3257,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ImplementationTask"][];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -2654,6 +3306,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ImplementationTask"];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -2694,6 +3364,24 @@ export interface operations {
                     "application/json": components["schemas"]["Overview"];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2721,6 +3409,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Progress"];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -2752,6 +3458,24 @@ export interface operations {
                     "application/json": components["schemas"]["FinalReport"];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2779,6 +3503,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WorkSession"][];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -2814,6 +3556,25 @@ export interface operations {
                     "application/json": components["schemas"]["WorkSession"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such spec task, parent session or dependency */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2824,6 +3585,24 @@ export interface operations {
             };
             /** @description the task is not implementing */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2860,6 +3639,24 @@ export interface operations {
                     "application/json": components["schemas"]["SpecVersion"][];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2888,6 +3685,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SpecVersionView"];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -2924,7 +3739,44 @@ export interface operations {
                     "application/json": components["schemas"]["ReviewComment"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such task, version, document, lines or quote */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2961,6 +3813,24 @@ export interface operations {
                     "application/json": components["schemas"]["SharedStateEntry"][];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -2989,6 +3859,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SharedStateEntry"];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -3025,6 +3913,24 @@ export interface operations {
                     "application/json": components["schemas"]["SharedStateEntry"];
                 };
             };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3035,6 +3941,24 @@ export interface operations {
             };
             /** @description version conflict; nothing written */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3071,6 +3995,24 @@ export interface operations {
                     "application/json": components["schemas"]["AgentThread"][];
                 };
             };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -3099,6 +4041,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SpecTask"];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
@@ -3137,6 +4097,15 @@ export interface operations {
                     "application/json": components["schemas"]["ApiToken"][];
                 };
             };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     create_token: {
@@ -3158,6 +4127,42 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CreatedToken"];
+                };
+            };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             422: {
@@ -3187,6 +4192,24 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApiToken"];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
                 };
             };
             404: {
