@@ -277,7 +277,7 @@ async function run() {
           ['mobile', { width: 375, height: 812 }],
         ]) {
           await page.setViewportSize(viewport)
-          await page.emulateMedia({ colorScheme: scheme })
+          await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' })
           await page.goto(`${BASE}${path}`)
           await page.locator(ready).first().waitFor(WAIT)
           await page.locator('[data-live="live"]').waitFor(WAIT)

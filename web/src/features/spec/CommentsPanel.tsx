@@ -66,7 +66,6 @@ export function CommentsPanel(props: {
       setBody('')
       props.setAnchor(null)
       refresh()
-      toast('ok', 'Comment added')
     },
     onError: (err) => setError(errorMessage(err)),
   })

@@ -5,6 +5,7 @@
 import { memo, useEffect, useMemo, useRef, useState } from 'react'
 import type { ReviewComment, SpecReport } from '../../shared/api/types'
 import { renderBlocks } from './markdown'
+import { CommentIcon } from '../../shared/ui/icons'
 
 export interface Anchor {
   document: string
@@ -134,7 +135,7 @@ export const DocumentView = memo(function DocumentView(props: {
             aria-label={`${cs.length} comment${cs.length > 1 ? 's' : ''} here`}
             onClick={() => props.onShowComment(cs[0]!.id)}
           >
-            💬 {cs.length}
+            <CommentIcon /> {cs.length}
           </button>
         )}
       </>

@@ -36,12 +36,22 @@ export function PlanningProgress({ task }: { task: SpecTask }) {
       ) : (
         <div className="transcript" aria-live="polite" aria-label="Planning transcript">
           {entries.length === 0 && <p className="muted">Session {planning.id} started; nothing said yet.</p>}
-          {entries.map((e) => (
-            <div key={e.id} className={`tr tr-${e.kind}`}>
-              <span className="tr-kind">{label(e.kind)}</span>
-              <span className="tr-text">{entryText(e)}</span>
-            </div>
-          ))}
+          {entries.map((e) =>
+            e.kind === 'prompt' || e.kind === 'user_message' ? (
+              <details key={e.id} className={`tr tr-${e.kind}`}>
+                <summary>
+                  <span className="tr-kind">{label(e.kind)}</span>
+                  <span className="tr-text muted">{entryText(e).split('\n').length} lines sent to the agent</span>
+                </summary>
+                <pre className="tr-prompt">{entryText(e)}</pre>
+              </details>
+            ) : (
+              <div key={e.id} className={`tr tr-${e.kind}`}>
+                <span className="tr-kind">{label(e.kind)}</span>
+                <span className="tr-text">{entryText(e)}</span>
+              </div>
+            ),
+          )}
           <div ref={endRef} />
         </div>
       )}

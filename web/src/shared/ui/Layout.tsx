@@ -9,6 +9,7 @@ import { SHORTCUTS, useShortcut } from '../lib/shortcuts'
 import { useLive, useLiveState } from './live-context'
 import { Dialog } from './Dialog'
 import { Toasts, toast } from './toast'
+import { MoonIcon, PlusIcon, SignOutIcon, SunIcon, SystemIcon } from './icons'
 import { CreateTaskDialog } from '../../features/board/CreateTaskDialog'
 
 const CreateCtx = createContext<() => void>(() => {})
@@ -122,7 +123,9 @@ function Shell({ tokenName }: { tokenName: string }) {
           <LiveIndicator />
           <button type="button" className="btn btn-primary btn-sm" onClick={openCreate} aria-keyshortcuts="c" aria-label="New task" title="New task (c)">
             <span className="new-task-text">New task</span>
-            <span className="new-task-icon" aria-hidden="true">+</span>
+            <span className="new-task-icon" aria-hidden="true">
+              <PlusIcon />
+            </span>
           </button>
           <ThemeToggle />
           <button
@@ -137,7 +140,9 @@ function Shell({ tokenName }: { tokenName: string }) {
           </button>
           <button type="button" className="btn btn-ghost btn-sm sign-out" onClick={doSignOut} title={`Signed in as ${tokenName}`} aria-label="Sign out">
             <span className="sign-out-text">Sign out</span>
-            <span className="sign-out-icon" aria-hidden="true">⏻</span>
+            <span className="sign-out-icon" aria-hidden="true">
+              <SignOutIcon />
+            </span>
           </button>
         </div>
       </header>
@@ -186,7 +191,7 @@ function LiveIndicator() {
 }
 
 const NEXT_THEME: Record<Theme, Theme> = { system: 'light', light: 'dark', dark: 'system' }
-const THEME_ICON: Record<Theme, string> = { system: '◐', light: '☀', dark: '☾' }
+const THEME_ICON: Record<Theme, () => React.JSX.Element> = { system: SystemIcon, light: SunIcon, dark: MoonIcon }
 
 function ThemeToggle() {
   const theme = useTheme()
@@ -198,7 +203,10 @@ function ThemeToggle() {
       title={`Theme: ${theme}`}
       onClick={() => setTheme(NEXT_THEME[theme])}
     >
-      <span aria-hidden="true">{THEME_ICON[theme]}</span>
+      {(() => {
+        const Icon = THEME_ICON[theme]
+        return <Icon />
+      })()}
     </button>
   )
 }

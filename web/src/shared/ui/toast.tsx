@@ -17,7 +17,7 @@ export function toast(kind: Toast['kind'], text: string): void {
   const t = { id: next++, kind, text }
   toasts = [...toasts, t].slice(-4)
   emit()
-  setTimeout(() => dismiss(t.id), kind === 'error' ? 12000 : 4000)
+  setTimeout(() => dismiss(t.id), kind === 'error' ? 12000 : 2500)
 }
 
 export function dismiss(id: number): void {
