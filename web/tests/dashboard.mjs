@@ -232,6 +232,13 @@ async function run() {
     await page.getByRole('link', { name: 'Board', exact: true }).click()
     await page.locator(`[data-task-id="${b.id}"]`).getByRole('link', { name: /Review the spec/ }).click()
     await page.getByTestId('approve-blocked').waitFor(WAIT)
+    // A comment, resolved.
+    await page.getByRole('button', { name: 'Comment on the whole document' }).click()
+    await page.getByRole('textbox', { name: 'Comment' }).fill('Task 2 depends on a task that does not exist.')
+    await page.getByRole('button', { name: 'Add comment' }).click()
+    await page.getByRole('heading', { name: /Comments \(1 open\)/ }).waitFor(WAIT)
+    await page.getByRole('button', { name: /^Resolve comment/ }).click()
+    await page.getByRole('heading', { name: /Comments \(0 open, 1 resolved\)/ }).waitFor(WAIT)
     return b
   })
 
