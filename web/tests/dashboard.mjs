@@ -294,6 +294,7 @@ async function run() {
     }
     await shoot('board', '/', '[data-task-id]')
     await shoot('spec-review', `/tasks/${broken.id}/spec`, '[data-testid="approve-blocked"]')
+    await shoot('spec-comments', `/tasks/${task.id}/spec?v=1`, '.comment')
     await shoot('spec-diff', `/tasks/${task.id}/spec?doc=diff`, '.diff-file')
     await page.setViewportSize({ width: 1280, height: 800 })
     await page.emulateMedia({ colorScheme: 'light' })
