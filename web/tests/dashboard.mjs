@@ -343,6 +343,23 @@ async function run() {
     }
   })
 
+  await step('tokens: create one (its value shown once), list it, revoke it', async () => {
+    await page.goto(`${BASE}/settings/tokens`)
+    await page.getByLabel('New token’s name').fill('ci')
+    await page.getByRole('button', { name: 'Create token' }).click()
+    const value = await page.getByTestId('new-token').innerText()
+    assert(value.startsWith('st_'), `token shown: ${value}`)
+    const res = await fetch(`${BASE}/api/v1/projects`, { headers: { Authorization: `Bearer ${value}` } })
+    assert(res.status === 200, `the new token answered ${res.status}`)
+    await page.getByRole('button', { name: 'Done' }).click()
+    assert((await page.getByTestId('new-token').count()) === 0, 'the value is still shown')
+    await page.getByRole('button', { name: 'Revoke token ci' }).click()
+    await page.getByRole('dialog', { name: 'Revoke this token?' }).getByRole('button', { name: 'Revoke' }).click()
+    await page.getByRole('row', { name: /ci #\d+ .* revoked/ }).waitFor(WAIT)
+    const after = await fetch(`${BASE}/api/v1/projects`, { headers: { Authorization: `Bearer ${value}` } })
+    assert(after.status === 401, `the revoked token answered ${after.status}`)
+  })
+
   await step('sign out: the board and the WebSocket refuse', async () => {
     await page.goto(`${BASE}/`)
     await page.getByRole('button', { name: 'Sign out' }).click()

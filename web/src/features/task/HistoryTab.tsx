@@ -20,6 +20,11 @@ function describe(e: Event): string {
     case 'work_session.status_changed':
       return `session ${e.entity_id}: ${String(d.from ?? '?')} → ${String(d.to ?? '?')}`
     default: {
+      if (d.from != null && d.to != null) {
+        const what = e.entity.replace(/_/g, ' ')
+        const key = d.key != null ? ` ${String(d.key)}` : e.entity_id != null ? ` ${e.entity_id}` : ''
+        return `${what}${key}: ${String(d.from).replace(/_/g, ' ')} → ${String(d.to).replace(/_/g, ' ')}${d.reason ? ` (${String(d.reason)})` : ''}`
+      }
       const bits = Object.entries(d)
         .filter(([, v]) => v !== null && typeof v !== 'object')
         .slice(0, 4)
