@@ -409,7 +409,7 @@ async fn broken_agents_fail_with_a_clear_error_not_a_hang() {
             json!({ "prompt": "x", "project_id": project, "agent_profile": "nope" }),
         )
         .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     app.shutdown().await;
 }
 
@@ -835,8 +835,10 @@ async fn a_turn_that_hangs_past_its_timeout_is_cancelled_with_a_clear_error() {
 async fn agent_routes_refuse_unknown_ids() {
     let app = app_with(Backend::Sqlite, vec![]).await;
     let task = task(&app).await;
+    // A task that never started an agent has none: null, not 404.
+    let (status, none) = app.get(&format!("/api/v1/spec-tasks/{task}/agent")).await;
+    assert_eq!((status, none), (StatusCode::OK, Value::Null));
     for (method, path) in [
-        (Method::GET, format!("/api/v1/spec-tasks/{task}/agent")),
         (Method::GET, "/api/v1/spec-tasks/999/agent".to_string()),
         (
             Method::POST,

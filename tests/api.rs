@@ -35,6 +35,7 @@ on_both_backends!(
     malformed_and_oversized_requests,
     concurrent_approvals_over_http,
     openapi_lists_every_route,
+    what_schemathesis_found,
 );
 
 fn assert_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
@@ -179,26 +180,24 @@ async fn projects(backend: Backend) {
     let (status, body) = app
         .post("/api/v1/projects", json!({ "path": plain.path() }))
         .await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    );
+    // It names a repository that is not there: 404, as an unknown id is.
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     assert!(
         body["error"]["message"]
             .as_str()
             .unwrap()
             .contains("not a git repository")
     );
-    for path in ["relative/path", "/does/not/exist"] {
-        let (status, body) = app.post("/api/v1/projects", json!({ "path": path })).await;
-        assert_error(
-            status,
-            &body,
+    for (path, expected, code) in [
+        (
+            "relative/path",
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
-        );
+        ),
+        ("/does/not/exist", StatusCode::NOT_FOUND, "not_found"),
+    ] {
+        let (status, body) = app.post("/api/v1/projects", json!({ "path": path })).await;
+        assert_error(status, &body, expected, code);
     }
     let (status, body) = app
         .post(
@@ -277,12 +276,7 @@ async fn spec_task_crud_and_pagination(backend: Backend) {
     let (status, body) = app
         .post("/api/v1/spec-tasks", json!({ "prompt": "x" }))
         .await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    );
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
     assert!(
         body["error"]["message"]
             .as_str()
@@ -308,12 +302,7 @@ async fn spec_task_crud_and_pagination(backend: Backend) {
     let (status, body) = app
         .post("/api/v1/spec-tasks", json!({ "prompt": "x" }))
         .await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    );
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
     for bad in [
         json!({ "prompt": "   ", "project_id": p1 }),
         json!({ "prompt": "x", "project_id": p1, "priority": "urgent!" }),
@@ -667,8 +656,6 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
     for bad in [
         json!({ "kind": "gossip", "message": "x" }),
         json!({ "kind": "request", "message": "" }),
-        json!({ "kind": "request", "message": "x", "to_session_id": foreign.id }),
-        json!({ "kind": "request", "message": "x", "from_session_id": 999 }),
         json!({ "kind": "broadcast", "message": "x", "to_session_id": s1.id }),
     ] {
         let (status, body) = app.post(&path, bad.clone()).await;
@@ -679,6 +666,14 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
             "validation_failed",
         );
     }
+    // Sessions that are not the task's are not found there.
+    for bad in [
+        json!({ "kind": "request", "message": "x", "to_session_id": foreign.id }),
+        json!({ "kind": "request", "message": "x", "from_session_id": 999 }),
+    ] {
+        let (status, body) = app.post(&path, bad.clone()).await;
+        assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    }
     let (status, body) = app
         .post(
             "/api/v1/spec-tasks/999/coordination",
@@ -687,13 +682,9 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let ack = format!("{path}/{}/ack", posted["id"]);
+    // Addressed to another session: a conflict with the event, nothing changed.
     let (status, body) = app.post(&ack, json!({ "by_session_id": s1.id })).await;
-    assert_error(
-        status,
-        &body,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "validation_failed",
-    );
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
     let (status, acked) = app.post(&ack, json!({ "by_session_id": s2.id })).await;
     assert_eq!(status, StatusCode::OK, "{acked}");
     assert_eq!(acked["acknowledged_by"], s2.id);
@@ -1062,5 +1053,199 @@ async fn openapi_lists_every_route(backend: Backend) {
         );
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // The document `spectask openapi` prints, with every reference resolved and the
+    // credential check's 401 on every secured operation.
+    assert_eq!(doc, spectask::api::openapi());
+    let text = doc.to_string();
+    for reference in text.split("\"$ref\":\"").skip(1) {
+        let name = reference.split('"').next().unwrap();
+        let pointer = name.trim_start_matches('#');
+        assert!(doc.pointer(pointer).is_some(), "{name} does not resolve");
+    }
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let open = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r == &json!({})));
+            if !open {
+                assert!(
+                    op["responses"]["401"].is_object(),
+                    "{method} {path}: no 401"
+                );
+            }
+            if op.get("requestBody").is_some() {
+                for status in ["400", "413", "422"] {
+                    assert!(
+                        op["responses"][status].is_object(),
+                        "{method} {path}: no {status}"
+                    );
+                }
+            }
+        }
+    }
+    app.shutdown().await;
+}
+
+/// Regressions for what schemathesis found (tests/schemathesis.rs): each request is
+/// one the document calls valid (or invalid), answered as it says.
+async fn what_schemathesis_found(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let project = app.project().await;
+    let task = app.task(project, "Add a login page").await;
+    let tasks_before = app.get("/api/v1/spec-tasks").await.1["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    // Importing into a project whose base branch is gone was a 500, and left a task.
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/projects/{project}"),
+            Some(json!({ "base_branch": "gone" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let import = json!({ "files": { "tasks.md": "" }, "title": "Imported", "project_id": project });
+    let (status, body) = app.post("/api/v1/spec-tasks/import", import.clone()).await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+    let tasks_after = app.get("/api/v1/spec-tasks").await.1["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(tasks_after, tasks_before, "a refused import leaves no task");
+    app.call(
+        Method::PATCH,
+        &format!("/api/v1/projects/{project}"),
+        Some(json!({ "base_branch": "main" })),
+    )
+    .await;
+    let (status, body) = app.post("/api/v1/spec-tasks/import", import).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A spec folder inside .git was accepted, and every import then failed.
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/projects/{project}"),
+            Some(json!({ "spec_folder": "a/.git" })),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    // JSON Schema's integers include 2.0.
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/projects/{project}"),
+            Some(json!({ "planning_wip_limit": 2.0, "max_attempts": 3e0 })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (
+            body["planning_wip_limit"].as_i64(),
+            body["max_attempts"].as_i64()
+        ),
+        (Some(2), Some(3))
+    );
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/projects/{project}"),
+            Some(json!({ "max_attempts": 2.5 })),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    // A session that does not exist (or is not the task's) is 404, not 422.
+    let coordination = format!("/api/v1/spec-tasks/{task}/coordination");
+    let (status, body) = app
+        .post(
+            &coordination,
+            json!({ "kind": "notification", "message": "hi", "to_session_id": 999 }),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    // NUL is kept inside free JSON (stored escaped), refused in text fields.
+    let (status, posted) = app
+        .post(
+            &coordination,
+            json!({ "kind": "notification", "message": "hi", "payload": { "k\u{0}": "a\u{0}b" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{posted}");
+    assert_eq!(posted["payload"], json!({ "k\u{0}": "a\u{0}b" }));
+    let (status, body) = app
+        .post(
+            &coordination,
+            json!({ "kind": "notification", "message": "a\u{0}" }),
+        )
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("message:"),
+        "{body}"
+    );
+    // Text that merely spells a backslash and u0000 is text, not NUL.
+    let (status, body) = app
+        .post(
+            &coordination,
+            json!({ "kind": "notification", "message": "see \\u0000" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // An acknowledgement's body may be JSON null: a person acknowledges.
+    let resp = app
+        .http
+        .post(format!(
+            "{}/api/v1/spec-tasks/{task}/coordination/{}/ack",
+            app.url, posted["id"]
+        ))
+        .bearer_auth(&app.token)
+        .header("content-type", "application/json")
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // With several projects and none named, creating a task is a conflict with the
+    // server's state, not an invalid request; so is an unknown agent profile a 404.
+    app.project().await;
+    let (status, body) = app
+        .post("/api/v1/spec-tasks", json!({ "prompt": "x" }))
+        .await;
+    assert_error(status, &body, StatusCode::CONFLICT, "conflict");
+    let (status, body) = app
+        .post(
+            "/api/v1/spec-tasks",
+            json!({ "prompt": "x", "project_id": project, "agent_profile": "nope" }),
+        )
+        .await;
+    assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    // A title's 200 characters count what was sent, as the schema's maxLength does.
+    let (status, body) = app
+        .post("/api/v1/spec-tasks", json!({ "prompt": "x", "project_id": project, "title": format!("{} ", "t".repeat(200)) }))
+        .await;
+    assert_error(
+        status,
+        &body,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
     app.shutdown().await;
 }

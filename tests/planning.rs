@@ -145,17 +145,61 @@ async fn plan_review_revise_approve_end_to_end() {
             .contains("<h1>Design v1</h1>")
     );
 
-    // Comments: anchored by line or quote; bad anchors are refused.
+    // Comments: anchored by line or quote; bad anchors are refused: 404 for a
+    // document, lines or a quote that are not there, 422 for a request that breaks
+    // the schema's rules.
     let comments = format!("/api/v1/spec-tasks/{id}/spec-versions/1/comments");
-    for bad in [
-        json!({ "document": "nope.md", "line_start": 1, "body": "x" }),
-        json!({ "document": "design.md", "line_start": 99, "body": "x" }),
-        json!({ "document": "design.md", "quote": "not in the text", "body": "x" }),
-        json!({ "document": "design.md", "body": "  " }),
+    for (bad, expected) in [
+        (
+            json!({ "document": "nope.md", "line_start": 1, "body": "x" }),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({ "document": "design.md", "line_start": 99, "body": "x" }),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({ "document": "design.md", "quote": "not in the text", "body": "x" }),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({ "document": "design.md", "body": "  " }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({ "document": "design.md", "line_end": 2, "body": "x" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({ "document": "design.md", "line_start": 0, "body": "x" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ] {
-        let (status, body) = app.post(&comments, bad).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (status, body) = app.post(&comments, bad.clone()).await;
+        assert_eq!(status, expected, "{bad}: {body}");
     }
+    // A range given backwards is the same range.
+    let (status, backwards) = app
+        .post(
+            &comments,
+            json!({ "document": "design.md", "line_start": 2, "line_end": 1, "body": "x" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{backwards}");
+    assert_eq!(
+        (
+            backwards["line_start"].as_i64(),
+            backwards["line_end"].as_i64()
+        ),
+        (Some(1), Some(2))
+    );
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/review-comments/{}/resolve", backwards["id"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let (status, comment) = app
         .post(
             &comments,

@@ -218,7 +218,7 @@ async fn story(backend: Backend) {
         )
         .await;
     assert!(
-        matches!(foreign_parent, Err(StoreError::Invalid(_))),
+        matches!(foreign_parent, Err(StoreError::Missing(_))),
         "{foreign_parent:?}"
     );
     let running = store
@@ -307,7 +307,7 @@ async fn story(backend: Backend) {
         .acknowledge_coordination_event(a.id, posted.id, Some(root.id), "system")
         .await;
     assert!(
-        matches!(wrong_ack, Err(StoreError::Invalid(_))),
+        matches!(wrong_ack, Err(StoreError::Conflict(_))),
         "{wrong_ack:?}"
     );
     let acked = store

@@ -28,19 +28,26 @@ impl From<ManagerError> for ApiError {
     }
 }
 
-/// The agent instance of a spec task: status, process, agent, resource use.
+/// The agent instance of a spec task: status, process, agent, resource use; `null`
+/// while the task has never started one.
 #[utoipa::path(get, path = "/spec-tasks/{id}/agent", tag = "agents", params(("id" = i64, Path)),
-    responses((status = 200, body = AgentInstance), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Option<AgentInstance>), (status = 404, body = ErrorBody, description = "no such spec task")))]
 pub async fn get_instance(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> ApiResult<Json<AgentInstance>> {
-    Ok(Json(state.store.get_agent_instance(id).await?))
+) -> ApiResult<Json<Option<AgentInstance>>> {
+    state.store.get_spec_task(id).await?;
+    match state.store.get_agent_instance(id).await {
+        Ok(instance) => Ok(Json(Some(instance))),
+        Err(crate::store::StoreError::NotFound { .. }) => Ok(Json(None)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Stop the agent instance: its whole process tree ends; threads resume later.
 #[utoipa::path(post, path = "/spec-tasks/{id}/agent/stop", tag = "agents", params(("id" = i64, Path)),
-    responses((status = 200, body = AgentInstance), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = AgentInstance), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the task runs no agent (its run ended), or the agent failed")))]
 pub async fn stop_instance(
     State(state): State<AppState>,
     Path(id): Path<i64>,

@@ -103,6 +103,7 @@ impl From<StoreError> for ApiError {
             StoreError::Transition(t) => ApiError::IllegalTransition(t.to_string()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(m) => ApiError::Validation(m),
+            StoreError::Missing(m) => ApiError::NotFound(m),
             StoreError::InvalidSetting(s) => ApiError::Validation(s.to_string()),
             StoreError::Corrupt(_) | StoreError::Database(_) => ApiError::Internal(err.into()),
         }

@@ -16,14 +16,36 @@ use crate::domain::Event;
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Only events with an id above this (default 0: from the start).
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// Only events of this spec task.
     pub spec_task: Option<i64>,
     /// Page size, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
     /// Long poll: when nothing is new, wait up to this many seconds (at most 30)
-    /// for the next event before answering.
+    /// for the next event before answering (the server may answer sooner, with
+    /// nothing new).
+    #[param(minimum = 0, maximum = 30)]
     pub wait: Option<u64>,
+}
+
+/// The longest a long poll of this process really waits, in milliseconds: 30 s
+/// unless [`set_long_poll_limit`] lowered it.
+static LONG_POLL_LIMIT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(30_000);
+
+fn long_poll_limit() -> std::time::Duration {
+    std::time::Duration::from_millis(LONG_POLL_LIMIT_MS.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Caps how long `GET /events?wait=` waits in this process (the documented bound is
+/// 30 s; answering sooner with nothing new is allowed). For tests that fuzz the API
+/// and must not sit out every long poll.
+pub fn set_long_poll_limit(limit: std::time::Duration) {
+    let ms = u64::try_from(limit.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(30_000);
+    LONG_POLL_LIMIT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -47,7 +69,7 @@ pub async fn list(
     let limit = page_limit(q.limit, 100, 1000)?;
     let wait = match q.wait {
         Some(w) if w > 30 => return Err(ApiError::Validation("wait: at most 30 seconds".into())),
-        w => std::time::Duration::from_secs(w.unwrap_or(0)),
+        w => std::time::Duration::from_secs(w.unwrap_or(0)).min(long_poll_limit()),
     };
     // Subscribed before the first read, so an event committed in between still wakes us.
     let mut changes = state.store.subscribe_events();
@@ -73,6 +95,8 @@ pub async fn list_tokens(State(state): State<AppState>) -> ApiResult<Json<Vec<Ap
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// Not blank; at most 100 characters.
+    #[schema(max_length = 100)]
     pub name: String,
 }
 
@@ -93,7 +117,7 @@ pub async fn create_token(
     Json(body): Json<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let name = body.name.trim();
-    if name.is_empty() || name.chars().count() > 100 {
+    if name.is_empty() || body.name.chars().count() > 100 {
         return Err(ApiError::Validation("name: 1 to 100 characters".into()));
     }
     let token = generate_token();

@@ -1,6 +1,7 @@
 //! Axum's extractors, with their rejections turned into [`ApiError`] so a malformed
 //! request gets the same JSON error shape as everything else.
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -11,7 +12,9 @@ use super::error::ApiError;
 
 /// A JSON body. Beyond axum's checks it refuses text containing NUL (`\u0000`):
 /// PostgreSQL cannot store it, and it is never meaningful in spectask's fields, so it
-/// is a 422 on every backend rather than a database error on one.
+/// is a 422 on every backend rather than a database error on one. Free JSON values
+/// (the top-level fields in [`FREE_JSON_FIELDS`]) may hold it: they are stored as
+/// serialized JSON, where it stays escaped.
 #[derive(Debug)]
 pub struct Json<T>(pub T);
 
@@ -43,12 +46,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
                 ApiError::BadRequest(e.body_text())
             }
         })?;
+        let value = match axum::Json::<T>::from_bytes(&bytes) {
+            Ok(axum::Json(value)) => value,
+            // JSON Schema's integers include `2.0`; serde's do not.
+            Err(JsonRejection::JsonDataError(e)) => match integral_floats_as_integers(&bytes) {
+                Some(fixed) => axum::Json::<T>::from_bytes(&fixed)?.0,
+                None => return Err(JsonRejection::JsonDataError(e).into()),
+            },
+            Err(other) => return Err(other.into()),
+        };
         if bytes.windows(6).any(|w| w == b"\\u0000") {
-            return Err(ApiError::Validation(
-                "text must not contain NUL (\\u0000) characters".into(),
-            ));
+            let json: serde_json::Value =
+                serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            if let Some(field) = nul_field(&json) {
+                return Err(ApiError::Validation(format!(
+                    "{field}: text must not contain NUL (\\u0000) characters"
+                )));
+            }
         }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(Json(value))
     }
 }
@@ -57,6 +72,63 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
     }
+}
+
+/// The body with every number that has no fractional part (`2.0`, `-3e2`) written as
+/// an integer, or `None` when it has none or is not JSON.
+pub(super) fn integral_floats_as_integers(bytes: &[u8]) -> Option<Vec<u8>> {
+    fn walk(value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::Number(n) if n.is_f64() => {
+                let f = n.as_f64().unwrap_or(f64::NAN);
+                if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                    *value = serde_json::Value::from(f as i64);
+                    true
+                } else {
+                    false
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().fold(false, |c, v| walk(v) | c),
+            serde_json::Value::Object(map) => map.values_mut().fold(false, |c, v| walk(v) | c),
+            _ => false,
+        }
+    }
+    let mut json: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    walk(&mut json).then(|| serde_json::to_vec(&json).expect("JSON serializes"))
+}
+
+/// The top-level body fields that hold any JSON (`PostCoordination.payload`,
+/// `PutState.value`); NUL inside them is kept.
+pub const FREE_JSON_FIELDS: &[&str] = &["payload", "value"];
+
+/// Where a body holds NUL in a string or a key outside the free JSON fields, as a
+/// dotted path (`title`, `files.tasks.md`).
+fn nul_field(body: &serde_json::Value) -> Option<String> {
+    fn walk(value: &serde_json::Value, path: &str) -> Option<String> {
+        match value {
+            serde_json::Value::String(s) if s.contains('\0') => Some(path.to_string()),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| walk(v, &format!("{path}[{i}]"))),
+            serde_json::Value::Object(map) => map.iter().find_map(|(k, v)| {
+                let here = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if k.contains('\0') {
+                    return Some(here);
+                }
+                if path.is_empty() && FREE_JSON_FIELDS.contains(&k.as_str()) {
+                    return None;
+                }
+                walk(v, &here)
+            }),
+            _ => None,
+        }
+    }
+    walk(body, "").map(|p| if p.is_empty() { "body".to_string() } else { p })
 }
 
 #[derive(Debug, FromRequestParts)]

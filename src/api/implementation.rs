@@ -65,8 +65,7 @@ fn decision_event(decision: &str) -> Result<ImplementationTaskEvent, ApiError> {
 #[utoipa::path(post, path = "/sessions/{id}/{decision}", tag = "implementation",
     params(("id" = i64, Path), ("decision" = Decision, Path)),
     responses((status = 200, body = WorkSession), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody, description = "not allowed in the session's status"),
-              (status = 422, body = ErrorBody, description = "the session works on no plan task")))]
+              (status = 409, body = ErrorBody, description = "not allowed in the session's status, or it works on no plan task")))]
 pub async fn decide_session(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -130,7 +129,8 @@ pub async fn overview(
 /// Spawn a session into a running spec task, with a parent and dependencies.
 #[utoipa::path(post, path = "/spec-tasks/{id}/sessions", tag = "implementation", params(("id" = i64, Path)),
     request_body = SpawnRequest,
-    responses((status = 201, body = WorkSession), (status = 404, body = ErrorBody),
+    responses((status = 201, body = WorkSession),
+              (status = 404, body = ErrorBody, description = "no such spec task, parent session or dependency"),
               (status = 409, body = ErrorBody, description = "the task is not implementing"),
               (status = 422, body = ErrorBody)))]
 pub async fn spawn(

@@ -5,6 +5,7 @@
 mod agents;
 mod auth;
 mod browser;
+mod document;
 mod error;
 mod events;
 mod extract;
@@ -29,6 +30,7 @@ use utoipa_axum::routes;
 pub use auth::{Caller, SESSION_COOKIE};
 pub use browser::{SignInLink, make_link};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use events::set_long_poll_limit;
 
 use crate::agents::manager::AgentManager;
 use crate::orchestrator::implementation::Implementer;
@@ -58,7 +60,7 @@ pub struct AppState {
     info(title = "spectask", description = "Spec-driven, multi-session AI coding: the REST API."),
     modifiers(&BearerAuth),
     security(("bearer" = [])),
-    components(schemas(ErrorBody, ErrorDetail))
+    components(schemas(ErrorBody, ErrorDetail, spec_tasks::Action, implementation::Decision))
 )]
 struct ApiDoc;
 
@@ -133,23 +135,34 @@ fn finish_doc(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         .into_iter()
         .map(|(path, item)| (format!("/api/v1{path}"), item))
         .collect();
+    document::ErrorAnswers.modify(&mut doc);
     doc
 }
 
-/// The OpenAPI document of the whole API, built without a server.
-pub fn openapi() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document of the whole API, built without a server, as JSON with its
+/// keys sorted: with the rules utoipa has no words for (`document::rules`).
+pub fn openapi() -> serde_json::Value {
     let (_, doc) = api_routes().merge(public_routes()).split_for_parts();
-    finish_doc(doc)
+    openapi_value(finish_doc(doc))
+}
+
+fn openapi_value(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+    let mut value = serde_json::to_value(doc).expect("the OpenAPI document serializes");
+    document::rules(&mut value);
+    sort_keys(value)
 }
 
 /// The OpenAPI document as pretty JSON with its keys in a stable (sorted) order.
 pub fn openapi_json() -> String {
-    openapi_json_of(openapi())
+    pretty(&openapi())
 }
 
 fn openapi_json_of(doc: utoipa::openapi::OpenApi) -> String {
-    let value = serde_json::to_value(doc).expect("the OpenAPI document serializes");
-    let mut text = serde_json::to_string_pretty(&sort_keys(value)).expect("JSON serializes");
+    pretty(&openapi_value(doc))
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value).expect("JSON serializes");
     text.push('\n');
     text
 }

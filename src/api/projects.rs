@@ -18,18 +18,26 @@ use crate::store::NewProject;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
-    /// Absolute path of a local git repository (any folder inside it).
+    /// Absolute path of a local git repository (any folder inside it); a path with
+    /// no repository is 404.
     pub path: String,
-    /// Defaults to the repository folder's name.
+    /// Defaults to the repository folder's name (also when blank).
     pub name: Option<String>,
-    /// Defaults to the branch the repository has checked out.
+    /// Defaults to the branch the repository has checked out. A valid git branch
+    /// name (`git check-ref-format --branch`).
     pub base_branch: Option<String>,
-    /// Defaults to `specs`.
+    /// Defaults to `specs`. A relative folder inside the repository, without `..`.
     pub spec_folder: Option<String>,
+    /// Blank: none.
     pub verification_command: Option<String>,
+    /// At least 1; `null`: no limit.
+    #[schema(minimum = 1)]
     pub planning_wip_limit: Option<i64>,
+    /// At least 1; `null`: no limit.
+    #[schema(minimum = 1)]
     pub implementation_wip_limit: Option<i64>,
-    /// Defaults to 3.
+    /// 1 to 64; defaults to 3.
+    #[schema(minimum = 1, maximum = 64)]
     pub max_parallel_sessions: Option<i64>,
     /// `auto` (default), `ask` or `deny`.
     pub permission_policy: Option<PermissionPolicy>,
@@ -37,14 +45,17 @@ pub struct CreateProject {
     pub conflict_policy: Option<ConflictPolicy>,
     /// Defaults to true: a finished plan waits in `implementation_review`.
     pub review_implementation: Option<bool>,
-    /// Defaults to 2.
+    /// 1 to 10; defaults to 2.
+    #[schema(minimum = 1, maximum = 10)]
     pub max_attempts: Option<i64>,
     /// `done` (default: a session that changed nothing completes) or `review` (it
     /// fails for a person to skip or retry).
     pub empty_session: Option<EmptySessionPolicy>,
-    /// Defaults to 1800.
+    /// 1 to 86400; defaults to 1800.
+    #[schema(minimum = 1, maximum = 86400)]
     pub turn_timeout_secs: Option<i64>,
-    /// Defaults to 600.
+    /// 1 to 86400; defaults to 600.
+    #[schema(minimum = 1, maximum = 86400)]
     pub verify_timeout_secs: Option<i64>,
 }
 
@@ -57,8 +68,10 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Project>>
 
 /// Register a local git repository as a project.
 #[utoipa::path(post, path = "/projects", tag = "projects", request_body = CreateProject,
-    responses((status = 201, body = Project), (status = 409, body = ErrorBody, description = "already registered"),
-              (status = 422, body = ErrorBody, description = "not a git repository, or bad settings")))]
+    responses((status = 201, body = Project),
+              (status = 404, body = ErrorBody, description = "no git repository at the path"),
+              (status = 409, body = ErrorBody, description = "already registered"),
+              (status = 422, body = ErrorBody, description = "bad settings")))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -73,7 +86,7 @@ pub async fn create(
     }
     let root = git::repo_root(path).await.map_err(|e| match e {
         GitError::Spawn(_) => ApiError::Internal(e.into()),
-        other => ApiError::Validation(other.to_string()),
+        other => ApiError::NotFound(other.to_string()),
     })?;
     let base_branch = match body.base_branch {
         Some(b) => b,

@@ -53,18 +53,25 @@ pub async fn get_version(
 pub struct AddComment {
     /// The document, e.g. `requirements.md`.
     pub document: String,
-    /// First line (1-based) of the passage; with `line_end` for a range.
+    /// First line (1-based) of the passage; with `line_end` for a range (given
+    /// backwards, it is the same range). Lines past the document's end are 404.
+    #[schema(minimum = 1)]
     pub line_start: Option<i64>,
+    /// Only with `line_start`.
+    #[schema(minimum = 1)]
     pub line_end: Option<i64>,
-    /// A passage of the document the comment is about (must appear in it).
+    /// A passage of the document the comment is about (must appear in it, else 404).
     pub quote: Option<String>,
+    /// Not blank.
     pub body: String,
 }
 
 /// Comment on a document of a spec version.
 #[utoipa::path(post, path = "/spec-tasks/{id}/spec-versions/{number}/comments", tag = "review",
     params(("id" = i64, Path), ("number" = i64, Path)), request_body = AddComment,
-    responses((status = 201, body = ReviewComment), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = ReviewComment),
+              (status = 404, body = ErrorBody, description = "no such task, version, document, lines or quote"),
+              (status = 422, body = ErrorBody)))]
 pub async fn add_comment(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -105,18 +112,23 @@ pub async fn resolve_comment(
 pub struct ImportSpec {
     /// Required when more than one project is registered.
     pub project_id: Option<i64>,
+    /// Not blank.
     pub title: String,
     /// Where the spec came from (e.g. `.kiro/specs/login`).
     pub source: Option<String>,
     /// The spec's files by name: `requirements.md`, `design.md`, `tasks.md` (Kiro) or
     /// `spec.md`, `plan.md`, `tasks.md` (spec-kit), and any other `.md` beside them.
+    /// `tasks.md` is required; names are plain `.md` or `.json` file names (not
+    /// `spec.json`) or `.config.kiro`.
     pub files: std::collections::BTreeMap<String, String>,
 }
 
 /// Import an existing Kiro or spec-kit spec as a new task in `spec_review`, with the
 /// spec as version 1 on its branch.
 #[utoipa::path(post, path = "/spec-tasks/import", tag = "review", request_body = ImportSpec,
-    responses((status = 201, body = SpecTask), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = SpecTask), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "no `project_id`, and not exactly one project is registered; or the project's base branch does not exist"),
+              (status = 422, body = ErrorBody)))]
 pub async fn import_spec(
     State(state): State<AppState>,
     Json(body): Json<ImportSpec>,

@@ -40,7 +40,9 @@ pub struct PostCoordination {
     /// The sending session; leave out when a person sends it.
     pub from_session_id: Option<i64>,
     /// The receiving session; leave out to address every session of the task.
+    /// Not with `kind` `broadcast`, which goes to every session.
     pub to_session_id: Option<i64>,
+    /// Not blank.
     pub message: String,
     #[serde(default)]
     pub payload: serde_json::Value,
@@ -59,7 +61,9 @@ pub async fn list_coordination(
 /// Post a coordination event to one session or to all.
 #[utoipa::path(post, path = "/spec-tasks/{id}/coordination", tag = "coordination", params(("id" = i64, Path)),
     request_body = PostCoordination,
-    responses((status = 201, body = CoordinationEvent), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = CoordinationEvent),
+              (status = 404, body = ErrorBody, description = "no such spec task, or a session not in it"),
+              (status = 422, body = ErrorBody)))]
 pub async fn post_coordination(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -93,8 +97,11 @@ pub struct Acknowledge {
 
 /// Acknowledge a coordination event. A second acknowledgement is refused with 409.
 #[utoipa::path(post, path = "/spec-tasks/{id}/coordination/{event_id}/ack", tag = "coordination",
-    params(("id" = i64, Path), ("event_id" = i64, Path)), request_body = Acknowledge,
-    responses((status = 200, body = CoordinationEvent), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    params(("id" = i64, Path), ("event_id" = i64, Path)),
+    request_body(content = Option<Acknowledge>, description = "Optional: none (or an empty body) when a person acknowledges."),
+    responses((status = 200, body = CoordinationEvent),
+              (status = 404, body = ErrorBody, description = "no such task or event, or an acknowledging session not in the task"),
+              (status = 409, body = ErrorBody, description = "already acknowledged, or addressed to another session")))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -109,9 +116,17 @@ pub async fn acknowledge(
     let by = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        serde_json::from_slice::<Acknowledge>(&body)
-            .map_err(|e| ApiError::Validation(format!("invalid body: {e}")))?
-            .by_session_id
+        // JSON Schema's integers include `2.0`; serde's do not.
+        let body =
+            super::extract::integral_floats_as_integers(&body).unwrap_or_else(|| body.to_vec());
+        serde_json::from_slice::<Option<Acknowledge>>(&body)
+            .map_err(|e| match e.classify() {
+                serde_json::error::Category::Data => {
+                    ApiError::Validation(format!("invalid body: {e}"))
+                }
+                _ => ApiError::BadRequest(format!("invalid JSON: {e}")),
+            })?
+            .and_then(|a| a.by_session_id)
     };
     let acked = state
         .store
@@ -147,6 +162,7 @@ pub struct PutState {
     pub value: serde_json::Value,
     /// The version you read (0 to create the key). A different current version
     /// means someone else wrote in between: 409, nothing written.
+    #[schema(minimum = 0)]
     pub expected_version: i64,
 }
 

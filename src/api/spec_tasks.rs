@@ -19,9 +19,10 @@ const MAX_TITLE_CHARS: usize = 200;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSpecTask {
-    /// What the person wants done; the planning agent's input.
+    /// What the person wants done; the planning agent's input. Not blank.
     pub prompt: String,
-    /// Defaults to the prompt's first line.
+    /// Defaults to the prompt's first line. Not blank; at most 200 characters.
+    #[schema(max_length = 200)]
     pub title: Option<String>,
     pub description: Option<String>,
     /// Defaults to `medium`.
@@ -31,8 +32,11 @@ pub struct CreateSpecTask {
     pub task_type: Option<TaskType>,
     /// Required when more than one project is registered.
     pub project_id: Option<i64>,
+    /// 1 to 64 (default: the project's).
+    #[schema(minimum = 1, maximum = 64)]
     pub max_parallel_sessions: Option<i64>,
-    /// The agent profile its sessions run with (default: the server's default agent).
+    /// The agent profile its sessions run with (default: the server's default agent);
+    /// one the server does not know is 404.
     pub agent_profile: Option<String>,
 }
 
@@ -42,6 +46,7 @@ pub struct ListQuery {
     pub status: Option<SpecTaskStatus>,
     pub project: Option<i64>,
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<i64>,
@@ -73,7 +78,10 @@ pub async fn list(
 
 /// Create a spec task in `backlog`.
 #[utoipa::path(post, path = "/spec-tasks", tag = "spec tasks", request_body = CreateSpecTask,
-    responses((status = 201, body = SpecTask), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = SpecTask),
+              (status = 404, body = ErrorBody, description = "no such project or agent profile"),
+              (status = 409, body = ErrorBody, description = "no `project_id`, and not exactly one project is registered"),
+              (status = 422, body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -87,7 +95,7 @@ pub async fn create(
         Some(t) => t.to_string(),
         None => title_from_prompt(&body.prompt),
     };
-    check_title(&title)?;
+    check_title(body.title.as_deref().unwrap_or(&title))?;
     if let Some(n) = body.max_parallel_sessions
         && !(1..=MAX_PARALLEL_SESSIONS_CEILING).contains(&n)
     {
@@ -99,7 +107,7 @@ pub async fn create(
         && !state.agents.profiles().contains_key(p)
     {
         let known: Vec<&str> = state.agents.profiles().keys().map(String::as_str).collect();
-        return Err(ApiError::Validation(format!(
+        return Err(ApiError::NotFound(format!(
             "agent_profile: unknown profile {p:?}; known: {}",
             known.join(", ")
         )));
@@ -136,10 +144,10 @@ pub(super) async fn default_project(state: &AppState) -> ApiResult<i64> {
     let projects = state.store.list_projects().await?;
     match projects.as_slice() {
         [only] => Ok(only.id),
-        [] => Err(ApiError::Validation(
+        [] => Err(ApiError::Conflict(
             "no project is registered: add one first (`spectask project add PATH`)".into(),
         )),
-        _ => Err(ApiError::Validation(
+        _ => Err(ApiError::Conflict(
             "several projects are registered: name one with project_id".into(),
         )),
     }
@@ -164,7 +172,7 @@ pub async fn update(
     Json(patch): Json<SpecTaskPatch>,
 ) -> ApiResult<Json<SpecTask>> {
     if let Some(title) = &patch.title {
-        check_title(title.trim())?;
+        check_title(title)?;
     }
     Ok(Json(
         state

@@ -1049,10 +1049,17 @@ async fn agents(client: &Client, cmd: AgentsCmd) -> anyhow::Result<()> {
         AgentsCmd::Restart(a) => (format!("/spec-tasks/{}/agent/restart", a.id), a.json, true),
         AgentsCmd::Check { .. } => unreachable!("runs locally"),
     };
-    let instance: AgentInstance = if post {
-        client.post(&path, &json!({})).await?
+    let instance: Option<AgentInstance> = if post {
+        Some(client.post(&path, &json!({})).await?)
     } else {
         client.get(&path).await?
+    };
+    let Some(instance) = instance else {
+        if json {
+            return output::json(&instance);
+        }
+        println!("the spec task has not started an agent yet");
+        return Ok(());
     };
     if json {
         return output::json(&instance);

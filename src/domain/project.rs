@@ -166,25 +166,35 @@ pub const MAX_PARALLEL_SESSIONS_CEILING: i64 = 64;
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectSettingsPatch {
+    /// Not blank.
     pub name: Option<String>,
+    /// A valid git branch name (`git check-ref-format --branch`).
     pub base_branch: Option<String>,
+    /// A relative folder inside the repository, without `..`.
     pub spec_folder: Option<String>,
+    /// `null` or blank: none.
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     pub verification_command: Option<Option<String>>,
+    /// At least 1; `null`: no limit.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     pub planning_wip_limit: Option<Option<i64>>,
+    /// At least 1; `null`: no limit.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<i64>)]
+    #[schema(value_type = Option<i64>, minimum = 1)]
     pub implementation_wip_limit: Option<Option<i64>>,
+    #[schema(minimum = 1, maximum = 64)]
     pub max_parallel_sessions: Option<i64>,
     pub permission_policy: Option<PermissionPolicy>,
     pub conflict_policy: Option<ConflictPolicy>,
     pub review_implementation: Option<bool>,
+    #[schema(minimum = 1, maximum = 10)]
     pub max_attempts: Option<i64>,
     pub empty_session: Option<EmptySessionPolicy>,
+    #[schema(minimum = 1, maximum = 86400)]
     pub turn_timeout_secs: Option<i64>,
+    #[schema(minimum = 1, maximum = 86400)]
     pub verify_timeout_secs: Option<i64>,
 }
 
@@ -301,7 +311,7 @@ impl ProjectSettings {
 /// input is refused before anything touches the repository.
 pub fn validate_branch_name(name: &str) -> Result<(), String> {
     let bad = name.is_empty()
-        || name.len() > 200
+        || name.chars().count() > 200
         || name.starts_with(['-', '/', '.'])
         || name.ends_with(['/', '.'])
         || name.ends_with(".lock")
@@ -322,13 +332,14 @@ pub fn validate_branch_name(name: &str) -> Result<(), String> {
     }
 }
 
-/// A folder inside the repository: relative, no `..`, not empty.
+/// A folder inside the repository: relative, no `..`, not empty, not in `.git`
+/// (git never commits there).
 pub fn validate_relative_folder(path: &str) -> Result<(), String> {
     let p = std::path::Path::new(path);
     let ok = !path.trim().is_empty()
         && p.is_relative()
         && p.components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
+            .all(|c| matches!(c, std::path::Component::Normal(n) if n != ".git"));
     if ok {
         Ok(())
     } else {
@@ -377,6 +388,8 @@ mod tests {
             (r#"{"base_branch": "has space"}"#, "base_branch"),
             (r#"{"spec_folder": "../outside"}"#, "spec_folder"),
             (r#"{"spec_folder": "/abs"}"#, "spec_folder"),
+            (r#"{"spec_folder": "a/.git"}"#, "spec_folder"),
+            (r#"{"spec_folder": ".git/specs"}"#, "spec_folder"),
             (r#"{"planning_wip_limit": 0}"#, "planning_wip_limit"),
             (r#"{"turn_timeout_secs": 0}"#, "turn_timeout_secs"),
             (r#"{"verify_timeout_secs": 100000}"#, "verify_timeout_secs"),

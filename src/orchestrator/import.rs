@@ -23,7 +23,7 @@ pub struct ImportRequest {
 
 /// A file name an import may carry: one markdown (or `.config.kiro`/JSON) file,
 /// never a path.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name != SPEC_JSON
         && !name.contains(['/', '\\'])
@@ -51,6 +51,16 @@ pub async fn import(
         return Err(ReviewError::Invalid("title: must not be empty".into()));
     }
     let project = store.get_project(req.project_id).await?;
+    // Checked before the task exists, so a refusal leaves nothing behind.
+    let base = &project.settings.base_branch;
+    if git::branch_head(std::path::Path::new(&project.path), base)
+        .await?
+        .is_none()
+    {
+        return Err(ReviewError::Refused(format!(
+            "the project's base branch {base:?} does not exist or has no commits yet"
+        )));
+    }
     let task = store
         .create_spec_task(
             NewSpecTask {

@@ -175,22 +175,29 @@ impl Reviewer {
             .find(|d| d.name == new.document)
             .ok_or_else(|| {
                 let names: Vec<&str> = documents.iter().map(|d| d.name.as_str()).collect();
-                ReviewError::Invalid(format!(
+                ReviewError::Store(StoreError::Missing(format!(
                     "document: {:?} is not in spec version {number}; it has {}",
                     new.document,
                     names.join(", ")
-                ))
+                )))
             })?;
         let lines = doc.raw.lines().count() as i64;
         match (new.line_start, new.line_end) {
             (Some(a), b) => {
-                let b = b.unwrap_or(a);
-                if a < 1 || b < a || b > lines {
+                // A range given backwards is the same range.
+                let (a, b) = (a.min(b.unwrap_or(a)), a.max(b.unwrap_or(a)));
+                if a < 1 {
                     return Err(ReviewError::Invalid(format!(
-                        "lines {a}-{b} are not within {} (1-{lines})",
-                        new.document
+                        "lines {a}-{b}: lines are numbered from 1"
                     )));
                 }
+                if b > lines {
+                    return Err(ReviewError::Store(StoreError::Missing(format!(
+                        "lines {a}-{b} are not within {} (1-{lines})",
+                        new.document
+                    ))));
+                }
+                new.line_start = Some(a);
                 new.line_end = Some(b);
             }
             (None, Some(_)) => {
@@ -201,10 +208,10 @@ impl Reviewer {
         if let Some(q) = &new.quote
             && !doc.raw.contains(q.as_str())
         {
-            return Err(ReviewError::Invalid(format!(
+            return Err(ReviewError::Store(StoreError::Missing(format!(
                 "quote: not found in {}",
                 new.document
-            )));
+            ))));
         }
         new.spec_version_id = version.id;
         Ok(self

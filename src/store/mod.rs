@@ -34,9 +34,13 @@ pub enum StoreError {
     /// The state changed under the caller (a lost compare-and-set).
     #[error("{0}")]
     Conflict(String),
-    /// The request names something that cannot be used (e.g. a session of another task).
+    /// The request breaks a rule on its own (e.g. an empty name): 422.
     #[error("{0}")]
     Invalid(String),
+    /// The request names something that does not exist where it says (e.g. a
+    /// session of another task): 404.
+    #[error("{0}")]
+    Missing(String),
     #[error(transparent)]
     InvalidSetting(#[from] InvalidSetting),
     /// A stored value the code does not understand: a bug or a newer schema.
@@ -77,6 +81,8 @@ pub struct NewSpecTask {
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SpecTaskPatch {
+    /// Not blank; at most 200 characters.
+    #[schema(max_length = 200)]
     pub title: Option<String>,
     pub description: Option<String>,
     pub priority: Option<Priority>,

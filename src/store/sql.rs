@@ -290,14 +290,14 @@ impl SqlStore {
         let Some(id) = session_id else { return Ok(()) };
         let owner = match self.session_task(id).await {
             Err(StoreError::NotFound { .. }) => {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::Missing(format!(
                     "{role} session {id} does not exist"
                 )));
             }
             other => other?,
         };
         if owner != spec_task_id {
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Missing(format!(
                 "{role} session {id} belongs to spec task {owner}, not {spec_task_id}"
             )));
         }
@@ -986,7 +986,7 @@ impl Store for SqlStore {
             && to != by
         {
             // Dropping the transaction rolls the acknowledgement back.
-            return Err(StoreError::Invalid(format!(
+            return Err(StoreError::Conflict(format!(
                 "coordination event {id} is addressed to session {to}, not {by}"
             )));
         }

@@ -50,17 +50,17 @@ impl Implementer {
                 None => plan.iter().find(|t| &t.key == dep).map(|t| t.key.clone()),
             };
             depends.push(key.ok_or_else(|| {
-                ImplError::Invalid(format!(
+                ImplError::Store(StoreError::Missing(format!(
                     "depends_on: {dep:?} is not a task or session of this task"
-                ))
+                )))
             })?);
         }
         if let Some(parent) = req.parent_id
             && !sessions.iter().any(|s| s.id == parent)
         {
-            return Err(ImplError::Invalid(format!(
+            return Err(ImplError::Store(StoreError::Missing(format!(
                 "parent_id: session {parent} is not in this task"
-            )));
+            ))));
         }
         if req.name.trim().is_empty() || req.prompt.trim().is_empty() {
             return Err(ImplError::Invalid(
@@ -162,7 +162,7 @@ impl Implementer {
             .and_then(|id| plan.iter().find(|t| t.id == id))
             .cloned()
             .ok_or_else(|| {
-                ImplError::Invalid(format!("session {session_id} does not work on a plan task"))
+                ImplError::Refused(format!("session {session_id} does not work on a plan task"))
             })?;
         if session.kind == WorkSessionKind::MergeConflict {
             return Err(ImplError::Refused(format!(
