@@ -2,7 +2,7 @@
 // fresh by invalidating what each event touches: no polling anywhere.
 import { queryOptions, type QueryClient } from '@tanstack/react-query'
 import { api, unwrap } from './client'
-import type { SpecTask } from './types'
+import type { SpecTask, TranscriptEntry } from './types'
 
 export const keys = {
   session: ['session'] as const,
@@ -85,10 +85,16 @@ export const sessionsQuery = (id: number) =>
 export const transcriptQuery = (sessionId: number) =>
   queryOptions({
     queryKey: keys.transcript(sessionId),
-    queryFn: () =>
-      unwrap(
-        api.GET('/api/v1/sessions/{id}/transcript', { params: { path: { id: sessionId }, query: {} } }),
-      ),
+    // Entries never change once written: each refresh asks only for the ones after
+    // the last it has, and appends them.
+    queryFn: async ({ client }): Promise<TranscriptEntry[]> => {
+      const have = client.getQueryData<TranscriptEntry[]>(keys.transcript(sessionId)) ?? []
+      const after = have.at(-1)?.id ?? 0
+      const more = await unwrap(
+        api.GET('/api/v1/sessions/{id}/transcript', { params: { path: { id: sessionId }, query: { after } } }),
+      )
+      return more.length ? [...have, ...more] : have
+    },
   })
 
 export const eventsQuery = (id: number) =>
