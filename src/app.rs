@@ -134,6 +134,14 @@ impl App {
             shutdown.await;
             let _ = closing.send(true);
         };
+        let send_buffer = self.state.web.socket_send_buffer;
+        let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+            // Events go out as they commit: no Nagle delay.
+            let _ = tcp.set_nodelay(true);
+            if let Some(bytes) = send_buffer {
+                set_send_buffer(tcp, bytes);
+            }
+        });
         axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await
@@ -149,6 +157,28 @@ impl App {
         Ok(())
     }
 }
+
+#[cfg(unix)]
+fn set_send_buffer(tcp: &tokio::net::TcpStream, bytes: u32) {
+    use std::os::fd::AsRawFd;
+    let value = bytes as libc::c_int;
+    // SAFETY: a valid socket fd and a c_int option value of the stated size.
+    let rc = unsafe {
+        libc::setsockopt(
+            tcp.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "setting SO_SNDBUF failed");
+    }
+}
+
+#[cfg(not(unix))]
+fn set_send_buffer(_tcp: &tokio::net::TcpStream, _bytes: u32) {}
 
 /// Makes sure `<data-dir>/token` holds a token the database accepts. On first start
 /// (or after the database was replaced, or the token revoked) it creates an `admin`

@@ -93,6 +93,10 @@ pub struct WebSettings {
     pub ws_buffer: usize,
     /// How often the server pings each WebSocket; two missed pongs close it.
     pub ws_heartbeat: std::time::Duration,
+    /// The kernel's send buffer per connection, in bytes (env `SPECTASK_SOCKET_SNDBUF`);
+    /// `None` leaves it to the kernel's autotuning. A small one makes a client that stops
+    /// reading fall behind, and be told so, sooner.
+    pub socket_send_buffer: Option<u32>,
 }
 
 impl Default for WebSettings {
@@ -102,6 +106,7 @@ impl Default for WebSettings {
             link_ttl: std::time::Duration::from_secs(3600),
             ws_buffer: 1024,
             ws_heartbeat: std::time::Duration::from_secs(20),
+            socket_send_buffer: None,
         }
     }
 }
@@ -132,6 +137,12 @@ impl WebSettings {
                 anyhow::anyhow!("SPECTASK_WS_HEARTBEAT_MS: milliseconds, at least 10, not {v:?}")
             })?;
             web.ws_heartbeat = std::time::Duration::from_millis(ms);
+        }
+        if let Ok(v) = std::env::var("SPECTASK_SOCKET_SNDBUF") {
+            web.socket_send_buffer =
+                Some(v.parse().ok().filter(|n| *n >= 4096).ok_or_else(|| {
+                    anyhow::anyhow!("SPECTASK_SOCKET_SNDBUF: bytes, at least 4096, not {v:?}")
+                })?);
         }
         Ok(web)
     }

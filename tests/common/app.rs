@@ -18,6 +18,8 @@ pub struct TestApp {
     pub implementer: Arc<spectask::orchestrator::implementation::Implementer>,
     pub data_dir: PathBuf,
     pub http: reqwest::Client,
+    /// A one-time sign-in link's path (`/sign-in#code=…`) for the admin token.
+    pub sign_in: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -47,6 +49,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeC
     let store = app.store();
     let agents = app.agents();
     let implementer = app.implementer();
+    let sign_in = app.sign_in_link().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -61,6 +64,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeC
         implementer,
         data_dir,
         http: reqwest::Client::new(),
+        sign_in,
         shutdown: Some(tx),
         server: Some(server),
         _dir: dir,
