@@ -348,7 +348,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The agent instance of a spec task: status, process, agent, resource use. */
+        /**
+         * The agent instance of a spec task: status, process, agent, resource use; `null`
+         *     while the task has never started one.
+         */
         get: operations["get_instance"];
         put?: never;
         post?: never;
@@ -1388,7 +1391,11 @@ export interface components {
             code?: string | null;
             /** @description An API token (`st_…`), pasted by a person. */
             token?: string | null;
-        };
+        } & ({
+            code: string;
+        } | {
+            token: string;
+        });
         /** @description A new one-time sign-in code. Open `<server>/sign-in#code=<code>` before it expires. */
         SignInLink: {
             code: string;
@@ -1816,7 +1823,8 @@ export interface operations {
                 limit?: number;
                 /**
                  * @description Long poll: when nothing is new, wait up to this many seconds (at most 30)
-                 *     for the next event before answering.
+                 *     for the next event before answering (the server may answer sooner, with
+                 *     nothing new).
                  */
                 wait?: number;
             };
@@ -2714,7 +2722,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description no `project_id`, and not exactly one project is registered */
+            /** @description no `project_id`, and not exactly one project is registered; or the project's base branch does not exist */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2891,7 +2899,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AgentInstance"];
+                    "application/json": null | components["schemas"]["AgentInstance"];
                 };
             };
             /** @description a path parameter does not parse */
@@ -2912,6 +2920,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description no such spec task */
             404: {
                 headers: {
                     [name: string]: unknown;
