@@ -835,14 +835,19 @@ async fn a_turn_that_hangs_past_its_timeout_is_cancelled_with_a_clear_error() {
 async fn agent_routes_refuse_unknown_ids() {
     let app = app_with(Backend::Sqlite, vec![]).await;
     let task = task(&app).await;
-    // A task that never started an agent has none: null, not 404.
+    // A task that never started an agent has none (null, not 404), and stopping it
+    // stops nothing.
     let (status, none) = app.get(&format!("/api/v1/spec-tasks/{task}/agent")).await;
+    assert_eq!((status, none), (StatusCode::OK, Value::Null));
+    let (status, none) = app
+        .post(&format!("/api/v1/spec-tasks/{task}/agent/stop"), json!({}))
+        .await;
     assert_eq!((status, none), (StatusCode::OK, Value::Null));
     for (method, path) in [
         (Method::GET, "/api/v1/spec-tasks/999/agent".to_string()),
         (
             Method::POST,
-            format!("/api/v1/spec-tasks/{task}/agent/stop"),
+            "/api/v1/spec-tasks/999/agent/stop".to_string(),
         ),
         (
             Method::POST,

@@ -63,6 +63,48 @@ async fn schemathesis_finds_nothing() {
         )
         .await;
     assert!(status.is_success(), "{body}");
+    // A spec in review (versions, documents, a comment) and one approved, with a
+    // spawned session, so the review and session routes have something to find.
+    let files = json!({
+        "requirements.md": common::spec::REQUIREMENTS,
+        "design.md": common::spec::DESIGN,
+        "tasks.md": common::spec::TASKS,
+    });
+    let mut imported = Vec::new();
+    for title in ["Log in", "Log out"] {
+        let (status, body) = app
+            .post(
+                "/api/v1/spec-tasks/import",
+                json!({ "project_id": project, "title": title, "files": files }),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        imported.push(body["id"].as_i64().unwrap());
+    }
+    let (status, body) = app
+        .post(
+            &format!(
+                "/api/v1/spec-tasks/{}/spec-versions/1/comments",
+                imported[0]
+            ),
+            json!({ "document": "design.md", "line_start": 1, "body": "Which table?" }),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/spec-tasks/{}/approve", imported[1]),
+            json!({}),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/spec-tasks/{}/sessions", imported[1]),
+            json!({ "name": "Docs", "prompt": "say hello" }),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
 
     let report_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/schemathesis/report");
     std::fs::create_dir_all(&report_dir).unwrap();
@@ -78,7 +120,10 @@ async fn schemathesis_finds_nothing() {
         .args(["--exclude-path", "/api/v1/events/ws"])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
         .args(["--max-examples", &max_examples])
-        .args(["--seed", "7"])
+        .args([
+            "--seed",
+            &std::env::var("SPECTASK_SCHEMATHESIS_SEED").unwrap_or("7".into()),
+        ])
         .args(["--workers", "2"])
         .args(["--generation-database", "none"])
         .args(["--request-timeout", "40"])

@@ -44,18 +44,24 @@ pub async fn get_instance(
     }
 }
 
-/// Stop the agent instance: its whole process tree ends; threads resume later.
+/// Stop the agent instance: its whole process tree ends; threads resume later. A
+/// task that never started an agent has nothing to stop: `null`.
 #[utoipa::path(post, path = "/spec-tasks/{id}/agent/stop", tag = "agents", params(("id" = i64, Path)),
-    responses((status = 200, body = AgentInstance), (status = 404, body = ErrorBody),
+    responses((status = 200, body = Option<AgentInstance>), (status = 404, body = ErrorBody, description = "no such spec task"),
               (status = 409, body = ErrorBody, description = "the task runs no agent (its run ended), or the agent failed")))]
 pub async fn stop_instance(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-) -> ApiResult<Json<AgentInstance>> {
-    state.store.get_agent_instance(id).await?;
+) -> ApiResult<Json<Option<AgentInstance>>> {
+    state.store.get_spec_task(id).await?;
+    match state.store.get_agent_instance(id).await {
+        Ok(_) => {}
+        Err(crate::store::StoreError::NotFound { .. }) => return Ok(Json(None)),
+        Err(e) => return Err(e.into()),
+    }
     let runtime = state.agents.runtime(id).await?;
     runtime.stop().await.map_err(ManagerError::from)?;
-    Ok(Json(state.store.get_agent_instance(id).await?))
+    Ok(Json(Some(state.store.get_agent_instance(id).await?)))
 }
 
 /// Start the agent instance, or stop and start it again.

@@ -1050,7 +1050,7 @@ async fn agents(client: &Client, cmd: AgentsCmd) -> anyhow::Result<()> {
         AgentsCmd::Check { .. } => unreachable!("runs locally"),
     };
     let instance: Option<AgentInstance> = if post {
-        Some(client.post(&path, &json!({})).await?)
+        client.post(&path, &json!({})).await?
     } else {
         client.get(&path).await?
     };
