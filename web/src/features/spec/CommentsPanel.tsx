@@ -5,6 +5,7 @@ import { keys } from '../../shared/api/queries'
 import type { ReviewComment } from '../../shared/api/types'
 import { ago, dateTime } from '../../shared/lib/format'
 import { toast } from '../../shared/ui/toast'
+import { useActorName } from '../../shared/api/actors'
 import type { Anchor } from './DocumentView'
 
 function anchorText(a: { line_start?: number | null; line_end?: number | null; quote?: string | null }): string {
@@ -30,6 +31,7 @@ export function CommentsPanel(props: {
   const [error, setError] = useState<string | null>(null)
   const [showResolved, setShowResolved] = useState(false)
   const textRef = useRef<HTMLTextAreaElement>(null)
+  const actor = useActorName()
 
   useEffect(() => {
     if (props.anchor) textRef.current?.focus()
@@ -159,7 +161,7 @@ export function CommentsPanel(props: {
               </button>
               <p className="comment-body">{c.body}</p>
               <p className="muted small">
-                {c.author} · <span title={dateTime(c.created_at)}>{ago(c.created_at)}</span>
+                {actor(c.author)} · <span title={dateTime(c.created_at)}>{ago(c.created_at)}</span>
                 {c.resolved ? ' · resolved' : ''}
               </p>
               {!c.resolved && (

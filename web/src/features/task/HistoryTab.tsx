@@ -3,6 +3,7 @@ import { eventsQuery } from '../../shared/api/queries'
 import type { Event, SpecTask } from '../../shared/api/types'
 import { Empty, ErrorNote, Loading } from '../../shared/ui/bits'
 import { ago, dateTime } from '../../shared/lib/format'
+import { useActorName } from '../../shared/api/actors'
 
 function describe(e: Event): string {
   const d = (e.data ?? {}) as Record<string, unknown>
@@ -36,6 +37,7 @@ function describe(e: Event): string {
 
 export function HistoryTab({ task }: { task: SpecTask }) {
   const events = useQuery(eventsQuery(task.id))
+  const actor = useActorName()
   if (events.isError) return <ErrorNote error={events.error} />
   if (!events.data) return <Loading what="history" />
   const list = events.data.filter((e) => e.kind !== 'transcript.appended').slice().reverse()
@@ -49,7 +51,7 @@ export function HistoryTab({ task }: { task: SpecTask }) {
             <span className="tl-kind">{e.kind}</span>
             <span className="tl-text">{describe(e)}</span>
             <span className="tl-when muted" title={dateTime(e.created_at)}>
-              {ago(e.created_at)} · {e.actor} · #{e.id}
+              {ago(e.created_at)} · {actor(e.actor)} · #{e.id}
             </span>
           </li>
         ))}
