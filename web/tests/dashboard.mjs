@@ -360,6 +360,39 @@ async function run() {
     assert(after.status === 401, `the revoked token answered ${after.status}`)
   })
 
+  await step('the server closes the WebSocket (4008): offline shown, reconnect from the cursor, nothing missed', async () => {
+    const p = await context.newPage()
+    const urls = []
+    let closeFirst = null
+    await p.routeWebSocket(/\/api\/v1\/events\/ws/, (ws) => {
+      urls.push(ws.url())
+      const server = ws.connectToServer()
+      if (!closeFirst) {
+        closeFirst = () => {
+          server.close()
+          ws.close({ code: 4008, reason: 'too far behind: reconnect with after=<last id>' })
+        }
+      }
+    })
+    await p.goto(`${BASE}/`)
+    await p.locator('[data-live="live"]').waitFor(WAIT)
+    await p.evaluate(() => {
+      window.__liveStates = []
+      const el = document.querySelector('[data-live]')
+      new MutationObserver(() => window.__liveStates.push(el.dataset.live)).observe(el, { attributes: true })
+    })
+    closeFirst()
+    const t = await api('POST', '/spec-tasks', { project_id: PROJECT, title: 'Made while the page was offline', prompt: 'x', priority: 'critical' })
+    await p.locator(`[data-task-id="${t.id}"]`).waitFor(WAIT)
+    await p.locator('[data-live="live"]').waitFor(WAIT)
+    const states = await p.evaluate(() => window.__liveStates)
+    assert(states.includes('offline'), `states seen: ${states}`)
+    assert(urls.length === 2, `connections: ${urls.join(', ')}`)
+    const [a, b] = urls.map((u) => Number(new URL(u).searchParams.get('after')))
+    assert(b >= a, `reconnected with after=${b}, first after=${a}`)
+    await p.close()
+  })
+
   await step('sign out: the board and the WebSocket refuse', async () => {
     await page.goto(`${BASE}/`)
     await page.getByRole('button', { name: 'Sign out' }).click()
