@@ -1237,6 +1237,23 @@ async fn what_schemathesis_found(backend: Backend) {
         )
         .await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
+    // NUL in a path parameter never reaches the database (PostgreSQL cannot compare
+    // text holding it): 400 on both backends.
+    for (method, path, body) in [
+        (
+            Method::POST,
+            format!("/api/v1/spec-tasks/{task}/implementation-tasks/a%00b/skip"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/api/v1/spec-tasks/{task}/state/a%00b"),
+            Some(json!({ "value": 1, "expected_version": 0 })),
+        ),
+    ] {
+        let (status, body) = app.call(method, &path, body).await;
+        assert_error(status, &body, StatusCode::BAD_REQUEST, "bad_request");
+    }
     // A title's 200 characters count what was sent, as the schema's maxLength does.
     let (status, body) = app
         .post("/api/v1/spec-tasks", json!({ "prompt": "x", "project_id": project, "title": format!("{} ", "t".repeat(200)) }))

@@ -131,9 +131,28 @@ fn nul_field(body: &serde_json::Value) -> Option<String> {
     walk(body, "").map(|p| if p.is_empty() { "body".to_string() } else { p })
 }
 
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
+/// Path parameters. A parameter holding NUL (`%00`) is refused (400) before it can
+/// reach the database, which cannot compare text with NUL on PostgreSQL.
+#[derive(Debug)]
 pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        if parts.uri.path().contains("%00") {
+            return Err(ApiError::BadRequest(
+                "path parameters must not contain NUL (%00)".into(),
+            ));
+        }
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
 
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
