@@ -69,35 +69,6 @@ export async function unwrap<T>(
   return data as T
 }
 
-/** A plain JSON request, for routes the generated document may not have yet. */
-export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
-  let response: Response
-  try {
-    response = await fetch(path, {
-      method,
-      credentials: 'same-origin',
-      headers: body === undefined ? { Accept: 'application/json' } : { Accept: 'application/json', 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-  } catch (err) {
-    throw new ApiError(0, 'network', `the server could not be reached (${String(err)})`)
-  }
-  const text = await response.text()
-  let parsed: unknown = undefined
-  if (text) {
-    try {
-      parsed = JSON.parse(text)
-    } catch {
-      parsed = undefined
-    }
-  }
-  if (!response.ok) {
-    if (response.status === 401 && !path.startsWith('/api/v1/auth/')) notifyUnauthorized()
-    throw errorFrom(response.status, parsed, `${response.status} ${response.statusText}`)
-  }
-  return parsed as T
-}
-
 export function errorMessage(err: unknown): string {
   if (err instanceof ApiError) return err.message
   if (err instanceof Error) return err.message

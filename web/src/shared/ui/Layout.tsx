@@ -89,6 +89,22 @@ function Shell({ tokenName }: { tokenName: string }) {
   useShortcut('g b', useCallback(() => navigate('/'), [navigate]))
   useShortcut('g p', useCallback(() => navigate('/projects'), [navigate]))
   useShortcut('g t', useCallback(() => navigate('/settings/tokens'), [navigate]))
+  // On other pages `/` goes to the board's search (the board binds it itself).
+  const onBoard = useLocation().pathname === '/'
+  useShortcut(
+    '/',
+    useCallback(() => {
+      navigate('/')
+      const until = Date.now() + 2000
+      const focus = () => {
+        const el = document.getElementById('board-search')
+        if (el) el.focus()
+        else if (Date.now() < until) requestAnimationFrame(focus)
+      }
+      requestAnimationFrame(focus)
+    }, [navigate]),
+    !onBoard,
+  )
 
   const doSignOut = async () => {
     try {
