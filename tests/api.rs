@@ -1062,8 +1062,14 @@ async fn openapi_lists_every_route(backend: Backend) {
         let pointer = name.trim_start_matches('#');
         assert!(doc.pointer(pointer).is_some(), "{name} does not resolve");
     }
+    let mut operation_ids = std::collections::BTreeSet::new();
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap();
+            assert!(
+                operation_ids.insert(id),
+                "{method} {path}: operationId {id} twice"
+            );
             let open = op["security"]
                 .as_array()
                 .is_some_and(|s| s.iter().any(|r| r == &json!({})));

@@ -56,7 +56,7 @@ pub struct EventPage {
 }
 
 /// Events in the order they were committed.
-#[utoipa::path(get, path = "/events", tag = "events", params(EventsQuery),
+#[utoipa::path(get, path = "/events", operation_id = "list_events", tag = "events", params(EventsQuery),
     responses((status = 200, body = EventPage), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,

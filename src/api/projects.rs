@@ -60,14 +60,14 @@ pub struct CreateProject {
 }
 
 /// List registered projects.
-#[utoipa::path(get, path = "/projects", tag = "projects",
+#[utoipa::path(get, path = "/projects", operation_id = "list_projects", tag = "projects",
     responses((status = 200, body = Vec<Project>), (status = 401, body = ErrorBody)))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Project>>> {
     Ok(Json(state.store.list_projects().await?))
 }
 
 /// Register a local git repository as a project.
-#[utoipa::path(post, path = "/projects", tag = "projects", request_body = CreateProject,
+#[utoipa::path(post, path = "/projects", operation_id = "create_project", tag = "projects", request_body = CreateProject,
     responses((status = 201, body = Project),
               (status = 404, body = ErrorBody, description = "no git repository at the path"),
               (status = 409, body = ErrorBody, description = "already registered"),
@@ -132,14 +132,14 @@ pub async fn create(
 }
 
 /// Get one project.
-#[utoipa::path(get, path = "/projects/{id}", tag = "projects", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/projects/{id}", operation_id = "get_project", tag = "projects", params(("id" = i64, Path)),
     responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Project>> {
     Ok(Json(state.store.get_project(id).await?))
 }
 
 /// Update a project's name or settings; `null` clears an optional setting.
-#[utoipa::path(patch, path = "/projects/{id}", tag = "projects", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/projects/{id}", operation_id = "update_project", tag = "projects", params(("id" = i64, Path)),
     request_body = ProjectSettingsPatch,
     responses((status = 200, body = Project), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(

@@ -14,7 +14,7 @@ use crate::domain::*;
 use crate::store::NewCoordinationEvent;
 
 /// The work sessions of a spec task, oldest first; `parent_id` gives the hierarchy.
-#[utoipa::path(get, path = "/spec-tasks/{id}/sessions", tag = "sessions", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/spec-tasks/{id}/sessions", operation_id = "list_sessions", tag = "sessions", params(("id" = i64, Path)),
     responses((status = 200, body = Vec<WorkSession>), (status = 404, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -24,7 +24,7 @@ pub async fn list(
 }
 
 /// Get one work session.
-#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/sessions/{id}", operation_id = "get_session", tag = "sessions", params(("id" = i64, Path)),
     responses((status = 200, body = WorkSession), (status = 404, body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,

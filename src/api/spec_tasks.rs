@@ -60,7 +60,7 @@ pub struct SpecTaskPage {
 }
 
 /// List spec tasks, newest first.
-#[utoipa::path(get, path = "/spec-tasks", tag = "spec tasks", params(ListQuery),
+#[utoipa::path(get, path = "/spec-tasks", operation_id = "list_spec_tasks", tag = "spec tasks", params(ListQuery),
     responses((status = 200, body = SpecTaskPage), (status = 422, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -77,7 +77,7 @@ pub async fn list(
 }
 
 /// Create a spec task in `backlog`.
-#[utoipa::path(post, path = "/spec-tasks", tag = "spec tasks", request_body = CreateSpecTask,
+#[utoipa::path(post, path = "/spec-tasks", operation_id = "create_spec_task", tag = "spec tasks", request_body = CreateSpecTask,
     responses((status = 201, body = SpecTask),
               (status = 404, body = ErrorBody, description = "no such project or agent profile"),
               (status = 409, body = ErrorBody, description = "no `project_id`, and not exactly one project is registered"),
@@ -154,7 +154,7 @@ pub(super) async fn default_project(state: &AppState) -> ApiResult<i64> {
 }
 
 /// Get one spec task.
-#[utoipa::path(get, path = "/spec-tasks/{id}", tag = "spec tasks", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/spec-tasks/{id}", operation_id = "get_spec_task", tag = "spec tasks", params(("id" = i64, Path)),
     responses((status = 200, body = SpecTask), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<SpecTask>> {
     Ok(Json(state.store.get_spec_task(id).await?))
@@ -162,7 +162,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResul
 
 /// Update a spec task's title, description or priority. Its status changes only
 /// through the lifecycle actions; a `status` field is refused.
-#[utoipa::path(patch, path = "/spec-tasks/{id}", tag = "spec tasks", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/spec-tasks/{id}", operation_id = "update_spec_task", tag = "spec tasks", params(("id" = i64, Path)),
     request_body = SpecTaskPatch,
     responses((status = 200, body = SpecTask), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn update(
