@@ -126,6 +126,7 @@ async fn schemathesis_finds_nothing(backend: Backend, name: &str) {
     let report_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("target/schemathesis/report")
         .join(name);
+    let _ = std::fs::remove_dir_all(&report_dir);
     std::fs::create_dir_all(&report_dir).unwrap();
     let max_examples = std::env::var("SPECTASK_SCHEMATHESIS_EXAMPLES").unwrap_or("30".into());
     let started = Instant::now();
