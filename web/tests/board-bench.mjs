@@ -166,16 +166,22 @@ async function main() {
     fcp.push(t.fcp)
     ready.push(t.ready)
     shown = t.cards
-    // Then everything: "Show more" until all the tasks are cards.
-    const t0 = await page.evaluate(() => performance.now())
-    for (;;) {
-      const more = page.locator('.show-more').first()
-      if ((await more.count()) === 0) break
-      await more.click()
-    }
-    await page.waitForFunction((n) => document.querySelectorAll('[data-task-id]').length === n, total, { timeout: 60_000, polling: 'raf' })
-    const t1 = await page.evaluate(() => performance.now())
-    all.push(t.ready + (t1 - t0))
+    // Then everything: "Show all" in each column, timed inside the page from the
+    // click to the frame after the last card is in the DOM.
+    const spent = await page.evaluate(
+      (n) =>
+        new Promise((resolve) => {
+          const t0 = performance.now()
+          for (const b of document.querySelectorAll('.show-all')) b.click()
+          const check = () => {
+            if (document.querySelectorAll('[data-task-id]').length === n) requestAnimationFrame(() => resolve(performance.now() - t0))
+            else requestAnimationFrame(check)
+          }
+          check()
+        }),
+      total,
+    )
+    all.push(t.ready + spent)
     if (run === 0) {
       let raw = 0
       let gz = 0
@@ -194,7 +200,7 @@ async function main() {
   console.log(`\nboard with ${total} tasks, ${RUNS} loads (median; first load cold):`)
   console.log(`  navigation → first contentful paint:        ${median(fcp).toFixed(0)} ms   (runs: ${fcp.map((x) => x.toFixed(0)).join(', ')})`)
   console.log(`  navigation → board rendered (${shown} cards):   ${median(ready).toFixed(0)} ms   (runs: ${ready.map((x) => x.toFixed(0)).join(', ')}; goal ≤ ${GOAL_MS})`)
-  console.log(`  navigation → all ${total} cards (Show more):   ${median(all).toFixed(0)} ms   (runs: ${all.map((x) => x.toFixed(0)).join(', ')})`)
+  console.log(`  navigation → all ${total} cards (Show all):  ${median(all).toFixed(0)} ms   (runs: ${all.map((x) => x.toFixed(0)).join(', ')})`)
   console.log(`  JS+CSS the board loads: ${kb(bytes.raw)} KB, ${kb(bytes.gz)} KB gzipped (goal ≤ ${GOAL_KB} KB): ${bytes.files.join(', ')}`)
   const ok = median(ready) <= GOAL_MS && bytes.gz / 1024 <= GOAL_KB
   console.log(ok ? 'within the goals' : 'OUTSIDE the goals')

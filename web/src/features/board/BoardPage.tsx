@@ -289,9 +289,14 @@ const Column = memo(function Column(props: {
       </ol>
       )}
       {tasks.length > limit && (
-        <button type="button" className="btn btn-ghost show-more" onClick={() => setLimit((l) => l + PAGE)}>
-          Show {Math.min(PAGE, tasks.length - limit)} more of {tasks.length - limit}
-        </button>
+        <div className="show-more-row">
+          <button type="button" className="btn btn-ghost show-more" onClick={() => setLimit((l) => l + PAGE)}>
+            Show {Math.min(PAGE, tasks.length - limit)} more
+          </button>
+          <button type="button" className="btn btn-ghost show-all" onClick={() => setLimit(Infinity)}>
+            Show all {tasks.length}
+          </button>
+        </div>
       )}
     </section>
   )
