@@ -53,7 +53,11 @@ fn git(dir: &Path, args: &[&str]) {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A repository whose planning prompt the scripted agent follows: it writes a valid
@@ -120,16 +124,19 @@ fn serve(data_dir: &Path) -> Server {
             Ok(line) => line,
             Err(_) => {
                 let _ = child.kill();
-                panic!("serve did not print its address and sign-in link:\n{}", printed.join("\n"));
+                panic!(
+                    "serve did not print its address and sign-in link:\n{}",
+                    printed.join("\n")
+                );
             }
         };
         if let Some(rest) = line.split("is listening on ").nth(1) {
             url = Some(rest.trim().to_string());
         }
-        if let Some(at) = line.find("http") {
-            if line[at..].contains("/sign-in#") {
-                sign_in = Some(line[at..].split_whitespace().next().unwrap().to_string());
-            }
+        if let Some(at) = line.find("http")
+            && line[at..].contains("/sign-in#")
+        {
+            sign_in = Some(line[at..].split_whitespace().next().unwrap().to_string());
         }
         printed.push(line);
     }
