@@ -241,7 +241,7 @@ fn newcomer_path_with_the_real_binary() {
         .env("SPECTASK_TOKEN", &ci_token)
         .output()
         .unwrap();
-    assert!(fails(revoked).contains("invalid token"));
+    assert!(fails(revoked).contains("invalid credential"));
 
     terminate(server);
     let down = fails(cli(&data, &["task", "list"]));
