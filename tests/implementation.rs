@@ -516,13 +516,23 @@ async fn a_spawned_session_with_a_parent_and_a_dependency_runs_like_any_task() {
         .unwrap()
         .pop()
         .unwrap();
-    for bad in [
-        json!({ "name": "x", "prompt": "say x", "depends_on": ["9"] }),
-        json!({ "name": "x", "prompt": "say x", "parent_id": 999 }),
-        json!({ "name": " ", "prompt": "say x" }),
+    // What names nothing is 404; what breaks a rule of the schema is 422.
+    for (bad, expected) in [
+        (
+            json!({ "name": "x", "prompt": "say x", "depends_on": ["9"] }),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({ "name": "x", "prompt": "say x", "parent_id": 999 }),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            json!({ "name": " ", "prompt": "say x" }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
     ] {
         let (status, body) = app.post(&spawn, bad).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(status, expected, "{body}");
     }
     let (status, spawned) = app
         .post(
