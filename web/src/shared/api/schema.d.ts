@@ -387,7 +387,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Stop the agent instance: its whole process tree ends; threads resume later. */
+        /**
+         * Stop the agent instance: its whole process tree ends; threads resume later. A
+         *     task that never started an agent has nothing to stop: `null`.
+         */
         post: operations["stop_instance"];
         delete?: never;
         options?: never;
@@ -3003,7 +3006,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["AgentInstance"];
+                    "application/json": null | components["schemas"]["AgentInstance"];
                 };
             };
             /** @description a path parameter does not parse */
@@ -3024,6 +3027,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description no such spec task */
             404: {
                 headers: {
                     [name: string]: unknown;
