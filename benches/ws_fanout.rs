@@ -64,7 +64,11 @@ async fn clients(
 
 fn our_seq(text: &str) -> Option<usize> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    v["event"]["data"]["name"].as_str()?.strip_prefix("bench-")?.parse().ok()
+    v["event"]["data"]["name"]
+        .as_str()?
+        .strip_prefix("bench-")?
+        .parse()
+        .ok()
 }
 
 fn bare_seq(text: &str) -> Option<usize> {
@@ -222,7 +226,9 @@ fn main() {
         let (ours_p50, ours_p99) = percentiles(spectask_run().await);
         println!("event → each of {CLIENTS} clients, {EVENTS} events:");
         println!("  in-process broadcast (no network): p50 {in_p50:.3} ms  p99 {in_p99:.3} ms");
-        println!("  bare broadcast → {CLIENTS} WebSockets:  p50 {bare_p50:.3} ms  p99 {bare_p99:.3} ms");
+        println!(
+            "  bare broadcast → {CLIENTS} WebSockets:  p50 {bare_p50:.3} ms  p99 {bare_p99:.3} ms"
+        );
         println!("  spectask /api/v1/events/ws:        p50 {ours_p50:.3} ms  p99 {ours_p99:.3} ms");
         println!(
             "  spectask / bare WebSockets: p50 {:.2}×  p99 {:.2}×   (goal: p99 ≤ 10 ms and ≤ 2×)",

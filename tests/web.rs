@@ -348,6 +348,12 @@ async fn ws_replays_then_streams_live(backend: Backend) {
     let (ids, after) = replay(&mut ws).await;
     assert_eq!(ids, before, "the replay is the log, in order");
     assert_eq!(after, *before.last().unwrap());
+    let (_, page) = app.get("/api/v1/events?after=0&limit=1").await;
+    assert_eq!(
+        page["last_id"],
+        *before.last().unwrap(),
+        "where a client starts listening"
+    );
 
     // From a cursor: only what came after it.
     let mid = before[2];

@@ -53,6 +53,10 @@ pub struct EventPage {
     pub items: Vec<Event>,
     /// Pass as `after` to continue; equal to the request's `after` when nothing is new.
     pub next_after: i64,
+    /// The newest event's id in the whole log when this page was read (0 when there is
+    /// none): where a client that loaded its data now starts listening
+    /// (`GET /events/ws?after=<last_id>`).
+    pub last_id: i64,
 }
 
 /// Events in the order they were committed.
@@ -83,7 +87,13 @@ pub async fn list(
         items = state.store.list_events(after, q.spec_task, limit).await?;
     }
     let next_after = items.last().map_or(after, |e| e.id);
-    Ok(Json(EventPage { items, next_after }))
+    // Read after the page, so it is never below the page's last id.
+    let last_id = state.store.last_event_id().await?.max(next_after);
+    Ok(Json(EventPage {
+        items,
+        next_after,
+        last_id,
+    }))
 }
 
 /// List API tokens (never their values).

@@ -1003,6 +1003,13 @@ export interface components {
             items: components["schemas"]["Event"][];
             /**
              * Format: int64
+             * @description The newest event's id in the whole log when this page was read (0 when there is
+             *     none): where a client that loaded its data now starts listening
+             *     (`GET /events/ws?after=<last_id>`).
+             */
+            last_id: number;
+            /**
+             * Format: int64
              * @description Pass as `after` to continue; equal to the request's `after` when nothing is new.
              */
             next_after: number;
