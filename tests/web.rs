@@ -719,3 +719,37 @@ async fn the_dashboard_is_served_with_caching_and_client_routes() {
         "not_found"
     );
 }
+
+/// `spectask dashboard` prints a fresh one-time link that signs a browser in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_command_prints_a_working_link() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_spectask"))
+        .args([
+            "--url",
+            &app.url,
+            "--token",
+            &app.token,
+            "dashboard",
+            "--no-open",
+        ])
+        .env_remove("DISPLAY")
+        .env_remove("BROWSER")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let link = stdout.lines().next().unwrap();
+    let code = link
+        .strip_prefix(&format!("{}/sign-in#code=", app.url))
+        .unwrap_or_else(|| panic!("a sign-in link on {}: {stdout}", app.url));
+    let (status, body, _) = sign_in(&app, json!({ "code": code })).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, _) = sign_in(&app, json!({ "code": code })).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "once only");
+}
