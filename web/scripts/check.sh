@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 fail=0
 
+mkdir -p target
 cargo run -q --bin spectask -- openapi > target/openapi.json
 if ! cmp -s target/openapi.json web/openapi.json; then
   echo "web/openapi.json is stale: run \`cargo run -q --bin spectask -- openapi > web/openapi.json && npm run gen:api --prefix web\`" >&2
