@@ -131,6 +131,11 @@ async fn schemathesis_finds_nothing(backend: Backend, name: &str) {
     let max_examples = std::env::var("SPECTASK_SCHEMATHESIS_EXAMPLES").unwrap_or("30".into());
     let started = Instant::now();
     let out = tokio::process::Command::new(&st)
+        .arg("--config-file")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/schemathesis/schemathesis.toml"
+        ))
         .arg("run")
         .arg(format!("{}/api/v1/openapi.json", app.url))
         .args(["--checks", "all"])
