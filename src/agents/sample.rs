@@ -85,8 +85,20 @@ mod tests {
             .spawn()
             .unwrap();
         let mut sampler = super::Sampler::new(child.id() as i32);
-        let (_, rss) = sampler.sample().expect("the group exists");
-        assert!(rss > 0);
+        // Right after exec the new image may have no page resident yet (seen on a
+        // loaded machine): wait, with a deadline, for the first one to be counted.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (_, rss) = sampler.sample().expect("the group exists");
+            if rss > 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no resident memory reported"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(sampler.sample().is_none(), "an empty group gives no sample");
