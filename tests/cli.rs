@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -36,25 +35,7 @@ fn serve(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Result<Server
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, lines) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    for stream in [
-        Box::new(stdout) as Box<dyn std::io::Read + Send>,
-        Box::new(stderr),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    // Only the reader threads hold senders now, so the channel closes when the
-    // process exits and a failed start is seen at once.
-    drop(tx);
+    let lines = common::process::output_lines(&mut child);
     let mut printed = Vec::new();
     loop {
         match lines.recv_timeout(Duration::from_secs(60)) {

@@ -2,4 +2,5 @@
 pub mod app;
 pub mod db;
 pub mod plan;
+pub mod process;
 pub mod spec;
