@@ -115,36 +115,51 @@ impl WebSettings {
     /// The defaults, with what the environment overrides.
     pub fn from_env() -> anyhow::Result<WebSettings> {
         let mut web = WebSettings::default();
-        if let Ok(v) = std::env::var("SPECTASK_SESSION_TTL_SECS") {
-            let secs: u64 = v.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                anyhow::anyhow!("SPECTASK_SESSION_TTL_SECS: a number of seconds above 0, not {v:?}")
-            })?;
+        if let Some(secs) = env_number(
+            "SPECTASK_SESSION_TTL_SECS",
+            |s: &u64| *s > 0,
+            "a number of seconds above 0",
+        )? {
             web.session_ttl = std::time::Duration::from_secs(secs);
         }
-        if let Ok(v) = std::env::var("SPECTASK_WS_BUFFER") {
-            web.ws_buffer = v
-                .parse()
-                .ok()
-                .filter(|n| (1..=1_000_000).contains(n))
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "SPECTASK_WS_BUFFER: a number of events from 1 to 1000000, not {v:?}"
-                    )
-                })?;
+        if let Some(n) = env_number(
+            "SPECTASK_WS_BUFFER",
+            |n| (1..=1_000_000).contains(n),
+            "a number of events from 1 to 1000000",
+        )? {
+            web.ws_buffer = n;
         }
-        if let Ok(v) = std::env::var("SPECTASK_WS_HEARTBEAT_MS") {
-            let ms: u64 = v.parse().ok().filter(|s| *s >= 10).ok_or_else(|| {
-                anyhow::anyhow!("SPECTASK_WS_HEARTBEAT_MS: milliseconds, at least 10, not {v:?}")
-            })?;
+        if let Some(ms) = env_number(
+            "SPECTASK_WS_HEARTBEAT_MS",
+            |ms: &u64| *ms >= 10,
+            "milliseconds, at least 10",
+        )? {
             web.ws_heartbeat = std::time::Duration::from_millis(ms);
         }
-        if let Ok(v) = std::env::var("SPECTASK_SOCKET_SNDBUF") {
-            web.socket_send_buffer =
-                Some(v.parse().ok().filter(|n| *n >= 4096).ok_or_else(|| {
-                    anyhow::anyhow!("SPECTASK_SOCKET_SNDBUF: bytes, at least 4096, not {v:?}")
-                })?);
+        if let Some(bytes) = env_number(
+            "SPECTASK_SOCKET_SNDBUF",
+            |b: &u32| *b >= 4096,
+            "bytes, at least 4096",
+        )? {
+            web.socket_send_buffer = Some(bytes);
         }
         Ok(web)
+    }
+}
+
+/// The number in environment variable `name`, if it is set; an error naming `what`
+/// it must be when it does not parse or `valid` refuses it.
+fn env_number<T: std::str::FromStr>(
+    name: &str,
+    valid: impl Fn(&T) -> bool,
+    what: &str,
+) -> anyhow::Result<Option<T>> {
+    let Ok(v) = std::env::var(name) else {
+        return Ok(None);
+    };
+    match v.parse::<T>() {
+        Ok(n) if valid(&n) => Ok(Some(n)),
+        _ => anyhow::bail!("{name}: {what}, not {v:?}"),
     }
 }
 

@@ -267,7 +267,8 @@ impl Client {
                 },
                 _ = ping.tick() => {
                     if heard.elapsed() > self.heartbeat * 2 {
-                        self.close(&mut sink, 1001, "no answer to pings".into()).await;
+                        self.close(&mut sink, CLOSE_GOING_AWAY, "no answer to pings".into())
+                            .await;
                         return Err("no pong");
                     }
                     self.send(&mut sink, Message::Ping(Vec::new().into())).await?;

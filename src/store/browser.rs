@@ -8,7 +8,7 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::rows::{self, now_ms};
-use super::sql::SqlStore;
+use super::sql::{SqlStore, Tx};
 use super::{Actor, Result};
 use crate::auth::ApiToken;
 use crate::domain::NewEvent;
@@ -71,6 +71,26 @@ fn signed_in(token: &ApiToken, how: &str) -> NewEvent {
     }
 }
 
+/// Opens a browser session row inside the caller's transaction.
+async fn insert_session(
+    tx: &mut Tx,
+    session_hash: &str,
+    token_id: i64,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO browser_credentials (kind, secret_hash, token_id, created_at, expires_at) \
+         VALUES ('session', $1, $2, $3, $4)",
+    )
+    .bind(session_hash)
+    .bind(token_id)
+    .bind(now_ms())
+    .bind(expires_at.timestamp_millis())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl BrowserStore for SqlStore {
     async fn create_sign_in_link(
@@ -114,16 +134,7 @@ impl BrowserStore for SqlStore {
             return Ok(None);
         };
         let token_id: i64 = used.try_get("token_id")?;
-        sqlx::query(
-            "INSERT INTO browser_credentials (kind, secret_hash, token_id, created_at, expires_at) \
-             VALUES ('session', $1, $2, $3, $4)",
-        )
-        .bind(session_hash)
-        .bind(token_id)
-        .bind(now)
-        .bind(session_expires_at.timestamp_millis())
-        .execute(&mut *tx)
-        .await?;
+        insert_session(&mut tx, session_hash, token_id, session_expires_at).await?;
         let sql = format!("{SESSION_SELECT} WHERE b.secret_hash = $1");
         let row = sqlx::query(&sql)
             .bind(session_hash)
@@ -142,16 +153,7 @@ impl BrowserStore for SqlStore {
         expires_at: DateTime<Utc>,
     ) -> Result<BrowserSession> {
         let mut tx = self.begin().await?;
-        sqlx::query(
-            "INSERT INTO browser_credentials (kind, secret_hash, token_id, created_at, expires_at) \
-             VALUES ('session', $1, $2, $3, $4)",
-        )
-        .bind(session_hash)
-        .bind(token.id)
-        .bind(now_ms())
-        .bind(expires_at.timestamp_millis())
-        .execute(&mut *tx)
-        .await?;
+        insert_session(&mut tx, session_hash, token.id, expires_at).await?;
         self.commit_with(tx, signed_in(token, "token"), "system")
             .await?;
         Ok(BrowserSession {
