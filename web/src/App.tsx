@@ -9,6 +9,8 @@ import { TaskPage } from './features/task/TaskPage'
 import { ProjectsPage } from './features/projects/ProjectsPage'
 import { ProjectPage } from './features/projects/ProjectPage'
 import { TokensPage } from './features/tokens/TokensPage'
+import { InboxPage } from './features/inbox/InboxPage'
+import { WebhooksPage } from './features/webhooks/WebhooksPage'
 import { useLive } from './shared/ui/live-context'
 
 export function App() {
@@ -42,6 +44,8 @@ export function App() {
         <Route path="projects" element={<ProjectsPage />} />
         <Route path="projects/:id" element={<ProjectPage />} />
         <Route path="settings/tokens" element={<TokensPage />} />
+        <Route path="settings/webhooks" element={<WebhooksPage />} />
+        <Route path="inbox" element={<InboxPage />} />
         <Route path="settings" element={<Navigate to="/settings/tokens" replace />} />
         <Route path="*" element={<NotFound />} />
       </Route>

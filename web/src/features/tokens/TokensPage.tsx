@@ -7,6 +7,7 @@ import { ErrorNote, Loading } from '../../shared/ui/bits'
 import { Dialog } from '../../shared/ui/Dialog'
 import { toast } from '../../shared/ui/toast'
 import { dateTime } from '../../shared/lib/format'
+import { SettingsNav } from '../webhooks/SettingsNav'
 
 export function TokensPage() {
   const qc = useQueryClient()
@@ -47,6 +48,7 @@ export function TokensPage() {
 
   return (
     <section className="page" aria-labelledby="tokens-h">
+      <SettingsNav />
       <h1 id="tokens-h">API tokens</h1>
       <p className="muted">Tokens let the CLI, scripts and CI use the API. Only their hashes are stored.</p>
       <form className="panel form inline-form" onSubmit={submit}>

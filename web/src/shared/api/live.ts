@@ -22,6 +22,9 @@ export interface LiveSnapshot {
 
 type EventListener = (event: Event) => void
 
+/** Entities whose events may add or remove a notification. */
+const NOTIFYING = new Set(['spec_task', 'work_session', 'implementation_task', 'permission_request', 'coordination_event'])
+
 const MIN_BACKOFF_MS = 500
 const MAX_BACKOFF_MS = 10_000
 
@@ -250,6 +253,13 @@ export class LiveConnection {
         }
     }
     if (task != null && event.entity !== 'transcript_entry') this.invalidate(keys.events(task))
+    // The notification center's list is computed from these.
+    if (NOTIFYING.has(event.entity)) this.invalidate(['notifications'])
+    if (event.entity === 'webhook') this.invalidate(['webhooks'])
+    if (event.entity === 'webhook_delivery') {
+      const hook = data.webhook_id
+      this.invalidate(typeof hook === 'number' ? ['webhooks', hook, 'deliveries'] : ['webhooks'])
+    }
     for (const l of this.listeners) l(event)
   }
 }

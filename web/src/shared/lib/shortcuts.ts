@@ -16,6 +16,9 @@ export const SHORTCUTS: Shortcut[] = [
   { keys: 'g b', description: 'Go to the board' },
   { keys: 'g p', description: 'Go to projects' },
   { keys: 'g t', description: 'Go to tokens' },
+  { keys: 'n', description: 'Open or close the notifications' },
+  { keys: 'g i', description: 'Go to the notifications page' },
+  { keys: 'g w', description: 'Go to webhooks' },
   { keys: 'Esc', description: 'Close a dialog' },
 ]
 

@@ -11,6 +11,7 @@ import { Dialog } from './Dialog'
 import { Toasts, toast } from './toast'
 import { MoonIcon, PlusIcon, SignOutIcon, SunIcon, SystemIcon } from './icons'
 import { CreateTaskDialog } from '../../features/board/CreateTaskDialog'
+import { InboxButton } from '../../features/inbox/InboxButton'
 
 const CreateCtx = createContext<() => void>(() => {})
 /** Opens the create-task dialog (also the `c` shortcut). */
@@ -89,6 +90,8 @@ function Shell({ tokenName }: { tokenName: string }) {
   useShortcut('g b', useCallback(() => navigate('/'), [navigate]))
   useShortcut('g p', useCallback(() => navigate('/projects'), [navigate]))
   useShortcut('g t', useCallback(() => navigate('/settings/tokens'), [navigate]))
+  useShortcut('g i', useCallback(() => navigate('/inbox'), [navigate]))
+  useShortcut('g w', useCallback(() => navigate('/settings/webhooks'), [navigate]))
   // On other pages `/` goes to the board's search (the board binds it itself).
   const onBoard = useLocation().pathname === '/'
   useShortcut(
@@ -137,6 +140,7 @@ function Shell({ tokenName }: { tokenName: string }) {
         </nav>
         <div className="topbar-end">
           <LiveIndicator />
+          <InboxButton />
           <button type="button" className="btn btn-primary btn-sm" onClick={openCreate} aria-keyshortcuts="c" aria-label="New task" title="New task (c)">
             <span className="new-task-text">New task</span>
             <span className="new-task-icon" aria-hidden="true">
