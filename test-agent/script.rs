@@ -33,6 +33,19 @@ pub enum Command {
         cost: Option<f64>,
     },
     Sleep(u64),
+    /// `stamp N MS [say|tool]`: N updates `stamp <i> <epoch-ms>`, one every MS ms, as
+    /// messages (default) or as completed tool calls (for latency benchmarks).
+    Stamp {
+        count: u64,
+        every_ms: u64,
+        as_tool: bool,
+    },
+    /// `repeat N SCRIPT`: runs SCRIPT (`\n` separates its lines) N times, with `{i}`
+    /// in it replaced by the round (1 to N).
+    Repeat {
+        count: u64,
+        script: String,
+    },
     Hang,
     Crash(i32),
     Garbage,
@@ -138,6 +151,32 @@ fn parse_line(line: &str) -> Command {
             Ok(ms) => Command::Sleep(ms),
             Err(_) => invalid("expected: sleep MS"),
         },
+        "stamp" => {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            let count = words.first().and_then(|w| w.parse().ok());
+            let every = words.get(1).and_then(|w| w.parse().ok());
+            let kind = words.get(2).copied();
+            match (count, every, kind, words.len() <= 3) {
+                (Some(count), Some(every_ms), None | Some("say" | "tool"), true) => {
+                    Command::Stamp {
+                        count,
+                        every_ms,
+                        as_tool: kind == Some("tool"),
+                    }
+                }
+                _ => invalid("expected: stamp N MS [say|tool]"),
+            }
+        }
+        "repeat" => {
+            let (n, script) = split_word(rest);
+            match n.parse() {
+                Ok(count) if !script.is_empty() => Command::Repeat {
+                    count,
+                    script: unescape(script),
+                },
+                _ => invalid("expected: repeat N SCRIPT"),
+            }
+        }
         "hang" => Command::Hang,
         "crash" if rest.is_empty() => Command::Crash(3),
         "crash" => match rest.parse() {

@@ -108,6 +108,38 @@ impl Turn {
                 self.until_cancelled(tokio::time::sleep(Duration::from_millis(ms)))
                     .await?
             }
+            Command::Stamp {
+                count,
+                every_ms,
+                as_tool,
+            } => {
+                for i in 1..=count {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis());
+                    let text = format!("stamp {i} {now}");
+                    if as_tool {
+                        self.tool_call(&text, "other", "completed");
+                    } else {
+                        self.say(&text);
+                    }
+                    if i < count && every_ms > 0 {
+                        self.until_cancelled(tokio::time::sleep(Duration::from_millis(every_ms)))
+                            .await?;
+                    }
+                }
+            }
+            Command::Repeat { count, script } => {
+                for i in 1..=count {
+                    let round = script.replace("{i}", &i.to_string());
+                    for command in script::parse(&round).unwrap_or_default() {
+                        if self.cancel.is_cancelled() {
+                            return Err(Cancelled);
+                        }
+                        Box::pin(self.exec(command)).await?;
+                    }
+                }
+            }
             Command::Hang => {
                 self.cancel.cancelled().await;
                 return Err(Cancelled);
@@ -143,9 +175,21 @@ impl Turn {
     }
 
     async fn write(&mut self, path: &str, content: &str) -> Step {
-        let id = self.tool_call(&format!("write {path}"), "edit", "in_progress");
+        // The edit as ACP shows it: the file it touches and its diff (oldText null
+        // for a new file; read here, as an agent reads before it edits).
+        let target = self.resolve(path);
+        let old = std::fs::read_to_string(&target).ok();
+        let id = self.tool_call_with(
+            &format!("write {path}"),
+            "edit",
+            "in_progress",
+            json!({
+                "locations": [{"path": target}],
+                "content": [{"type": "diff", "path": target, "oldText": old, "newText": content}],
+            }),
+        );
         let result = if self.app.client_caps().write_text_file {
-            let params = json!({"sessionId": self.session_id, "path": self.resolve(path), "content": content});
+            let params = json!({"sessionId": self.session_id, "path": target, "content": content});
             self.request("fs/write_text_file", params).await?
         } else {
             Err(unsupported("fs/write_text_file"))
@@ -185,7 +229,14 @@ impl Turn {
             Ok(text) => text,
             Err(e) => format!("error: run {command}: {}", e.message),
         };
-        self.tool_done(&id, result_error(&message));
+        match result_error(&message) {
+            // What the command printed, as the call's text content.
+            None => self.update(json!({
+                "sessionUpdate": "tool_call_update", "toolCallId": id, "status": "completed",
+                "content": [{"type": "content", "content": {"type": "text", "text": message}}],
+            })),
+            failure => self.tool_done(&id, failure),
+        }
         self.say(&message);
         Ok(())
     }
@@ -339,14 +390,23 @@ impl Turn {
     }
 
     fn tool_call(&self, title: &str, kind: &str, status: &str) -> String {
+        self.tool_call_with(title, kind, status, json!({}))
+    }
+
+    /// A `tool_call` with more fields (`content`, `locations`, …).
+    fn tool_call_with(&self, title: &str, kind: &str, status: &str, more: Value) -> String {
         let id = format!(
             "tool-{}",
             self.app.next_tool.fetch_add(1, Ordering::Relaxed)
         );
-        self.update(json!({
+        let mut update = json!({
             "sessionUpdate": "tool_call", "toolCallId": id,
             "title": title, "kind": kind, "status": status,
-        }));
+        });
+        if let (Some(update), Some(more)) = (update.as_object_mut(), more.as_object()) {
+            update.extend(more.clone());
+        }
+        self.update(update);
         id
     }
 

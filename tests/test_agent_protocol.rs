@@ -468,6 +468,27 @@ async fn client_requests_carry_absolute_paths_and_answers_are_reported() {
         [json!({"sessionId": s, "path": abs(&dir, "notes/a.txt")})]
     );
 
+    // The write is an `edit` tool call naming its file, with the ACP diff (a new
+    // file: no oldText).
+    let edit = &agent.updates_of(&s, "tool_call")[0];
+    assert_eq!(edit["kind"], "edit");
+    let a = abs(&dir, "notes/a.txt");
+    assert_eq!(edit["locations"], json!([{"path": a}]));
+    assert_eq!(
+        edit["content"],
+        json!([{"type": "diff", "path": a, "oldText": null, "newText": "hello\nworld"}])
+    );
+    // The run's completed update carries what the command printed.
+    let ran = agent
+        .updates_of(&s, "tool_call_update")
+        .into_iter()
+        .find(|u| u["status"] == "completed" && u["content"].is_array())
+        .expect("a completed run with content");
+    assert_eq!(
+        ran["content"][0]["content"]["text"],
+        "ran echo: exit 0: canned output"
+    );
+
     let create = &agent.requests_of("terminal/create")[0];
     assert_eq!(create["command"], "echo");
     assert_eq!(create["args"], json!(["hi", "there"]));
@@ -777,4 +798,54 @@ async fn garbage_flags_and_no_initialize() {
     assert_eq!(agent.exit_code().await, 0);
     assert!(agent.pump(WAIT).await);
     assert_eq!(agent.garbage, ["spectask-test-agent 0.1.0"]);
+}
+
+#[tokio::test]
+async fn an_edit_of_an_existing_file_shows_its_old_text() {
+    let dir = TempDir::new();
+    std::fs::write(dir.0.join("b.txt"), "before\n").unwrap();
+    let mut agent = Agent::start(&[]).await;
+    let s = agent.new_session(&dir.0).await;
+    assert_eq!(agent.prompt(&s, "write b.txt after\\n").await, "end_turn");
+    let edit = &agent.updates_of(&s, "tool_call")[0];
+    let b = abs(&dir, "b.txt");
+    assert_eq!(
+        edit["content"],
+        json!([{"type": "diff", "path": b, "oldText": "before\n", "newText": "after\n"}])
+    );
+    assert_eq!(edit["locations"], json!([{"path": b}]));
+}
+
+#[tokio::test]
+async fn stamp_and_repeat() {
+    let dir = TempDir::new();
+    let mut agent = Agent::start(&[]).await;
+    let s = agent.new_session(&dir.0).await;
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let script = "stamp 3 5\nstamp 2 0 tool\nrepeat 2 say r{i}\\nthink t{i}\nstamp x 1\nrepeat 2";
+    assert_eq!(agent.prompt(&s, script).await, "end_turn");
+    let messages = agent.messages(&s);
+    for (i, m) in messages[..3].iter().enumerate() {
+        let words: Vec<&str> = m.split(' ').collect();
+        assert_eq!(
+            (words[0], words[1]),
+            ("stamp", (i + 1).to_string().as_str())
+        );
+        assert!(words[2].parse::<u128>().unwrap() >= before, "{m}");
+    }
+    assert_eq!(messages[3..5], ["r1", "r2"]);
+    assert_eq!(messages[5], "error: stamp: expected: stamp N MS [say|tool]");
+    assert_eq!(messages[6], "error: repeat: expected: repeat N SCRIPT");
+    assert_eq!(agent.texts(&s, "agent_thought_chunk"), ["t1", "t2"]);
+    let tools = agent.updates_of(&s, "tool_call");
+    assert_eq!(tools.len(), 2);
+    assert!(
+        tools
+            .iter()
+            .all(|t| t["status"] == "completed"
+                && t["title"].as_str().unwrap().starts_with("stamp "))
+    );
 }
