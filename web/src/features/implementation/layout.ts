@@ -1,0 +1,172 @@
+// A layered layout of the plan's task graph (left to right: a task sits one column
+// right of the latest task it waits for), with crossings reduced by a few barycenter
+// sweeps, and the critical path: the longest chain of tasks not yet done.
+import type { ImplStatus, TaskGraphView } from './types'
+
+export const NODE_W = 168
+export const NODE_H = 46
+export const GAP_X = 56
+export const GAP_Y = 14
+export const PAD = 12
+
+export interface PlacedNode {
+  key: string
+  title: string
+  status: ImplStatus
+  layer: number
+  x: number
+  y: number
+}
+
+export interface PlacedEdge {
+  from: string
+  to: string
+  /** An SVG path from the right side of `from` to the left side of `to`. */
+  d: string
+}
+
+export interface GraphLayout {
+  nodes: PlacedNode[]
+  edges: PlacedEdge[]
+  width: number
+  height: number
+  /** The keys on the critical path, in order. */
+  critical: string[]
+  /** `from→to` for each edge on the critical path. */
+  criticalEdges: Set<string>
+}
+
+/** Finished tasks are off the critical path. */
+const OFF_PATH: ReadonlySet<ImplStatus> = new Set(['done', 'skipped', 'cancelled'])
+
+export function layout(graph: TaskGraphView): GraphLayout {
+  const keys = graph.nodes.map((n) => n.key)
+  const known = new Set(keys)
+  const edges = graph.edges.filter((e) => known.has(e.from) && known.has(e.to) && e.from !== e.to)
+  const preds = new Map<string, string[]>(keys.map((k) => [k, []]))
+  const succs = new Map<string, string[]>(keys.map((k) => [k, []]))
+  for (const e of edges) {
+    preds.get(e.to)!.push(e.from)
+    succs.get(e.from)!.push(e.to)
+  }
+  const order = topological(keys, preds, succs)
+
+  // Layer: the longest chain of predecessors.
+  const layerOf = new Map<string, number>()
+  for (const k of order) {
+    let l = 0
+    for (const p of preds.get(k)!) if (layerOf.has(p)) l = Math.max(l, layerOf.get(p)! + 1)
+    layerOf.set(k, l)
+  }
+  const layers: string[][] = []
+  for (const k of keys) (layers[layerOf.get(k)!] ??= []).push(k)
+
+  // Order inside a layer: plan order first, then barycenter sweeps down and up.
+  const pos = new Map<string, number>()
+  const index = () => layers.forEach((l) => l.forEach((k, i) => pos.set(k, i)))
+  index()
+  const bary = (k: string, near: Map<string, string[]>) => {
+    const ns = near.get(k)!.filter((n) => pos.has(n))
+    return ns.length ? ns.reduce((a, n) => a + pos.get(n)!, 0) / ns.length : pos.get(k)!
+  }
+  for (let sweep = 0; sweep < 4; sweep++) {
+    const down = sweep % 2 === 0
+    const range = down ? layers.map((_, i) => i).slice(1) : layers.map((_, i) => i).reverse().slice(1)
+    for (const i of range) {
+      const near = down ? preds : succs
+      const score = new Map(layers[i]!.map((k) => [k, bary(k, near)]))
+      layers[i]!.sort((a, b) => score.get(a)! - score.get(b)! || pos.get(a)! - pos.get(b)!)
+      layers[i]!.forEach((k, j) => pos.set(k, j))
+    }
+  }
+
+  const tallest = Math.max(1, ...layers.map((l) => l.length))
+  const height = PAD * 2 + tallest * NODE_H + (tallest - 1) * GAP_Y
+  const byKey = new Map(graph.nodes.map((n) => [n.key, n]))
+  const placed = new Map<string, PlacedNode>()
+  layers.forEach((l, li) => {
+    // Centre each column vertically.
+    const colH = l.length * NODE_H + (l.length - 1) * GAP_Y
+    const top = PAD + (height - PAD * 2 - colH) / 2
+    l.forEach((k, i) => {
+      const n = byKey.get(k)!
+      placed.set(k, {
+        key: k,
+        title: n.title,
+        status: n.status,
+        layer: li,
+        x: PAD + li * (NODE_W + GAP_X),
+        y: top + i * (NODE_H + GAP_Y),
+      })
+    })
+  })
+  const width = PAD * 2 + Math.max(1, layers.length) * NODE_W + Math.max(0, layers.length - 1) * GAP_X
+
+  const placedEdges = edges.map((e) => {
+    const a = placed.get(e.from)!
+    const b = placed.get(e.to)!
+    const x1 = a.x + NODE_W
+    const y1 = a.y + NODE_H / 2
+    const x2 = b.x
+    const y2 = b.y + NODE_H / 2
+    const mid = (x1 + x2) / 2
+    return { from: e.from, to: e.to, d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}` }
+  })
+
+  const critical = criticalPath(order, preds, (k) => !OFF_PATH.has(byKey.get(k)!.status))
+  const criticalEdges = new Set<string>()
+  for (let i = 1; i < critical.length; i++) criticalEdges.add(`${critical[i - 1]}→${critical[i]}`)
+
+  return {
+    nodes: keys.map((k) => placed.get(k)!),
+    edges: placedEdges,
+    width,
+    height,
+    critical,
+    criticalEdges,
+  }
+}
+
+/** Kahn's order; whatever a cycle leaves over comes last in plan order. */
+function topological(keys: string[], preds: Map<string, string[]>, succs: Map<string, string[]>): string[] {
+  const indeg = new Map(keys.map((k) => [k, preds.get(k)!.length]))
+  const queue = keys.filter((k) => indeg.get(k) === 0)
+  const out: string[] = []
+  const seen = new Set<string>()
+  while (queue.length) {
+    const k = queue.shift()!
+    out.push(k)
+    seen.add(k)
+    for (const s of succs.get(k)!) {
+      indeg.set(s, indeg.get(s)! - 1)
+      if (indeg.get(s) === 0) queue.push(s)
+    }
+  }
+  for (const k of keys) if (!seen.has(k)) out.push(k)
+  return out
+}
+
+/** The longest chain (by count) of nodes for which `open` holds, edges followed forward. */
+export function criticalPath(order: string[], preds: Map<string, string[]>, open: (k: string) => boolean): string[] {
+  const len = new Map<string, number>()
+  const prev = new Map<string, string | null>()
+  let best: string | null = null
+  for (const k of order) {
+    if (!open(k)) continue
+    let l = 1
+    let p: string | null = null
+    for (const q of preds.get(k)!) {
+      const ql = len.get(q)
+      if (ql != null && ql + 1 > l) {
+        l = ql + 1
+        p = q
+      }
+    }
+    len.set(k, l)
+    prev.set(k, p)
+    if (best == null || l > len.get(best)!) best = k
+  }
+  const path: string[] = []
+  for (let k: string | null = best; k != null; k = prev.get(k) ?? null) path.push(k)
+  return path.reverse()
+}
