@@ -11,6 +11,7 @@ import { ProjectPage } from './features/projects/ProjectPage'
 import { TokensPage } from './features/tokens/TokensPage'
 import { InboxPage } from './features/inbox/InboxPage'
 import { WebhooksPage } from './features/webhooks/WebhooksPage'
+import { SessionRoute } from './features/session/route'
 import { useLive } from './shared/ui/live-context'
 
 export function App() {
@@ -41,6 +42,7 @@ export function App() {
       <Route element={<Layout />}>
         <Route index element={<BoardPage />} />
         <Route path="tasks/:id/*" element={<TaskPage />} />
+        <Route path="sessions/:id" element={<SessionRoute />} />
         <Route path="projects" element={<ProjectsPage />} />
         <Route path="projects/:id" element={<ProjectPage />} />
         <Route path="settings/tokens" element={<TokensPage />} />
