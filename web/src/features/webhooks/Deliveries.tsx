@@ -34,18 +34,22 @@ export function Deliveries({ webhookId }: { webhookId: number }) {
         <tbody>
           {shown.map((d) => (
             <tr key={d.id} data-delivery={d.id} data-status={d.status}>
-              <td>
+              <td className="d-status">
                 <span className={`badge delivery-${d.status}`}>{d.status}</span>
               </td>
-              <td>
+              <td className="d-what">
                 {KIND_LABEL[d.kind] ?? d.kind}
                 <div className="small">
                   <Link to={`/tasks/${d.spec_task_id}`}>task #{d.spec_task_id}</Link>
                 </div>
               </td>
-              <td>{d.attempts}</td>
-              <td className="webhook-answer">{answer(d)}</td>
-              <td className="small">{when(d)}</td>
+              <td className="d-attempts" data-label="Attempts">
+                {d.attempts}
+              </td>
+              <td className="d-answer" data-label="Last answer">
+                {answer(d)}
+              </td>
+              <td className="d-when small">{when(d)}</td>
             </tr>
           ))}
         </tbody>
