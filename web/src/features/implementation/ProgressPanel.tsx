@@ -1,6 +1,6 @@
 // Progress: overall, what runs now, and per plan task (expandable to its sub-items)
 // with its sessions, attempts and time spent.
-import { memo } from 'react'
+import { memo, useState } from 'react'
 import { Link } from 'react-router'
 import { label } from '../../shared/lib/format'
 import { ProgressBar } from '../../shared/ui/bits'
@@ -69,9 +69,11 @@ function PlanTask({ taskId, t, sessions }: { taskId: number; t: TaskProgress; se
   const live = mine.some((s) => WORKING.has(s.status))
   const first = mine[0]
   const last = mine.at(-1)
+  // The body (sub-items, sessions, decisions) is built when first opened.
+  const [opened, setOpened] = useState(false)
   return (
     <li className={`iplan-task iplan-${t.status}`} data-plan-key={t.key} data-status={t.status}>
-      <details>
+      <details onToggle={(e) => e.currentTarget.open && setOpened(true)}>
         <summary>
           <span className="plan-key">{t.key}</span>
           <span className="iplan-title">{t.title}</span>
@@ -83,6 +85,7 @@ function PlanTask({ taskId, t, sessions }: { taskId: number; t: TaskProgress; se
           </span>
           <ProgressBar fraction={t.fraction} label={`Task ${t.key} progress`} />
         </summary>
+        {opened && (
         <div className="iplan-body">
           {t.depends_on.length > 0 && <p className="small muted">Waits for {t.depends_on.join(', ')}</p>}
           {t.sub_items.length > 0 ? (
@@ -110,6 +113,7 @@ function PlanTask({ taskId, t, sessions }: { taskId: number; t: TaskProgress; se
           )}
           <TaskDecisions taskId={taskId} planKey={t.key} title={t.title} status={t.status} />
         </div>
+        )}
       </details>
     </li>
   )

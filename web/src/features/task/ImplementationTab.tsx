@@ -1,4 +1,4 @@
-import { useMemo } from 'react'
+import { useMemo, useState } from 'react'
 import { useQuery } from '@tanstack/react-query'
 import { overviewQuery } from '../../shared/api/queries'
 import type { SpecTask } from '../../shared/api/types'
@@ -34,6 +34,8 @@ export function ImplementationTab({ task }: { task: SpecTask }) {
   const overview = useQuery(overviewQuery(task.id))
   const o = overview.data
   const sessions = useMemo(() => flatten(o?.sessions ?? []), [o?.sessions])
+  // The spawn form is built when first opened.
+  const [spawnOpened, setSpawnOpened] = useState(false)
   if (overview.isError) return <ErrorNote error={overview.error} />
   if (!o) return <Loading what="progress" />
   const p = o.progress
@@ -70,7 +72,7 @@ export function ImplementationTab({ task }: { task: SpecTask }) {
           <TaskGraph graph={o.graph} tasks={p.tasks} />
         </section>
       )}
-      <div className="impl-cols">
+      <div className="impl-cols impl-later">
         <section className="panel" aria-labelledby="sessions-h">
           <h2 id="sessions-h">Sessions</h2>
           <SessionTree taskId={task.id} roots={o.sessions} progress={p.sessions} />
@@ -80,21 +82,23 @@ export function ImplementationTab({ task }: { task: SpecTask }) {
           <AgentPanel taskId={task.id} instance={o.instance} sessions={sessions} />
         </section>
       </div>
-      <section className="panel" aria-labelledby="coord-h">
+      <section className="panel impl-later" aria-labelledby="coord-h">
         <h2 id="coord-h">Coordination</h2>
         <CoordinationTimeline taskId={task.id} sessions={sessions} />
       </section>
       <section className="panel" aria-labelledby="spawn-h">
-        <details className="spawn">
+        <details className="spawn" onToggle={(e) => e.currentTarget.open && setSpawnOpened(true)}>
           <summary>
             <h2 id="spawn-h">Spawn a session</h2>
           </summary>
-          <SpawnForm
-            taskId={task.id}
-            implementing={task.status === 'implementing'}
-            sessions={[...sessions.values()]}
-            tasks={p.tasks}
-          />
+          {spawnOpened && (
+            <SpawnForm
+              taskId={task.id}
+              implementing={task.status === 'implementing'}
+              sessions={[...sessions.values()]}
+              tasks={p.tasks}
+            />
+          )}
         </details>
       </section>
     </div>

@@ -1,12 +1,12 @@
-import { Navigate, NavLink, Route, Routes, useParams } from 'react-router'
-import { useQuery } from '@tanstack/react-query'
-import { projectQuery, taskQuery } from '../../shared/api/queries'
+import { Navigate, NavLink, Route, Routes, useLocation, useParams } from 'react-router'
+import { useQuery, useQueryClient } from '@tanstack/react-query'
+import { overviewQuery, projectQuery, taskQuery } from '../../shared/api/queries'
 import { ACTION_LABEL, actionsFor, useTaskAction } from '../../shared/api/actions'
 import type { SpecTask } from '../../shared/api/types'
 import { ErrorNote, Loading, PriorityBadge, StatusBadge } from '../../shared/ui/bits'
 import { ImplementationTab } from './ImplementationTab'
 import { HistoryTab } from './HistoryTab'
-import { lazy, Suspense, useState } from 'react'
+import { lazy, Suspense, useEffect, useState } from 'react'
 import { ConfirmCancel } from '../board/ConfirmCancel'
 import { ago, dateTime } from '../../shared/lib/format'
 
@@ -18,6 +18,12 @@ const IMPLEMENTATION_PHASE = new Set(['implementation_queued', 'implementing', '
 export function TaskPage() {
   const id = Number(useParams().id)
   const task = useQuery({ ...taskQuery(id), enabled: Number.isInteger(id) })
+  // The implementation tab's one read starts beside the task's, not after it.
+  const qc = useQueryClient()
+  const onImplementation = useLocation().pathname.endsWith('/implementation')
+  useEffect(() => {
+    if (onImplementation && Number.isInteger(id)) void qc.prefetchQuery(overviewQuery(id))
+  }, [qc, id, onImplementation])
   if (!Number.isInteger(id)) return <ErrorNote error={new Error('not a task id')} />
   if (task.isError) return <section className="page"><ErrorNote error={task.error} title={`Task #${id}`} /></section>
   if (!task.data) return <section className="page"><Loading what={`task #${id}`} /></section>
