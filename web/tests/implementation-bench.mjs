@@ -48,7 +48,9 @@ function plan(n) {
   const lines = ['# Implementation Plan', '']
   for (let i = 1; i <= n; i++) {
     const layer = Math.floor((i - 1) / 5)
-    lines.push(`- [ ] ${i}. Task ${i}: ${['schema', 'handler', 'view', 'tests', 'docs'][i % 5]} of part ${layer + 1}`)
+    // The first layer runs side by side (P); the others name what they wait for.
+    const p = layer === 0 && i > 1 ? ' (P)' : ''
+    lines.push(`- [ ] ${i}. Task ${i}: ${['schema', 'handler', 'view', 'tests', 'docs'][i % 5]} of part ${layer + 1}${p}`)
     lines.push(`  - [ ] ${i}.1 First half`)
     lines.push(`  - [ ] ${i}.2 Second half`)
     lines.push('  - hang')
@@ -177,6 +179,12 @@ async function main() {
     parts.render.push(t.ready - t.ovEnd)
     await page.close()
   }
+  // What 50 tasks look like (target/screenshots/implementation-graph-50.png).
+  const page = await context.newPage()
+  await page.goto(`${base}/tasks/${task.id}/implementation`)
+  await page.locator('[data-testid="task-graph"] .gnode').nth(N - 1).waitFor({ timeout: 60_000 })
+  mkdirSync('target/screenshots', { recursive: true })
+  await page.locator('section[aria-labelledby="graph-h"]').screenshot({ path: `target/screenshots/implementation-graph-${N}.png` })
   await browser.close()
 
   const f = (x) => x.toFixed(0)

@@ -85,10 +85,10 @@ export const TaskGraph = memo(function TaskGraph({ graph, tasks }: { graph: Task
           aria-label={`Task graph: ${graph.nodes.length} tasks, ${graph.edges.length} dependencies`}
         >
           <defs>
-            <marker id="tg-arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto">
+            <marker id="tg-arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="8" markerHeight="8" markerUnits="userSpaceOnUse" orient="auto">
               <path d="M0,0 L8,4 L0,8 z" className="tedge-head" />
             </marker>
-            <marker id="tg-arrow-crit" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="7" markerHeight="7" orient="auto">
+            <marker id="tg-arrow-crit" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="8" markerHeight="8" markerUnits="userSpaceOnUse" orient="auto">
               <path d="M0,0 L8,4 L0,8 z" className="tedge-head crit" />
             </marker>
           </defs>

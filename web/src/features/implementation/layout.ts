@@ -8,6 +8,8 @@ export const NODE_H = 46
 export const GAP_X = 56
 export const GAP_Y = 14
 export const PAD = 12
+/** The height a long edge's waypoint takes in a column it crosses. */
+const DUMMY_H = 6
 
 export interface PlacedNode {
   key: string
@@ -58,18 +60,46 @@ export function layout(graph: TaskGraphView): GraphLayout {
     for (const p of preds.get(k)!) if (layerOf.has(p)) l = Math.max(l, layerOf.get(p)! + 1)
     layerOf.set(k, l)
   }
+  // Long edges pass through a waypoint in each column they cross, which takes part
+  // in the ordering like a node (so edges bend around tasks, not through them).
   const layers: string[][] = []
   for (const k of keys) (layers[layerOf.get(k)!] ??= []).push(k)
+  const direct = new Map([...preds].map(([k, v]) => [k, [...v]]))
+  const chains = new Map<string, string[]>()
+  let dummies = 0
+  for (const e of edges) {
+    const a = layerOf.get(e.from)!
+    const b = layerOf.get(e.to)!
+    let prev = e.from
+    const via: string[] = []
+    for (let l = a + 1; l < b; l++) {
+      const d = `\u0000${dummies++}`
+      via.push(d)
+      layers[l]!.push(d)
+      layerOf.set(d, l)
+      preds.set(d, [prev])
+      succs.set(d, [])
+      succs.get(prev)!.push(d)
+      prev = d
+    }
+    if (via.length) {
+      // For the ordering, the edge is its chain of waypoints only.
+      preds.set(e.to, [...preds.get(e.to)!.filter((p) => p !== e.from), prev])
+      succs.set(e.from, succs.get(e.from)!.filter((s) => s !== e.to))
+      succs.get(prev)!.push(e.to)
+    }
+    chains.set(`${e.from}→${e.to}`, via)
+  }
+  const isDummy = (k: string) => k.startsWith('\u0000')
 
   // Order inside a layer: plan order first, then barycenter sweeps down and up.
   const pos = new Map<string, number>()
-  const index = () => layers.forEach((l) => l.forEach((k, i) => pos.set(k, i)))
-  index()
+  layers.forEach((l) => l.forEach((k, i) => pos.set(k, i)))
   const bary = (k: string, near: Map<string, string[]>) => {
-    const ns = near.get(k)!.filter((n) => pos.has(n))
+    const ns = near.get(k)!
     return ns.length ? ns.reduce((a, n) => a + pos.get(n)!, 0) / ns.length : pos.get(k)!
   }
-  for (let sweep = 0; sweep < 4; sweep++) {
+  for (let sweep = 0; sweep < 6; sweep++) {
     const down = sweep % 2 === 0
     const range = down ? layers.map((_, i) => i).slice(1) : layers.map((_, i) => i).reverse().slice(1)
     for (const i of range) {
@@ -80,40 +110,49 @@ export function layout(graph: TaskGraphView): GraphLayout {
     }
   }
 
-  const tallest = Math.max(1, ...layers.map((l) => l.length))
-  const height = PAD * 2 + tallest * NODE_H + (tallest - 1) * GAP_Y
+  const size = (k: string) => (isDummy(k) ? DUMMY_H : NODE_H)
+  const colHeight = (l: string[]) => l.reduce((a, k) => a + size(k), 0) + Math.max(0, l.length - 1) * GAP_Y
+  const height = PAD * 2 + Math.max(NODE_H, ...layers.map(colHeight))
   const byKey = new Map(graph.nodes.map((n) => [n.key, n]))
   const placed = new Map<string, PlacedNode>()
+  const waypoint = new Map<string, { x: number; y: number }>()
   layers.forEach((l, li) => {
     // Centre each column vertically.
-    const colH = l.length * NODE_H + (l.length - 1) * GAP_Y
-    const top = PAD + (height - PAD * 2 - colH) / 2
-    l.forEach((k, i) => {
-      const n = byKey.get(k)!
-      placed.set(k, {
-        key: k,
-        title: n.title,
-        status: n.status,
-        layer: li,
-        x: PAD + li * (NODE_W + GAP_X),
-        y: top + i * (NODE_H + GAP_Y),
-      })
-    })
+    let y = PAD + (height - PAD * 2 - colHeight(l)) / 2
+    const x = PAD + li * (NODE_W + GAP_X)
+    for (const k of l) {
+      if (isDummy(k)) {
+        waypoint.set(k, { x, y: y + DUMMY_H / 2 })
+      } else {
+        const n = byKey.get(k)!
+        placed.set(k, { key: k, title: n.title, status: n.status, layer: li, x, y })
+      }
+      y += size(k) + GAP_Y
+    }
   })
   const width = PAD * 2 + Math.max(1, layers.length) * NODE_W + Math.max(0, layers.length - 1) * GAP_X
 
+  const curve = (x1: number, y1: number, x2: number, y2: number) => {
+    const mid = (x1 + x2) / 2
+    return ` C${mid},${y1} ${mid},${y2} ${x2},${y2}`
+  }
   const placedEdges = edges.map((e) => {
     const a = placed.get(e.from)!
     const b = placed.get(e.to)!
-    const x1 = a.x + NODE_W
-    const y1 = a.y + NODE_H / 2
-    const x2 = b.x
-    const y2 = b.y + NODE_H / 2
-    const mid = (x1 + x2) / 2
-    return { from: e.from, to: e.to, d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2},${y2}` }
+    let x = a.x + NODE_W
+    let y = a.y + NODE_H / 2
+    let d = `M${x},${y}`
+    for (const w of chains.get(`${e.from}→${e.to}`)!) {
+      const p = waypoint.get(w)!
+      d += curve(x, y, p.x, p.y) + ` L${p.x + NODE_W},${p.y}`
+      x = p.x + NODE_W
+      y = p.y
+    }
+    d += curve(x, y, b.x, b.y + NODE_H / 2)
+    return { from: e.from, to: e.to, d }
   })
 
-  const critical = criticalPath(order, preds, (k) => !OFF_PATH.has(byKey.get(k)!.status))
+  const critical = criticalPath(order, direct, (k) => !OFF_PATH.has(byKey.get(k)!.status))
   const criticalEdges = new Set<string>()
   for (let i = 1; i < critical.length; i++) criticalEdges.add(`${critical[i - 1]}→${critical[i]}`)
 
