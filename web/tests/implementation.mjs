@@ -263,6 +263,37 @@ async function run() {
     await page.emulateMedia({ colorScheme: 'light' })
   })
 
+  const join = await step('a request to people is answered from the timeline; a held session is unblocked', async () => {
+    const overview = await api('GET', `/spec-tasks/${task.id}/overview`)
+    const j = overview.progress.tasks.find((t) => t.key === '5').session_ids.at(-1)
+    const req = await api('POST', `/spec-tasks/${task.id}/coordination`, {
+      kind: 'request',
+      from_session_id: j,
+      message: 'Which port should the join listen on?',
+    })
+    const row = page.locator(`[data-coordination-id="${req.id}"]`)
+    await row.getByRole('button', { name: 'Answer' }).click()
+    await row.getByLabel(`Answer to session #${j}`).fill('Port 8080')
+    await row.getByRole('button', { name: 'Send answer' }).click()
+    await row.filter({ hasText: 'acknowledged by a person' }).waitFor(WAIT)
+    const events = await api('GET', `/spec-tasks/${task.id}/coordination`)
+    const answer = events.find((e) => e.kind === 'response' && e.payload?.in_reply_to === req.id)
+    assert(answer && answer.to_session_id === j && answer.message === 'Port 8080', `answer: ${JSON.stringify(answer)}`)
+    // A blocking event addressed to a session offers Unblock until an unblocked one follows.
+    const block = await api('POST', `/spec-tasks/${task.id}/coordination`, {
+      kind: 'blocking',
+      to_session_id: j,
+      message: 'Wait for the schema review',
+    })
+    const brow = page.locator(`[data-coordination-id="${block.id}"]`)
+    await brow.getByRole('button', { name: `Unblock session ${j}` }).click()
+    await brow.getByRole('button', { name: `Unblock session ${j}` }).waitFor({ state: 'detached', ...WAIT })
+    const after = await api('GET', `/spec-tasks/${task.id}/coordination`)
+    const unblocked = after.find((e) => e.id > block.id && e.kind === 'unblocked' && e.to_session_id === j)
+    assert(unblocked, `no unblocked event for session ${j}: ${JSON.stringify(after.slice(-3))}`)
+    return j
+  })
+
   await step('stop-all, after a confirmation, stops the agents of every task', async () => {
     await until('the second task’s agent to be ready', async () => (await api('GET', `/spec-tasks/${hold.id}/agent`))?.status === 'ready')
     await page.getByRole('button', { name: 'Stop all agents…' }).click()
@@ -276,10 +307,20 @@ async function run() {
       assert(i.status === 'stopped', `task ${t.id} agent is ${i.status}`)
     }
     // The hanging join was interrupted, not merged.
-    await page.locator('.gnode[data-key="5"]').waitFor(WAIT)
-    const overview = await api('GET', `/spec-tasks/${task.id}/overview`)
-    const join = overview.progress.tasks.find((t) => t.key === '5').session_ids.at(-1)
     await page.locator(`[data-session-id="${join}"][data-status="interrupted"]`).waitFor(WAIT)
+  })
+
+  await step('skipping the interrupted join asks first, then the run reaches its review', async () => {
+    await page.getByRole('button', { name: `Skip session ${join}` }).click()
+    const dialog = page.getByRole('dialog', { name: `Skip session #${join}?` })
+    await dialog.getByText('cannot be undone').waitFor(WAIT)
+    await dialog.getByRole('button', { name: 'Skip', exact: true }).click()
+    await page.locator(`[data-session-id="${join}"][data-status="skipped"]`).waitFor(WAIT)
+    await page.locator('.gnode[data-key="5"].gnode-skipped').waitFor(WAIT)
+    await until('the run to reach its review', async () => {
+      const t = await api('GET', `/spec-tasks/${task.id}`)
+      return t.status === 'implementation_review' || t.status === 'done'
+    })
   })
 
   await step('a graph node opens its session from the keyboard', async () => {

@@ -7,7 +7,7 @@ import { Link } from 'react-router'
 import { label } from '../../shared/lib/format'
 import { Dialog } from '../../shared/ui/Dialog'
 import { Empty } from '../../shared/ui/bits'
-import { samplesQuery, threadsQuery, useAgentControl, useStopAll } from './api'
+import { coordinationQuery, samplesQuery, threadsQuery, useAgentControl, useStopAll } from './api'
 import { Sparkline } from './Sparkline'
 import { bytes, span, useNow } from './time'
 import type { AgentInstance, WorkSession } from './types'
@@ -23,6 +23,13 @@ export const AgentPanel = memo(function AgentPanel({
 }) {
   const control = useAgentControl(taskId)
   const threads = useQuery(threadsQuery(taskId))
+  // The files a session changed are in its completion event (once merged).
+  const coordination = useQuery(coordinationQuery(taskId))
+  const files = new Map<number, string[]>()
+  for (const e of coordination.data ?? []) {
+    const f = (e.payload as { files?: unknown } | null)?.files
+    if (e.kind === 'completion' && e.from_session_id != null && Array.isArray(f)) files.set(e.from_session_id, f.map(String))
+  }
   const samples = useQuery({ ...samplesQuery(taskId), enabled: instance != null })
   const series = samples.data ?? []
   const i = instance ?? null
@@ -113,6 +120,7 @@ export const AgentPanel = memo(function AgentPanel({
                   {s ? ` ${s.name}` : ''}
                 </Link>
                 <span className="muted small"> · {doing(t.status, s)}</span>
+                <ThreadFiles files={files.get(t.work_session_id)} />
               </li>
             )
           })}
@@ -121,12 +129,26 @@ export const AgentPanel = memo(function AgentPanel({
         <Empty>No threads yet.</Empty>
       )}
       <p className="muted small">
-        Files changed per thread are not recorded by the server yet; a session's page shows the files its tool calls
-        touched.
+        Files changed are known once a thread's session is merged (its merge commit); while it works, its page shows
+        the files its tool calls touch.
       </p>
     </div>
   )
 })
+
+function ThreadFiles({ files }: { files: string[] | undefined }) {
+  if (!files) return null
+  if (files.length === 0) return <div className="muted small thread-files">merged, no files changed</div>
+  const shown = files.slice(0, 6)
+  return (
+    <div className="small thread-files" aria-label={`Files changed: ${files.join(', ')}`}>
+      {shown.map((f) => (
+        <code key={f}>{f}</code>
+      ))}
+      {files.length > shown.length && <span className="muted"> +{files.length - shown.length} more</span>}
+    </div>
+  )
+}
 
 function doing(thread: string, s: WorkSession | undefined): string {
   if (thread === 'prompting') return s ? `working (${label(s.status).toLowerCase()})` : 'working on a turn'

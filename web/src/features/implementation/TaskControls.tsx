@@ -1,8 +1,7 @@
-// The task-wide controls of a run: stop every session (the task's agent stops, its
-// sessions are interrupted until it is restarted) and cancel the task (nothing
-// more runs or merges; cannot be undone). Both ask first.
+// The task-wide control of a run: stop every session (the task's agent stops, its
+// sessions are interrupted until it is restarted), after asking. Cancelling the
+// task (nothing more runs or merges) is the task header's Cancel, which asks too.
 import { useState } from 'react'
-import { ConfirmCancel } from '../board/ConfirmCancel'
 import { Dialog } from '../../shared/ui/Dialog'
 import type { SpecTask } from '../../shared/api/types'
 import { useAgentControl } from './api'
@@ -10,7 +9,6 @@ import { useAgentControl } from './api'
 const LIVE = new Set(['implementation_queued', 'implementing', 'implementation_review'])
 
 export function TaskControls({ task, running }: { task: SpecTask; running: number }) {
-  const [cancelling, setCancelling] = useState(false)
   const [stopping, setStopping] = useState(false)
   const control = useAgentControl(task.id)
   if (!LIVE.has(task.status)) return null
@@ -18,9 +16,6 @@ export function TaskControls({ task, running }: { task: SpecTask; running: numbe
     <div className="task-controls" role="group" aria-label="Run controls">
       <button type="button" className="btn" onClick={() => setStopping(true)} disabled={control.isPending}>
         Stop all sessions
-      </button>
-      <button type="button" className="btn btn-danger-text" onClick={() => setCancelling(true)}>
-        Cancel task…
       </button>
       <Dialog open={stopping} title="Stop all sessions of this task?" onClose={() => setStopping(false)}>
         <p>
@@ -41,7 +36,6 @@ export function TaskControls({ task, running }: { task: SpecTask; running: numbe
           </button>
         </div>
       </Dialog>
-      <ConfirmCancel task={cancelling ? task : null} onClose={() => setCancelling(false)} />
     </div>
   )
 }
