@@ -4,7 +4,6 @@ import { overviewQuery, projectQuery, taskQuery } from '../../shared/api/queries
 import { ACTION_LABEL, actionsFor, useTaskAction } from '../../shared/api/actions'
 import type { SpecTask } from '../../shared/api/types'
 import { ErrorNote, Loading, PriorityBadge, StatusBadge } from '../../shared/ui/bits'
-import { ImplementationTab } from './ImplementationTab'
 import { HistoryTab } from './HistoryTab'
 import { lazy, Suspense, useEffect, useState } from 'react'
 import { ConfirmCancel } from '../board/ConfirmCancel'
@@ -12,6 +11,10 @@ import { ago, dateTime } from '../../shared/lib/format'
 
 // The spec review brings markdown and highlighting: loaded when first opened.
 const SpecReview = lazy(() => import('../spec/SpecReview').then((m) => ({ default: m.SpecReview })))
+// The implementation tab (graph, sessions, agent, timeline) too; on its own route
+// the chunk is asked for beside the task and its overview.
+const loadImplementation = () => import('./ImplementationTab').then((m) => ({ default: m.ImplementationTab }))
+const ImplementationTab = lazy(loadImplementation)
 
 const IMPLEMENTATION_PHASE = new Set(['implementation_queued', 'implementing', 'implementation_review', 'done'])
 
@@ -22,7 +25,10 @@ export function TaskPage() {
   const qc = useQueryClient()
   const onImplementation = useLocation().pathname.endsWith('/implementation')
   useEffect(() => {
-    if (onImplementation && Number.isInteger(id)) void qc.prefetchQuery(overviewQuery(id))
+    if (onImplementation && Number.isInteger(id)) {
+      void qc.prefetchQuery(overviewQuery(id))
+      void loadImplementation()
+    }
   }, [qc, id, onImplementation])
   if (!Number.isInteger(id)) return <ErrorNote error={new Error('not a task id')} />
   if (task.isError) return <section className="page"><ErrorNote error={task.error} title={`Task #${id}`} /></section>
@@ -49,7 +55,14 @@ export function TaskPage() {
             </Suspense>
           }
         />
-        <Route path="implementation" element={<ImplementationTab task={t} />} />
+        <Route
+          path="implementation"
+          element={
+            <Suspense fallback={<Loading what="progress" />}>
+              <ImplementationTab task={t} />
+            </Suspense>
+          }
+        />
         <Route path="history" element={<HistoryTab task={t} />} />
         <Route path="*" element={<Navigate to={`/tasks/${id}`} replace />} />
       </Routes>
