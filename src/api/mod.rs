@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod extract;
 mod implementation;
+mod notifications;
 mod projects;
 mod reviews;
 mod sessions;
@@ -116,6 +117,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(implementation::decide_session))
         .routes(routes!(implementation::overview))
         .routes(routes!(ws::events_ws))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::list_webhooks, notifications::create))
+        .routes(routes!(notifications::delete))
+        .routes(routes!(notifications::deliveries))
         .routes(routes!(browser::session))
         .routes(routes!(browser::sign_out))
         .routes(routes!(browser::create_link))

@@ -5,11 +5,13 @@
 pub mod attention;
 pub mod implementation;
 pub mod import;
+pub mod inbox;
 pub mod planning;
 pub mod progress;
 pub mod repeats;
 pub mod review;
 pub mod spec_files;
+pub mod webhooks;
 
 /// The longest a background loop waits without an event before it steps again.
 pub const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(3);

@@ -109,7 +109,7 @@ pub trait AgentStore: Send + Sync + 'static {
 }
 
 impl SqlStore {
-    async fn task_project(&self, spec_task_id: i64) -> Result<i64> {
+    pub(super) async fn task_project(&self, spec_task_id: i64) -> Result<i64> {
         let row = sqlx::query("SELECT project_id FROM spec_tasks WHERE id = $1")
             .bind(spec_task_id)
             .fetch_optional(&self.pool)

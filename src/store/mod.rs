@@ -17,6 +17,7 @@ mod reviews;
 mod rows;
 mod sql;
 mod sqlite;
+pub mod webhooks;
 
 use async_trait::async_trait;
 
@@ -128,10 +129,11 @@ pub use agents::{AgentStore, InstanceReport, NewPermissionRequest, NewTranscript
 pub use browser::{BrowserSession, BrowserStore};
 pub use implementation::{ImplementationStore, NewImplementationTask, StartSession};
 pub use reviews::{NewReviewComment, ReviewStore};
+pub use webhooks::{AttemptOutcome, ClaimedDelivery, NewWebhook, WebhookStore};
 
 #[async_trait]
 pub trait Store:
-    AgentStore + ReviewStore + ImplementationStore + BrowserStore + Send + Sync + 'static
+    AgentStore + ReviewStore + ImplementationStore + BrowserStore + WebhookStore + Send + Sync + 'static
 {
     /// Closes the pool; in-flight queries finish first.
     async fn close(&self);
@@ -171,6 +173,9 @@ pub trait Store:
         filter: &SpecTaskFilter,
     ) -> Result<(Vec<SpecTask>, Option<i64>)>;
     async fn get_spec_task(&self, id: i64) -> Result<SpecTask>;
+    /// Every spec task a person may still be asked about: not done, cancelled or
+    /// rejected; oldest first.
+    async fn list_open_spec_tasks(&self) -> Result<Vec<SpecTask>>;
     async fn update_spec_task(
         &self,
         id: i64,

@@ -668,6 +668,18 @@ impl Store for SqlStore {
         Ok(task)
     }
 
+    async fn list_open_spec_tasks(&self) -> Result<Vec<SpecTask>> {
+        let sql = format!(
+            "SELECT {} FROM spec_tasks WHERE status NOT IN ('done', 'cancelled', 'rejected') ORDER BY id",
+            rows::SPEC_TASK_COLUMNS
+        );
+        self.fetch_rows(&sql, Vec::new())
+            .await?
+            .iter()
+            .map(rows::spec_task)
+            .collect()
+    }
+
     async fn list_spec_tasks(
         &self,
         filter: &SpecTaskFilter,
