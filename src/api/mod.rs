@@ -87,6 +87,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(spec_tasks::action))
         .routes(routes!(sessions::list, implementation::spawn))
         .routes(routes!(sessions::get))
+        .routes(routes!(sessions::changes))
         .routes(routes!(
             sessions::list_coordination,
             sessions::post_coordination
@@ -100,6 +101,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::get_instance))
         .routes(routes!(agents::stop_instance))
         .routes(routes!(agents::restart_instance))
+        .routes(routes!(agents::stop_all))
+        .routes(routes!(agents::samples))
         .routes(routes!(agents::list_threads))
         .routes(routes!(agents::get_thread))
         .routes(routes!(agents::transcript))

@@ -3,6 +3,7 @@
 //! version) and spec review (approve, request changes, reject).
 
 pub mod attention;
+pub mod changes;
 pub mod implementation;
 pub mod import;
 pub mod inbox;

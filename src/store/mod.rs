@@ -125,7 +125,9 @@ pub type Actor<'a> = &'a str;
 /// inside its transaction (see [`Store::transition_spec_task`]).
 pub type MakeEvent<'a> = &'a (dyn Fn(Capacity) -> SpecTaskEvent + Send + Sync);
 
-pub use agents::{AgentStore, InstanceReport, NewPermissionRequest, NewTranscriptEntry};
+pub use agents::{
+    AgentStore, InstanceReport, KEPT_SAMPLES, NewPermissionRequest, NewTranscriptEntry,
+};
 pub use browser::{BrowserSession, BrowserStore};
 pub use implementation::{ImplementationStore, NewImplementationTask, StartSession};
 pub use reviews::{NewReviewComment, ReviewStore};
@@ -247,6 +249,13 @@ pub trait Store:
     ) -> Result<Vec<Event>>;
     /// A spec task's newest `limit` events, oldest first.
     async fn latest_events(&self, spec_task_id: i64, limit: i64) -> Result<Vec<Event>>;
+    /// The newest event of this kind about one entity, if any.
+    async fn latest_event_of(
+        &self,
+        entity: &str,
+        entity_id: i64,
+        kind: &str,
+    ) -> Result<Option<Event>>;
 }
 
 /// Opens the store a database URL names (`sqlite://…` or `postgres://…`), creating the

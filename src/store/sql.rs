@@ -1136,6 +1136,30 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn latest_event_of(
+        &self,
+        entity: &str,
+        entity_id: i64,
+        kind: &str,
+    ) -> Result<Option<Event>> {
+        let sql = format!(
+            "SELECT {} FROM events WHERE entity = $1 AND entity_id = $2 AND kind = $3 ORDER BY id DESC LIMIT 1",
+            rows::EVENT_COLUMNS
+        );
+        self.fetch_rows(
+            &sql,
+            vec![
+                Bind::Text(entity.to_string()),
+                Bind::Int(entity_id),
+                Bind::Text(kind.to_string()),
+            ],
+        )
+        .await?
+        .first()
+        .map(rows::event)
+        .transpose()
+    }
+
     async fn latest_events(&self, spec_task_id: i64, limit: i64) -> Result<Vec<Event>> {
         let sql = format!(
             "SELECT {} FROM events WHERE spec_task_id = $1 ORDER BY id DESC LIMIT $2",
