@@ -17,6 +17,7 @@ use crate::config::{ServeConfig, TOKEN_FILE};
 use crate::orchestrator::implementation::Implementer;
 use crate::orchestrator::planning::Planner;
 use crate::orchestrator::review::Reviewer;
+use crate::orchestrator::webhooks::Notifier;
 use crate::store::{self, Store};
 
 pub struct App {
@@ -30,6 +31,7 @@ pub struct App {
     state: AppState,
     hub_task: tokio::task::JoinHandle<()>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    webhooks: crate::config::WebhookSettings,
 }
 
 pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
@@ -77,6 +79,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
         state,
         hub_task,
         shutdown,
+        webhooks: config.webhooks.clone(),
     })
 }
 
@@ -123,8 +126,20 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Links in webhook payloads point at the dashboard as configured, else at
+        // the address this server answers on.
+        let base_url = match (&self.webhooks.public_url, listener.local_addr()) {
+            (Some(url), _) => url.clone(),
+            (None, Ok(addr)) => format!("http://{addr}"),
+            (None, Err(_)) => String::new(),
+        };
+        let notifier = Notifier::new(self.store.clone(), self.webhooks.clone(), base_url);
         let loops = if self.background {
-            vec![self.planner.spawn_loop(), self.implementer.spawn_loop()]
+            vec![
+                self.planner.spawn_loop(),
+                self.implementer.spawn_loop(),
+                notifier.spawn_loop(),
+            ]
         } else {
             Vec::new()
         };

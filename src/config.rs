@@ -79,6 +79,69 @@ pub struct ServeConfig {
     /// turn them off so nothing moves tasks under them.
     pub background: bool,
     pub web: WebSettings,
+    pub webhooks: WebhookSettings,
+}
+
+/// Sending notifications to webhooks.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// How long one attempt may take (env `SPECTASK_WEBHOOK_TIMEOUT_MS`).
+    pub timeout: std::time::Duration,
+    /// The wait after the first failed attempt, doubled after each further one
+    /// (env `SPECTASK_WEBHOOK_BACKOFF_MS`).
+    pub backoff: std::time::Duration,
+    /// Attempts before a delivery is given up as failed (env `SPECTASK_WEBHOOK_ATTEMPTS`).
+    pub max_attempts: i64,
+    /// The dashboard's address as receivers should see it, for the links in payloads
+    /// (env `SPECTASK_PUBLIC_URL`); by default the address the server listens on.
+    pub public_url: Option<String>,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        WebhookSettings {
+            timeout: std::time::Duration::from_secs(10),
+            backoff: std::time::Duration::from_secs(2),
+            max_attempts: 8,
+            public_url: None,
+        }
+    }
+}
+
+impl WebhookSettings {
+    /// The defaults, with what the environment overrides.
+    pub fn from_env() -> anyhow::Result<WebhookSettings> {
+        let mut s = WebhookSettings::default();
+        if let Some(ms) = env_number(
+            "SPECTASK_WEBHOOK_TIMEOUT_MS",
+            |ms: &u64| *ms >= 10,
+            "milliseconds, at least 10",
+        )? {
+            s.timeout = std::time::Duration::from_millis(ms);
+        }
+        if let Some(ms) = env_number(
+            "SPECTASK_WEBHOOK_BACKOFF_MS",
+            |ms: &u64| *ms >= 1,
+            "milliseconds, at least 1",
+        )? {
+            s.backoff = std::time::Duration::from_millis(ms);
+        }
+        if let Some(n) = env_number(
+            "SPECTASK_WEBHOOK_ATTEMPTS",
+            |n: &i64| (1..=100).contains(n),
+            "a number of attempts from 1 to 100",
+        )? {
+            s.max_attempts = n;
+        }
+        if let Ok(url) = std::env::var("SPECTASK_PUBLIC_URL") {
+            let url = url.trim_end_matches('/').to_string();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                anyhow::bail!("SPECTASK_PUBLIC_URL: an http:// or https:// URL, not {url:?}");
+            }
+            s.public_url = Some(url);
+        }
+        Ok(s)
+    }
 }
 
 /// Browser sign-in and the live event stream.
@@ -176,6 +239,7 @@ impl ServeConfig {
             agent_restart: RestartPolicy::default(),
             background: true,
             web: WebSettings::default(),
+            webhooks: WebhookSettings::default(),
         }
     }
 

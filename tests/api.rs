@@ -114,6 +114,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/spec-tasks/1/overview"),
     ("GET", "/api/v1/spec-tasks/1/report"),
     ("POST", "/api/v1/sessions/1/retry"),
+    ("GET", "/api/v1/notifications"),
+    ("GET", "/api/v1/sessions/1/changes"),
+    ("GET", "/api/v1/spec-tasks/1/agent/samples"),
+    ("POST", "/api/v1/agents/stop-all"),
+    ("GET", "/api/v1/webhooks"),
+    ("POST", "/api/v1/webhooks"),
+    ("DELETE", "/api/v1/webhooks/1"),
+    ("GET", "/api/v1/webhooks/1/deliveries"),
     ("GET", "/api/v1/openapi.json"),
 ];
 

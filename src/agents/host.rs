@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, broadcast, oneshot, watch};
@@ -18,10 +18,11 @@ use super::terminals::{CreateTerminal, Terminals};
 use crate::domain::{NewEvent, PermissionPolicy, PermissionStatus, TranscriptKind};
 use crate::store::{NewPermissionRequest, NewTranscriptEntry, Store};
 
-/// A coalesced run of message or thought chunks is written out once it is this big
-/// or this old (checked as chunks arrive), or when something else interrupts it.
+/// A coalesced run of message or thought chunks is written out once it is this big,
+/// this old (a timer per run, so a message followed by a long silence is not held
+/// back: the session page shows it within this), or when something else interrupts it.
 const FLUSH_BYTES: usize = 16 * 1024;
-const FLUSH_AGE: Duration = Duration::from_millis(500);
+const FLUSH_AGE: Duration = Duration::from_millis(30);
 
 /// One ACP session served by this host: a thread of a work session.
 pub struct SessionCtx {
@@ -32,13 +33,17 @@ pub struct SessionCtx {
     pub cwd: PathBuf,
     /// Set when a person cancels the turn; pending permission waits give up.
     pub cancelled: watch::Sender<bool>,
+    /// The run of chunks not written yet. Held while a run is written, so entries
+    /// are stored in the order they arrived.
     buffer: Mutex<Option<Pending>>,
+    runs: std::sync::atomic::AtomicU64,
 }
 
 struct Pending {
+    /// Which run this is, for its timer.
+    run: u64,
     kind: TranscriptKind,
     text: String,
-    since: Instant,
 }
 
 impl SessionCtx {
@@ -55,6 +60,7 @@ impl SessionCtx {
             cwd,
             cancelled: watch::channel(false).0,
             buffer: Mutex::new(None),
+            runs: std::sync::atomic::AtomicU64::new(0),
         }
     }
 }
@@ -96,6 +102,24 @@ fn param<'a>(params: &'a Value, key: &str) -> Result<&'a str, HandlerError> {
         .get(key)
         .and_then(Value::as_str)
         .ok_or_else(|| HandlerError::invalid_params(format!("missing {key}")))
+}
+
+async fn append_entry(
+    store: &dyn Store,
+    ctx: &SessionCtx,
+    kind: TranscriptKind,
+    content: String,
+    data: Value,
+) {
+    let entry = NewTranscriptEntry {
+        work_session_id: ctx.work_session_id,
+        kind,
+        content,
+        data,
+    };
+    if let Err(e) = store.append_transcript(entry).await {
+        tracing::error!(error = %e, "writing a transcript entry");
+    }
 }
 
 impl Host {
@@ -142,21 +166,13 @@ impl Host {
     }
 
     async fn append(&self, ctx: &SessionCtx, kind: TranscriptKind, content: String, data: Value) {
-        let entry = NewTranscriptEntry {
-            work_session_id: ctx.work_session_id,
-            kind,
-            content,
-            data,
-        };
-        if let Err(e) = self.store.append_transcript(entry).await {
-            tracing::error!(error = %e, "writing a transcript entry");
-        }
+        append_entry(self.store.as_ref(), ctx, kind, content, data).await;
     }
 
     /// Writes out the coalesced chunks of a session, if any.
     pub async fn flush(&self, ctx: &SessionCtx) {
-        let pending = ctx.buffer.lock().await.take();
-        if let Some(p) = pending {
+        let mut buffer = ctx.buffer.lock().await;
+        if let Some(p) = buffer.take() {
             self.append(ctx, p.kind, p.text, Value::Null).await;
         }
     }
@@ -173,36 +189,39 @@ impl Host {
         self.append(ctx, kind, content, data).await;
     }
 
-    async fn on_update(&self, ctx: &SessionCtx, update: AgentUpdate) {
+    async fn on_update(&self, ctx: &Arc<SessionCtx>, update: AgentUpdate) {
         let chunk = match &update {
             AgentUpdate::Message(t) => Some((TranscriptKind::Message, t.clone())),
             AgentUpdate::Thought(t) => Some((TranscriptKind::Thought, t.clone())),
             _ => None,
         };
         if let Some((kind, text)) = chunk {
-            let full = {
-                let mut buffer = ctx.buffer.lock().await;
-                match buffer.as_mut() {
-                    Some(p) if p.kind == kind => p.text.push_str(&text),
-                    _ => {
-                        let previous = buffer.replace(Pending {
-                            kind,
-                            text,
-                            since: Instant::now(),
-                        });
-                        if let Some(p) = previous {
-                            drop(buffer);
-                            self.append(ctx, p.kind, p.text, Value::Null).await;
-                            buffer = ctx.buffer.lock().await;
-                        }
+            let mut buffer = ctx.buffer.lock().await;
+            match buffer.as_mut() {
+                Some(p) if p.kind == kind => p.text.push_str(&text),
+                _ => {
+                    if let Some(p) = buffer.take() {
+                        self.append(ctx, p.kind, p.text, Value::Null).await;
                     }
+                    let run = ctx.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    *buffer = Some(Pending { run, kind, text });
+                    // The run is written when it is FLUSH_AGE old, if nothing wrote it.
+                    let (store, ctx) = (self.store.clone(), ctx.clone());
+                    tokio::spawn(async move {
+                        tokio::time::sleep(FLUSH_AGE).await;
+                        let mut buffer = ctx.buffer.lock().await;
+                        if buffer.as_ref().is_some_and(|p| p.run == run)
+                            && let Some(p) = buffer.take()
+                        {
+                            append_entry(store.as_ref(), &ctx, p.kind, p.text, Value::Null).await;
+                        }
+                    });
                 }
-                buffer
-                    .as_ref()
-                    .is_some_and(|p| p.text.len() >= FLUSH_BYTES || p.since.elapsed() >= FLUSH_AGE)
-            };
-            if full {
-                self.flush(ctx).await;
+            }
+            if buffer.as_ref().is_some_and(|p| p.text.len() >= FLUSH_BYTES)
+                && let Some(p) = buffer.take()
+            {
+                self.append(ctx, p.kind, p.text, Value::Null).await;
             }
             return;
         }

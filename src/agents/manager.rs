@@ -12,7 +12,9 @@ use super::host::{Host, LiveUpdate, PermissionBroker};
 use super::profile::{AgentProfile, profiles};
 use super::runtime::{AgentError, AgentRuntime, RestartPolicy, RuntimeConfig, Timeouts};
 use super::terminals::Terminals;
-use crate::domain::{AgentInstanceStatus, PermissionRequest, PermissionStatus, SpecTaskStatus};
+use crate::domain::{
+    AgentInstance, AgentInstanceStatus, PermissionRequest, PermissionStatus, SpecTaskStatus,
+};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -188,6 +190,61 @@ impl AgentManager {
             rt.retire().await?;
         }
         Ok(())
+    }
+
+    /// A person stops a task's agent: it is held (the orchestrator starts nothing on
+    /// it; its sessions wait, interrupted) and its process tree ends. `None` when
+    /// the task never had an agent.
+    pub async fn hold(
+        &self,
+        spec_task_id: i64,
+        actor: &str,
+    ) -> Result<Option<AgentInstance>, ManagerError> {
+        if self
+            .store
+            .hold_agent_instance(spec_task_id, true, actor)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let runtime = self.runtimes.lock().await.get(&spec_task_id).cloned();
+        if let Some(rt) = runtime {
+            rt.stop().await?;
+        }
+        Ok(Some(self.store.get_agent_instance(spec_task_id).await?))
+    }
+
+    /// A person restarts a task's agent: the hold ends and the process starts again.
+    pub async fn release_and_restart(
+        &self,
+        spec_task_id: i64,
+        actor: &str,
+    ) -> Result<(), ManagerError> {
+        self.store
+            .hold_agent_instance(spec_task_id, false, actor)
+            .await?;
+        let runtime = self.runtime(spec_task_id).await?;
+        runtime.restart().await?;
+        Ok(())
+    }
+
+    /// The emergency stop: every agent of every task that is not stopped already is
+    /// held and stopped. Returns how many were.
+    pub async fn hold_all(&self, actor: &str) -> Result<usize, ManagerError> {
+        let mut stopped = 0;
+        for instance in self.store.list_agent_instances().await? {
+            if instance.held_at.is_some() && instance.status == AgentInstanceStatus::Stopped {
+                continue;
+            }
+            let live = !matches!(
+                instance.status,
+                AgentInstanceStatus::Stopped | AgentInstanceStatus::Crashed
+            );
+            self.hold(instance.spec_task_id, actor).await?;
+            stopped += usize::from(live);
+        }
+        Ok(stopped)
     }
 
     /// Stops a SpecTask's agent for good, if it has one (its run ended); a later

@@ -125,6 +125,9 @@ struct ThreadRef {
 
 const STDERR_TAIL_LINES: usize = 20;
 
+/// Why nothing starts on an agent a person stopped.
+pub const HELD: &str = "the agent was stopped by a person; restart it to go on";
+
 pub struct AgentRuntime {
     config: RuntimeConfig,
     store: Arc<dyn Store>,
@@ -209,6 +212,15 @@ impl AgentRuntime {
         }
         if let Some(l) = live.as_ref().filter(|l| !l.conn.is_closed()) {
             return Ok(l.info.clone());
+        }
+        // A person stopped it: only a person's restart (which ends the hold) starts it.
+        if let Ok(i) = self
+            .store
+            .get_agent_instance(self.config.spec_task_id)
+            .await
+            && i.held_at.is_some()
+        {
+            return Err(AgentError::Interrupted(HELD.into()));
         }
         let instance = self
             .store

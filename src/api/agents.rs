@@ -3,7 +3,7 @@
 
 use axum::Extension;
 use axum::extract::State;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -44,37 +44,70 @@ pub async fn get_instance(
     }
 }
 
-/// Stop the agent instance: its whole process tree ends; threads resume later. A
-/// task that never started an agent has nothing to stop: `null`.
+/// Stop the agent instance: its whole process tree ends and it is held — the
+/// orchestrator starts nothing on it (its sessions wait, interrupted) until it is
+/// restarted. A task that never started an agent has nothing to stop: `null`.
 #[utoipa::path(post, path = "/spec-tasks/{id}/agent/stop", tag = "agents", params(("id" = i64, Path)),
     responses((status = 200, body = Option<AgentInstance>), (status = 404, body = ErrorBody, description = "no such spec task"),
-              (status = 409, body = ErrorBody, description = "the task runs no agent (its run ended), or the agent failed")))]
+              (status = 409, body = ErrorBody, description = "the agent could not be stopped")))]
 pub async fn stop_instance(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Option<AgentInstance>>> {
     state.store.get_spec_task(id).await?;
-    match state.store.get_agent_instance(id).await {
-        Ok(_) => {}
-        Err(crate::store::StoreError::NotFound { .. }) => return Ok(Json(None)),
-        Err(e) => return Err(e.into()),
-    }
-    let runtime = state.agents.runtime(id).await?;
-    runtime.stop().await.map_err(ManagerError::from)?;
-    Ok(Json(Some(state.store.get_agent_instance(id).await?)))
+    Ok(Json(state.agents.hold(id, &caller.actor()).await?))
 }
 
-/// Start the agent instance, or stop and start it again.
+/// Start the agent instance, or stop and start it again; ends a hold.
 #[utoipa::path(post, path = "/spec-tasks/{id}/agent/restart", tag = "agents", params(("id" = i64, Path)),
     responses((status = 200, body = AgentInstance), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody, description = "the agent could not start; the reason is recorded")))]
 pub async fn restart_instance(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<AgentInstance>> {
-    let runtime = state.agents.runtime(id).await?;
-    runtime.restart().await.map_err(ManagerError::from)?;
+    state.store.get_spec_task(id).await?;
+    state
+        .agents
+        .release_and_restart(id, &caller.actor())
+        .await?;
     Ok(Json(state.store.get_agent_instance(id).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoppedAll {
+    /// How many agents were running and are stopped now.
+    pub stopped: usize,
+}
+
+/// The emergency stop: every agent of every task is stopped and held; nothing starts
+/// again until a person restarts each task's agent.
+#[utoipa::path(post, path = "/agents/stop-all", tag = "agents",
+    responses((status = 200, body = StoppedAll), (status = 409, body = ErrorBody, description = "an agent could not be stopped")))]
+pub async fn stop_all(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<StoppedAll>> {
+    let stopped = state.agents.hold_all(&caller.actor()).await?;
+    Ok(Json(StoppedAll { stopped }))
+}
+
+/// CPU and memory of the task's agent over time, oldest first (the newest 360
+/// samples; none when it never had an agent).
+#[utoipa::path(get, path = "/spec-tasks/{id}/agent/samples", tag = "agents", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<AgentSample>), (status = 404, body = ErrorBody)))]
+pub async fn samples(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Vec<AgentSample>>> {
+    Ok(Json(
+        state
+            .store
+            .list_agent_samples(id, crate::store::KEPT_SAMPLES)
+            .await?,
+    ))
 }
 
 /// The threads of a spec task's agent instance, one per work session.

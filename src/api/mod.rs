@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod extract;
 mod implementation;
+mod notifications;
 mod projects;
 mod reviews;
 mod sessions;
@@ -86,6 +87,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(spec_tasks::action))
         .routes(routes!(sessions::list, implementation::spawn))
         .routes(routes!(sessions::get))
+        .routes(routes!(sessions::changes))
         .routes(routes!(
             sessions::list_coordination,
             sessions::post_coordination
@@ -99,6 +101,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::get_instance))
         .routes(routes!(agents::stop_instance))
         .routes(routes!(agents::restart_instance))
+        .routes(routes!(agents::stop_all))
+        .routes(routes!(agents::samples))
         .routes(routes!(agents::list_threads))
         .routes(routes!(agents::get_thread))
         .routes(routes!(agents::transcript))
@@ -116,6 +120,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(implementation::decide_session))
         .routes(routes!(implementation::overview))
         .routes(routes!(ws::events_ws))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::list_webhooks, notifications::create))
+        .routes(routes!(notifications::delete))
+        .routes(routes!(notifications::deliveries))
         .routes(routes!(browser::session))
         .routes(routes!(browser::sign_out))
         .routes(routes!(browser::create_link))

@@ -195,3 +195,16 @@ pub async fn put_state(
         .await?;
     Ok(Json(entry))
 }
+
+/// What a session changed: its commits, the files they touch, its latest
+/// verification run (command, pass or fail, output).
+#[utoipa::path(get, path = "/sessions/{id}/changes", tag = "sessions", params(("id" = i64, Path)),
+    responses((status = 200, body = crate::orchestrator::changes::SessionChanges), (status = 404, body = ErrorBody)))]
+pub async fn changes(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<crate::orchestrator::changes::SessionChanges>> {
+    Ok(Json(
+        crate::orchestrator::changes::session_changes(state.store.as_ref(), id).await?,
+    ))
+}

@@ -74,6 +74,12 @@ impl Client {
                 String::from_utf8_lossy(&bytes)
             );
         }
+        // 204 No Content: nothing to read.
+        let bytes = if bytes.is_empty() {
+            bytes::Bytes::from_static(b"null")
+        } else {
+            bytes
+        };
         serde_json::from_slice(&bytes).with_context(|| format!("unexpected answer from {url}"))
     }
 }

@@ -3,6 +3,7 @@
 
 mod client;
 mod demo;
+mod inbox;
 mod output;
 mod watch;
 
@@ -83,6 +84,15 @@ enum Command {
     /// Permission requests waiting for a person (project policy `ask`)
     #[command(subcommand)]
     Permissions(PermissionsCmd),
+    /// What waits for a person, across every task: specs and finished work to
+    /// review, permission requests, conflicts, failures, requests from sessions
+    Inbox {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Webhooks: notifications POSTed to a URL (generic JSON, Slack or Discord)
+    #[command(subcommand)]
+    Webhook(inbox::WebhookCmd),
     /// Specs on disk: validate them without a server
     #[command(subcommand)]
     Spec(SpecCmd),
@@ -412,6 +422,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             config.database_url = database_url.or(file.database_url);
             config.agent_profiles = file.agents;
             config.web = config::WebSettings::from_env()?;
+            config.webhooks = config::WebhookSettings::from_env()?;
             if let Some(default) = file.default_agent {
                 config.default_agent = default;
             }
@@ -447,6 +458,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     json,
                 } => events(&client, follow, task, after, json).await,
                 Command::Token(cmd) => token(&client, cmd).await,
+                Command::Inbox { json } => inbox::inbox(&client, json).await,
+                Command::Webhook(cmd) => inbox::webhook(&client, cmd).await,
                 Command::Dashboard { no_open } => dashboard(&client, no_open).await,
                 Command::Agents(cmd) => agents(&client, cmd).await,
                 Command::Session(SessionCmd::Transcript(a)) => transcript(&client, a).await,

@@ -148,8 +148,20 @@ pub struct AgentInstance {
     pub cpu_percent: Option<f64>,
     pub rss_bytes: Option<i64>,
     pub sampled_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When a person stopped it: until a person restarts it, the orchestrator starts
+    /// nothing on it (its sessions wait, interrupted).
+    pub held_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// One CPU and memory reading of an agent instance's process tree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct AgentSample {
+    /// Percent of one core.
+    pub cpu_percent: f64,
+    pub rss_bytes: i64,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 status_enum!(

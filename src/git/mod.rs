@@ -387,6 +387,27 @@ pub async fn subjects(repo: &Path, range: &str) -> Result<Vec<String>, GitError>
         .collect())
 }
 
+/// The files a diff range (`a...b`: what b changed since it forked from a) touches.
+pub async fn files_in_range(repo: &Path, range: &str) -> Result<Vec<String>, GitError> {
+    Ok(git_ok(repo, &["diff", "--name-only", range])
+        .await?
+        .lines()
+        .map(str::to_string)
+        .collect())
+}
+
+/// The commits in `range` (`base..branch`), oldest first, as (sha, subject).
+pub async fn commits(repo: &Path, range: &str) -> Result<Vec<(String, String)>, GitError> {
+    Ok(
+        git_ok(repo, &["log", "--reverse", "--format=%H%x00%s", range])
+            .await?
+            .lines()
+            .filter_map(|l| l.split_once('\0'))
+            .map(|(sha, subject)| (sha.to_string(), subject.to_string()))
+            .collect(),
+    )
+}
+
 /// The subject line of a commit.
 pub async fn subject(repo: &Path, commit: &str) -> Result<String, GitError> {
     Ok(git_ok(repo, &["log", "-1", "--format=%s", commit])

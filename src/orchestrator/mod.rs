@@ -3,13 +3,16 @@
 //! version) and spec review (approve, request changes, reject).
 
 pub mod attention;
+pub mod changes;
 pub mod implementation;
 pub mod import;
+pub mod inbox;
 pub mod planning;
 pub mod progress;
 pub mod repeats;
 pub mod review;
 pub mod spec_files;
+pub mod webhooks;
 
 /// The longest a background loop waits without an event before it steps again.
 pub const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(3);

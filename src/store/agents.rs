@@ -36,6 +36,9 @@ pub struct NewPermissionRequest {
     pub options: serde_json::Value,
 }
 
+/// Samples kept per agent instance: the dashboard's chart window.
+pub const KEPT_SAMPLES: i64 = 360;
+
 #[async_trait]
 pub trait AgentStore: Send + Sync + 'static {
     /// The SpecTask's instance, created in `starting` if it has none. An existing
@@ -54,6 +57,18 @@ pub trait AgentStore: Send + Sync + 'static {
         report: InstanceReport,
         actor: Actor<'_>,
     ) -> Result<AgentInstance>;
+    /// A person stopped (`true`) or restarted (`false`) the task's agent: while held,
+    /// the orchestrator starts nothing on it. `None` when the task never had one.
+    async fn hold_agent_instance(
+        &self,
+        spec_task_id: i64,
+        held: bool,
+        actor: Actor<'_>,
+    ) -> Result<Option<AgentInstance>>;
+    /// Every agent instance, of every spec task.
+    async fn list_agent_instances(&self) -> Result<Vec<AgentInstance>>;
+    /// The newest `limit` samples of a task's agent, oldest first (none without one).
+    async fn list_agent_samples(&self, spec_task_id: i64, limit: i64) -> Result<Vec<AgentSample>>;
     /// The latest CPU and memory sample; not an event (it would flood the log).
     async fn record_instance_sample(&self, id: i64, cpu_percent: f64, rss_bytes: i64)
     -> Result<()>;
@@ -109,7 +124,7 @@ pub trait AgentStore: Send + Sync + 'static {
 }
 
 impl SqlStore {
-    async fn task_project(&self, spec_task_id: i64) -> Result<i64> {
+    pub(super) async fn task_project(&self, spec_task_id: i64) -> Result<i64> {
         let row = sqlx::query("SELECT project_id FROM spec_tasks WHERE id = $1")
             .bind(spec_task_id)
             .fetch_optional(&self.pool)
@@ -272,14 +287,115 @@ impl AgentStore for SqlStore {
         cpu_percent: f64,
         rss_bytes: i64,
     ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.begin().await?;
         sqlx::query("UPDATE agent_instances SET cpu_percent = $1, rss_bytes = $2, sampled_at = $3 WHERE id = $4")
             .bind(cpu_percent)
             .bind(rss_bytes)
-            .bind(now_ms())
+            .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "INSERT INTO agent_samples (agent_instance_id, cpu_percent, rss_bytes, sampled_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(cpu_percent)
+        .bind(rss_bytes)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // Only the newest samples are kept: the chart's window, bounded.
+        sqlx::query(
+            "DELETE FROM agent_samples WHERE agent_instance_id = $1 AND id <= \
+             (SELECT id FROM agent_samples WHERE agent_instance_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(id)
+        .bind(KEPT_SAMPLES)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    async fn hold_agent_instance(
+        &self,
+        spec_task_id: i64,
+        held: bool,
+        actor: Actor<'_>,
+    ) -> Result<Option<AgentInstance>> {
+        let project_id = self.task_project(spec_task_id).await?;
+        let current = match self.get_agent_instance(spec_task_id).await {
+            Ok(i) => i,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if current.held_at.is_some() == held {
+            return Ok(Some(current));
+        }
+        let mut tx = self.begin().await?;
+        let sql = format!(
+            "UPDATE agent_instances SET held_at = $1, updated_at = $2 WHERE id = $3 RETURNING {}",
+            rows::AGENT_INSTANCE_COLUMNS
+        );
+        let now = now_ms();
+        let row = sqlx::query(&sql)
+            .bind(held.then_some(now))
+            .bind(now)
+            .bind(current.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let instance = rows::agent_instance(&row)?;
+        let event = NewEvent {
+            project_id: Some(project_id),
+            spec_task_id: Some(spec_task_id),
+            entity: "agent_instance",
+            entity_id: Some(instance.id),
+            kind: if held {
+                "agent_instance.held"
+            } else {
+                "agent_instance.released"
+            },
+            data: json!({}),
+        };
+        self.commit_with(tx, event, actor).await?;
+        Ok(Some(instance))
+    }
+
+    async fn list_agent_instances(&self) -> Result<Vec<AgentInstance>> {
+        let sql = format!(
+            "SELECT {} FROM agent_instances ORDER BY id",
+            rows::AGENT_INSTANCE_COLUMNS
+        );
+        self.fetch_rows(&sql, Vec::new())
+            .await?
+            .iter()
+            .map(rows::agent_instance)
+            .collect()
+    }
+
+    async fn list_agent_samples(&self, spec_task_id: i64, limit: i64) -> Result<Vec<AgentSample>> {
+        self.task_project(spec_task_id).await?;
+        let rows = self
+            .fetch_rows(
+                "SELECT s.cpu_percent, s.rss_bytes, s.sampled_at FROM agent_samples s \
+                 JOIN agent_instances i ON i.id = s.agent_instance_id WHERE i.spec_task_id = $1 \
+                 ORDER BY s.id DESC LIMIT $2",
+                vec![Bind::Int(spec_task_id), Bind::Int(limit)],
+            )
+            .await?;
+        let mut samples = rows
+            .iter()
+            .map(|r| {
+                Ok(AgentSample {
+                    cpu_percent: r.try_get("cpu_percent")?,
+                    rss_bytes: r.try_get("rss_bytes")?,
+                    at: rows::ts(r.try_get("sampled_at")?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        samples.reverse();
+        Ok(samples)
     }
 
     async fn open_agent_thread(

@@ -17,6 +17,7 @@ mod reviews;
 mod rows;
 mod sql;
 mod sqlite;
+pub mod webhooks;
 
 use async_trait::async_trait;
 
@@ -124,14 +125,17 @@ pub type Actor<'a> = &'a str;
 /// inside its transaction (see [`Store::transition_spec_task`]).
 pub type MakeEvent<'a> = &'a (dyn Fn(Capacity) -> SpecTaskEvent + Send + Sync);
 
-pub use agents::{AgentStore, InstanceReport, NewPermissionRequest, NewTranscriptEntry};
+pub use agents::{
+    AgentStore, InstanceReport, KEPT_SAMPLES, NewPermissionRequest, NewTranscriptEntry,
+};
 pub use browser::{BrowserSession, BrowserStore};
 pub use implementation::{ImplementationStore, NewImplementationTask, StartSession};
 pub use reviews::{NewReviewComment, ReviewStore};
+pub use webhooks::{AttemptOutcome, ClaimedDelivery, NewWebhook, WebhookStore};
 
 #[async_trait]
 pub trait Store:
-    AgentStore + ReviewStore + ImplementationStore + BrowserStore + Send + Sync + 'static
+    AgentStore + ReviewStore + ImplementationStore + BrowserStore + WebhookStore + Send + Sync + 'static
 {
     /// Closes the pool; in-flight queries finish first.
     async fn close(&self);
@@ -171,6 +175,9 @@ pub trait Store:
         filter: &SpecTaskFilter,
     ) -> Result<(Vec<SpecTask>, Option<i64>)>;
     async fn get_spec_task(&self, id: i64) -> Result<SpecTask>;
+    /// Every spec task a person may still be asked about: not done, cancelled or
+    /// rejected; oldest first.
+    async fn list_open_spec_tasks(&self) -> Result<Vec<SpecTask>>;
     async fn update_spec_task(
         &self,
         id: i64,
@@ -242,6 +249,13 @@ pub trait Store:
     ) -> Result<Vec<Event>>;
     /// A spec task's newest `limit` events, oldest first.
     async fn latest_events(&self, spec_task_id: i64, limit: i64) -> Result<Vec<Event>>;
+    /// The newest event of this kind about one entity, if any.
+    async fn latest_event_of(
+        &self,
+        entity: &str,
+        entity_id: i64,
+        kind: &str,
+    ) -> Result<Option<Event>>;
 }
 
 /// Opens the store a database URL names (`sqlite://…` or `postgres://…`), creating the

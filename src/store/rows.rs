@@ -199,7 +199,7 @@ pub fn event(row: &AnyRow) -> Result<Event> {
 }
 
 pub const AGENT_INSTANCE_COLUMNS: &str = "id, spec_task_id, profile, status, pid, last_error, agent_name, \
-    agent_version, restarts, cpu_percent, rss_bytes, sampled_at, created_at, updated_at";
+    agent_version, restarts, cpu_percent, rss_bytes, sampled_at, held_at, created_at, updated_at";
 
 pub fn agent_instance(row: &AnyRow) -> Result<AgentInstance> {
     Ok(AgentInstance {
@@ -215,6 +215,7 @@ pub fn agent_instance(row: &AnyRow) -> Result<AgentInstance> {
         cpu_percent: get(row, "cpu_percent")?,
         rss_bytes: get(row, "rss_bytes")?,
         sampled_at: opt_time(row, "sampled_at")?,
+        held_at: opt_time(row, "held_at")?,
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,
     })

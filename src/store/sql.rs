@@ -668,6 +668,18 @@ impl Store for SqlStore {
         Ok(task)
     }
 
+    async fn list_open_spec_tasks(&self) -> Result<Vec<SpecTask>> {
+        let sql = format!(
+            "SELECT {} FROM spec_tasks WHERE status NOT IN ('done', 'cancelled', 'rejected') ORDER BY id",
+            rows::SPEC_TASK_COLUMNS
+        );
+        self.fetch_rows(&sql, Vec::new())
+            .await?
+            .iter()
+            .map(rows::spec_task)
+            .collect()
+    }
+
     async fn list_spec_tasks(
         &self,
         filter: &SpecTaskFilter,
@@ -1122,6 +1134,30 @@ impl Store for SqlStore {
             .iter()
             .map(rows::event)
             .collect()
+    }
+
+    async fn latest_event_of(
+        &self,
+        entity: &str,
+        entity_id: i64,
+        kind: &str,
+    ) -> Result<Option<Event>> {
+        let sql = format!(
+            "SELECT {} FROM events WHERE entity = $1 AND entity_id = $2 AND kind = $3 ORDER BY id DESC LIMIT 1",
+            rows::EVENT_COLUMNS
+        );
+        self.fetch_rows(
+            &sql,
+            vec![
+                Bind::Text(entity.to_string()),
+                Bind::Int(entity_id),
+                Bind::Text(kind.to_string()),
+            ],
+        )
+        .await?
+        .first()
+        .map(rows::event)
+        .transpose()
     }
 
     async fn latest_events(&self, spec_task_id: i64, limit: i64) -> Result<Vec<Event>> {

@@ -173,6 +173,15 @@ impl Implementer {
         Ok(outcomes)
     }
 
+    /// Whether a person stopped the task's agent (see `AgentManager::hold`).
+    pub(super) async fn agent_held(&self, spec_task_id: i64) -> Result<bool, ImplError> {
+        match self.store.get_agent_instance(spec_task_id).await {
+            Ok(i) => Ok(i.held_at.is_some()),
+            Err(crate::store::StoreError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The task's merge queue. Cancelling or skipping a session takes it too, so a
     /// session is never cancelled halfway through its merge.
     async fn merge_lock(&self, spec_task_id: i64) -> Arc<Mutex<()>> {
@@ -239,6 +248,11 @@ impl Implementer {
     }
 
     async fn step(self: &Arc<Self>, task: &SpecTask) -> Result<StepOutcome, ImplError> {
+        // A person stopped the task's agent: nothing starts or resumes until they
+        // restart it (its interrupted sessions wait; the overview says why).
+        if self.agent_held(task.id).await? {
+            return Ok(StepOutcome::default());
+        }
         let project = self.store.get_project(task.project_id).await?;
         let plan = self.plan(task, &project).await?;
         let plan = self.cancel_dependents_of_cancelled(task, plan).await?;

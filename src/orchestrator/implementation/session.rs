@@ -246,6 +246,14 @@ impl Implementer {
             if self.stopped(task.id, session_id).await? {
                 return Ok(false);
             }
+            // A person stopped the agent: the session waits, interrupted, without
+            // spending an attempt, and resumes when the agent is restarted.
+            if result.is_err() && self.agent_held(task.id).await? {
+                let session = self.store.get_work_session(session_id).await?;
+                self.interrupt_if_working(&session, crate::agents::runtime::HELD)
+                    .await;
+                return Ok(false);
+            }
             match result {
                 Ok(_) => {
                     // Messages that arrived during the turn start another one, so a
@@ -334,7 +342,9 @@ impl Implementer {
             let verify_limit =
                 Duration::from_secs(project.settings.verify_timeout_secs.max(1) as u64);
             if let Some(command) = &project.settings.verification_command
-                && let Err(output) = verify(worktree, command, verify_limit).await
+                && let Err(output) = self
+                    .verify_recorded(task, session_id, worktree, command, verify_limit)
+                    .await
             {
                 // One follow-up with the output, then the session fails.
                 let follow_up =
@@ -344,7 +354,10 @@ impl Implementer {
                     return Ok(());
                 }
                 git::commit_all(worktree, &message).await?;
-                if let Err(output) = verify(worktree, command, verify_limit).await {
+                if let Err(output) = self
+                    .verify_recorded(task, session_id, worktree, command, verify_limit)
+                    .await
+                {
                     return self
                         .fail(
                             task,
@@ -402,6 +415,36 @@ impl Implementer {
                 )
                 .await;
         }
+    }
+
+    /// Runs the verification command and records how it went (command, pass or
+    /// fail, the output's tail) as the session's `work_session.verified` event, which
+    /// the session page shows.
+    async fn verify_recorded(
+        &self,
+        task: &SpecTask,
+        session_id: i64,
+        worktree: &Path,
+        command: &str,
+        limit: Duration,
+    ) -> Result<(), String> {
+        let result = verify(worktree, command, limit).await;
+        let (passed, output) = match &result {
+            Ok(out) => (true, out.clone()),
+            Err(out) => (false, out.clone()),
+        };
+        let event = NewEvent {
+            project_id: Some(task.project_id),
+            spec_task_id: Some(task.id),
+            entity: "work_session",
+            entity_id: Some(session_id),
+            kind: "work_session.verified",
+            data: serde_json::json!({ "command": command, "passed": passed, "output": output }),
+        };
+        if let Err(e) = self.store.record_event(event, "system").await {
+            tracing::error!(error = %e, session = session_id, "recording a verification");
+        }
+        result.map(|_| ())
     }
 
     /// Whether a session is to go no further: a person ended it, or its spec task is
@@ -532,7 +575,7 @@ const OUTPUT_KEPT: usize = 32 * 1024;
 /// Runs the project's verification command in a worktree, in a process group of its
 /// own: past `limit` the whole group is killed and the command counts as failed. Only
 /// the tail of its output is kept, so a command that prints megabytes costs kilobytes.
-async fn verify(worktree: &Path, command: &str, limit: Duration) -> Result<(), String> {
+async fn verify(worktree: &Path, command: &str, limit: Duration) -> Result<String, String> {
     let mut child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(command)
@@ -553,7 +596,7 @@ async fn verify(worktree: &Path, command: &str, limit: Duration) -> Result<(), S
         Ok((status, out, err)) => {
             let status = status.map_err(|e| e.to_string())?;
             if status.success() {
-                Ok(())
+                Ok(format!("{out}{err}"))
             } else {
                 Err(format!("{out}{err}\n({status})"))
             }
