@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/api/v1/agents/stop-all": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The emergency stop: every agent of every task is stopped and held; nothing starts
+         *     again until a person restarts each task's agent.
+         */
+        post: operations["stop_all"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/session": {
         parameters: {
             query?: never;
@@ -119,6 +139,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/notifications": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What waits for a person, oldest first: specs and finished work to review,
+         *     permission requests, conflicts, failed or blocked tasks and sessions, requests
+         *     sessions addressed to a person. An entry is gone once it is handled.
+         */
+        get: operations["list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/permissions": {
         parameters: {
             query?: never;
@@ -215,6 +256,26 @@ export interface paths {
         };
         /** Get one work session. */
         get: operations["get_session"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/sessions/{id}/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What a session changed: its commits, the files they touch, its latest
+         *     verification run (command, pass or fail, output).
+         */
+        get: operations["changes"];
         put?: never;
         post?: never;
         delete?: never;
@@ -370,8 +431,28 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Start the agent instance, or stop and start it again. */
+        /** Start the agent instance, or stop and start it again; ends a hold. */
         post: operations["restart_instance"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/spec-tasks/{id}/agent/samples": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * CPU and memory of the task's agent over time, oldest first (the newest 360
+         *     samples; none when it never had an agent).
+         */
+        get: operations["samples"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -388,8 +469,9 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Stop the agent instance: its whole process tree ends; threads resume later. A
-         *     task that never started an agent has nothing to stop: `null`.
+         * Stop the agent instance: its whole process tree ends and it is held — the
+         *     orchestrator starts nothing on it (its sessions wait, interrupted) until it is
+         *     restarted. A task that never started an agent has nothing to stop: `null`.
          */
         post: operations["stop_instance"];
         delete?: never;
@@ -712,6 +794,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The webhooks, oldest first (never their secrets). */
+        get: operations["list_webhooks"];
+        put?: never;
+        /** Add a webhook. Its secret is in this answer only. */
+        post: operations["create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a webhook: nothing more is sent to it; its deliveries stay listed. */
+        delete: operations["delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A webhook's deliveries, newest first: status, attempts, the last answer or error. */
+        get: operations["deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -758,6 +892,12 @@ export interface components {
             cpu_percent?: number | null;
             /** Format: date-time */
             created_at: string;
+            /**
+             * Format: date-time
+             * @description When a person stopped it: until a person restarts it, the orchestrator starts
+             *     nothing on it (its sessions wait, interrupted).
+             */
+            held_at?: string | null;
             /** Format: int64 */
             id: number;
             /** @description Why it last stopped or crashed (the tail of the agent's stderr, or a timeout). */
@@ -782,6 +922,18 @@ export interface components {
         };
         /** @enum {string} */
         AgentInstanceStatus: "starting" | "ready" | "stopped" | "crashed";
+        /** @description One CPU and memory reading of an agent instance's process tree. */
+        AgentSample: {
+            /** Format: date-time */
+            at: string;
+            /**
+             * Format: double
+             * @description Percent of one core.
+             */
+            cpu_percent: number;
+            /** Format: int64 */
+            rss_bytes: number;
+        };
         AgentThread: {
             /** @description The ACP session id the agent gave for this thread. */
             acp_session_id?: string | null;
@@ -819,6 +971,10 @@ export interface components {
          * @enum {string}
          */
         AttentionKind: "task_failed" | "review" | "session_failed" | "conflict" | "blocked" | "permission";
+        CommitInfo: {
+            sha: string;
+            subject: string;
+        };
         /**
          * @description What happens when a session's branch conflicts with the task branch.
          * @enum {string}
@@ -940,9 +1096,26 @@ export interface components {
             /** @description Not blank; at most 100 characters. */
             name: string;
         };
+        CreateWebhook: {
+            format?: null | components["schemas"]["WebhookFormat"];
+            /** @description The kinds to send; omitted or empty: every kind. */
+            kinds?: components["schemas"]["NotificationKind"][];
+            /**
+             * Format: int64
+             * @description Only this project's notifications; omitted or `null`: every project's.
+             */
+            project_id?: number | null;
+            /** @description An `http://` or `https://` URL with a host; at most 2000 characters. */
+            url: string;
+        };
         CreatedToken: components["schemas"]["ApiToken"] & {
             /** @description The token itself. It is shown this once; only its hash is stored. */
             token: string;
+        };
+        CreatedWebhook: {
+            /** @description The HMAC-SHA256 key of `X-Spectask-Signature`. Shown this once. */
+            secret: string;
+            webhook: components["schemas"]["Webhook"];
         };
         CriterionSummary: {
             id: string;
@@ -956,6 +1129,11 @@ export interface components {
         };
         /** @enum {string} */
         Decision: "retry" | "skip" | "cancel";
+        /**
+         * @description Where one delivery of one notification to one webhook stands.
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "delivered" | "failed";
         /**
          * @description What a session whose turn ended with no change to merge gets.
          * @enum {string}
@@ -1090,6 +1268,40 @@ export interface components {
             idle: boolean;
             needs_person: components["schemas"]["Attention"][];
         };
+        /** @description One thing that waits for a person, with where it is handled. */
+        Notification: {
+            /** Format: int64 */
+            coordination_id?: number | null;
+            /**
+             * @description Stable while the same thing waits (e.g. `conflict:session:42:1`); a new key
+             *     when it happens again (a new attempt, a new failure).
+             */
+            key: string;
+            kind: components["schemas"]["NotificationKind"];
+            /** @description The dashboard path where it is handled, e.g. `/sessions/42`. */
+            link: string;
+            /** @description What happened and what a person can do. */
+            message: string;
+            /** Format: int64 */
+            permission_id?: number | null;
+            /** Format: int64 */
+            project_id: number;
+            /** Format: int64 */
+            session_id?: number | null;
+            /** Format: date-time */
+            since: string;
+            /** Format: int64 */
+            spec_task_id: number;
+            spec_task_title: string;
+            task_key?: string | null;
+            /** @description One line for a list or a chat message. */
+            title: string;
+        };
+        /**
+         * @description What a notification asks of a person.
+         * @enum {string}
+         */
+        NotificationKind: "spec_review" | "implementation_review" | "permission" | "conflict" | "task_failed" | "session_failed" | "blocked" | "request";
         /** @description Everything a person looks at for one spec task, in one answer. */
         Overview: components["schemas"]["Needs"] & {
             /** @description The task's latest events (at most 50), oldest first. */
@@ -1320,6 +1532,13 @@ export interface components {
             /** Format: int64 */
             spec_version_id: number;
         };
+        SessionChanges: {
+            /** @description The session branch's own commits, oldest first. */
+            commits: components["schemas"]["CommitInfo"][];
+            /** @description The files they change. */
+            files: string[];
+            verification?: null | components["schemas"]["Verification"];
+        };
         /** @description Who the browser (or bearer) is signed in as. */
         SessionInfo: {
             /**
@@ -1514,6 +1733,10 @@ export interface components {
             reviews: components["schemas"]["Review"][];
             version: components["schemas"]["SpecVersion"];
         };
+        StoppedAll: {
+            /** @description How many agents were running and are stopped now. */
+            stopped: number;
+        };
         /** @description One sub-item of a plan task (`- [x] 2.1 Handler` under `2.`). */
         SubItem: {
             /** @description 1 for a direct sub-item, 2 for one under it, and so on. */
@@ -1603,6 +1826,66 @@ export interface components {
         TranscriptKind: "prompt" | "message" | "thought" | "user_message" | "tool_call" | "tool_call_update" | "plan" | "usage" | "permission" | "stop_reason" | "error";
         /** @enum {string} */
         Verdict: "approved" | "changes_requested" | "rejected";
+        Verification: {
+            /** Format: date-time */
+            at: string;
+            command: string;
+            /** @description The tail of what it printed (stdout, then stderr). */
+            output: string;
+            passed: boolean;
+        };
+        /** @description A URL spectask POSTs notifications to. Its HMAC secret is never part of it. */
+        Webhook: {
+            /** Format: date-time */
+            created_at: string;
+            format: components["schemas"]["WebhookFormat"];
+            /** Format: int64 */
+            id: number;
+            /** @description The kinds it wants; empty: every kind. */
+            kinds: components["schemas"]["NotificationKind"][];
+            /**
+             * Format: int64
+             * @description Only this project's notifications; `null`: every project's.
+             */
+            project_id?: number | null;
+            url: string;
+        };
+        /** @description One notification sent (or to be sent) to one webhook: at most one per pair. */
+        WebhookDelivery: {
+            /** Format: int64 */
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            delivered_at?: string | null;
+            /** Format: int64 */
+            id: number;
+            kind: components["schemas"]["NotificationKind"];
+            /** @description Why the last attempt failed. */
+            last_error?: string | null;
+            /**
+             * Format: int64
+             * @description The HTTP status of the last answer, if there was one.
+             */
+            last_status?: number | null;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due (pending only).
+             */
+            next_attempt_at?: string | null;
+            notification_key: string;
+            /** Format: int64 */
+            spec_task_id: number;
+            status: components["schemas"]["DeliveryStatus"];
+            /** Format: int64 */
+            webhook_id: number;
+        };
+        /**
+         * @description The body a webhook receives: spectask's own JSON, or what Slack's or Discord's
+         *     incoming webhooks accept.
+         * @enum {string}
+         */
+        WebhookFormat: "generic" | "slack" | "discord";
         WorkSession: {
             /** Format: int64 */
             attempt: number;
@@ -1649,6 +1932,43 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    stop_all: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoppedAll"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description an agent could not be stopped */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     session: {
         parameters: {
             query?: never;
@@ -1919,6 +2239,34 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Notification"][];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2364,6 +2712,53 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WorkSession"];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    changes: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionChanges"];
                 };
             };
             /** @description a path parameter does not parse */
@@ -2997,6 +3392,53 @@ export interface operations {
             };
         };
     };
+    samples: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentSample"][];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     stop_instance: {
         parameters: {
             query?: never;
@@ -3043,7 +3485,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description the task runs no agent (its run ended), or the agent failed */
+            /** @description the agent could not be stopped */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -4241,6 +4683,215 @@ export interface operations {
                 };
             };
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_webhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"][];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateWebhook"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CreatedWebhook"];
+                };
+            };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such project */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description removed */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    deliveries: {
+        parameters: {
+            query?: {
+                /** @description How many, newest first: 1 to 500 (default 100). */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"][];
+                };
+            };
+            /** @description a path parameter does not parse */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description a query parameter does not fit the schema */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
