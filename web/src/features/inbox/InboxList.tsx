@@ -65,7 +65,7 @@ function Entry({ n, permission, onNavigate }: { n: Notification; permission?: Pe
       <Link to={n.link} className="inbox-title" onClick={onNavigate}>
         {n.title}
       </Link>
-      {n.message && n.message !== n.title && <p className="inbox-msg">{n.message}</p>}
+      {n.message && n.message !== n.title && <p className="inbox-msg">{sentence(n.message)}</p>}
       <p className="inbox-task muted small">
         <Link to={`/tasks/${n.spec_task_id}`} onClick={onNavigate}>
           #{n.spec_task_id} {n.spec_task_title}
@@ -81,6 +81,11 @@ function Entry({ n, permission, onNavigate }: { n: Notification; permission?: Pe
       <Actions n={n} permission={permission} />
     </li>
   )
+}
+
+/** The server's messages start in lower case (they also end log lines). */
+function sentence(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1)
 }
 
 function Actions({ n, permission }: { n: Notification; permission?: PermissionRequest }) {

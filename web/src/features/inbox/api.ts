@@ -1,39 +1,15 @@
 // Queries and actions of the notification center. The list is computed by the
 // server; live.ts invalidates ['notifications'] on every event that may change it.
 import { queryOptions, useMutation, useQueryClient } from '@tanstack/react-query'
-import { ApiError, api, errorMessage, notifyUnauthorized, unwrap } from '../../shared/api/client'
+import { api, errorMessage, unwrap } from '../../shared/api/client'
 import { keys } from '../../shared/api/queries'
 import { toast } from '../../shared/ui/toast'
-import type { Notification } from './types'
 
 export const notificationsKey = ['notifications'] as const
 
-// TODO(schema): the typed client once the generated schema has these paths.
-export async function rawJson<T>(method: string, path: string, body?: unknown): Promise<T> {
-  let res: Response
-  try {
-    res = await fetch(`/api/v1${path}`, {
-      method,
-      credentials: 'same-origin',
-      headers: { Accept: 'application/json', ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-  } catch (err) {
-    throw new ApiError(0, 'network', `the server could not be reached (${String(err)})`)
-  }
-  const text = await res.text()
-  const json = text ? (JSON.parse(text) as unknown) : null
-  if (!res.ok) {
-    if (res.status === 401) notifyUnauthorized()
-    const e = (json as { error?: { code?: string; message?: string } } | null)?.error
-    throw new ApiError(res.status, e?.code ?? 'error', e?.message ?? `${res.status} ${res.statusText}`)
-  }
-  return json as T
-}
-
 export const notificationsQuery = queryOptions({
   queryKey: notificationsKey,
-  queryFn: () => rawJson<Notification[]>('GET', '/notifications'),
+  queryFn: () => unwrap(api.GET('/api/v1/notifications')),
 })
 
 /** Retry or skip a conflicted or failed session. */

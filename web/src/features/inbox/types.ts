@@ -1,34 +1,7 @@
-// The notification center's data. TODO(schema): these mirror the lead's
-// `GET /api/v1/notifications` and `/api/v1/webhooks` shapes until the generated
-// schema has them; then they become re-exports from shared/api/types.ts.
+// The notification center's kinds, their names and how the center groups them.
+import type { Notification, NotificationKind } from '../../shared/api/types'
 
-// TODO(schema)
-export type NotificationKind =
-  | 'spec_review'
-  | 'implementation_review'
-  | 'permission'
-  | 'conflict'
-  | 'task_failed'
-  | 'session_failed'
-  | 'blocked'
-  | 'request'
-
-// TODO(schema)
-export interface Notification {
-  key: string
-  kind: NotificationKind
-  project_id: number
-  spec_task_id: number
-  spec_task_title: string
-  session_id?: number | null
-  permission_id?: number | null
-  coordination_id?: number | null
-  task_key?: string | null
-  title: string
-  message: string
-  link: string
-  since: string
-}
+export type { Notification, NotificationKind }
 
 export const NOTIFICATION_KINDS: NotificationKind[] = [
   'permission',

@@ -98,8 +98,8 @@ export function WebhooksPage() {
         {removing && (
           <>
             <p>
-              Nothing more is sent to <code className="webhook-url">{removing.url}</code>, and its delivery history goes
-              with it.
+              Nothing more is sent to <code className="webhook-url">{removing.url}</code>. What it was sent stays
+              recorded.
             </p>
             <div className="dialog-actions">
               <button type="button" className="btn" onClick={() => setRemoving(null)}>

@@ -244,6 +244,10 @@ export class LiveConnection {
       case 'token':
         this.invalidate(keys.tokens)
         break
+      case 'webhook':
+      case 'webhook_delivery':
+        // Only the webhooks page shows them (below).
+        break
       default:
         // work_session, implementation_task, agent_instance, agent_thread,
         // coordination_event, shared_state, …: the task's overview shows them.

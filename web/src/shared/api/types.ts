@@ -18,6 +18,13 @@ export type WorkSession = Schemas['WorkSession']
 export type ApiToken = Schemas['ApiToken']
 export type CreatedToken = Schemas['CreatedToken']
 export type PermissionRequest = Schemas['PermissionRequest']
+export type Notification = Schemas['Notification']
+export type NotificationKind = Schemas['NotificationKind']
+export type Webhook = Schemas['Webhook']
+export type WebhookFormat = Schemas['WebhookFormat']
+export type WebhookDelivery = Schemas['WebhookDelivery']
+export type CreatedWebhook = Schemas['CreatedWebhook']
+export type DeliveryStatus = Schemas['DeliveryStatus']
 export type Action = 'start-planning' | 'approve' | 'request-changes' | 'reject' | 'cancel' | 'retry'
 
 export const PRIORITIES: Priority[] = ['critical', 'high', 'medium', 'low']
