@@ -302,21 +302,26 @@ async function run() {
     await dialog.getByRole('button', { name: 'Stop all agents' }).click()
     await page.locator('[data-testid="agent-panel"][data-instance-status="stopped"]').waitFor(WAIT)
     await page.locator('[data-testid="instance-status"]').filter({ hasText: 'Stopped' }).waitFor(WAIT)
+    await page.locator('[data-testid="instance-held"]').waitFor(WAIT)
+    await page.getByText('Stopped 2 agents').waitFor(WAIT)
     for (const t of [task, hold]) {
       const i = await api('GET', `/spec-tasks/${t.id}/agent`)
-      assert(i.status === 'stopped', `task ${t.id} agent is ${i.status}`)
+      assert(i.status === 'stopped' && i.held_at, `task ${t.id} agent: ${JSON.stringify(i)}`)
     }
     // The hanging join was interrupted, not merged.
     await page.locator(`[data-session-id="${join}"][data-status="interrupted"]`).waitFor(WAIT)
   })
 
-  await step('skipping the interrupted join asks first, then the run reaches its review', async () => {
+  await step('skipping the interrupted join asks first; restarting the agent ends the hold and the run its review', async () => {
     await page.getByRole('button', { name: `Skip session ${join}` }).click()
     const dialog = page.getByRole('dialog', { name: `Skip session #${join}?` })
     await dialog.getByText('cannot be undone').waitFor(WAIT)
     await dialog.getByRole('button', { name: 'Skip', exact: true }).click()
     await page.locator(`[data-session-id="${join}"][data-status="skipped"]`).waitFor(WAIT)
     await page.locator('.gnode[data-key="5"].gnode-skipped').waitFor(WAIT)
+    await page.getByRole('button', { name: 'Restart agent' }).click()
+    await page.locator('[data-testid="agent-panel"][data-instance-status="ready"]').waitFor(WAIT)
+    await page.locator('[data-testid="instance-held"]').waitFor({ state: 'detached', ...WAIT })
     await until('the run to reach its review', async () => {
       const t = await api('GET', `/spec-tasks/${task.id}`)
       return t.status === 'implementation_review' || t.status === 'done'

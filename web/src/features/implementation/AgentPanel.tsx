@@ -71,6 +71,12 @@ export const AgentPanel = memo(function AgentPanel({
               <dd>{i.restarts}</dd>
             </div>
           </dl>
+          {i.held_at && (
+            <p className="note note-warn small" data-testid="instance-held">
+              <strong>Held</strong> since {new Date(i.held_at).toLocaleTimeString()}: a person stopped it, so nothing
+              starts it again (its sessions wait, interrupted) until Restart agent.
+            </p>
+          )}
           {i.last_error && (
             <p className="note note-warn small">
               <strong>Last stop:</strong> {i.last_error}

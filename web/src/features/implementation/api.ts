@@ -5,7 +5,7 @@ import { queryOptions, useMutation, useQueryClient } from '@tanstack/react-query
 import { api, errorMessage, unwrap } from '../../shared/api/client'
 import { keys } from '../../shared/api/queries'
 import { toast } from '../../shared/ui/toast'
-import type { AgentSample, Decision, PostCoordination, SpawnRequest } from './types'
+import type { Decision, PostCoordination, SpawnRequest } from './types'
 
 export const implKeys = {
   coordination: (id: number) => [...keys.overview(id), 'coordination'] as const,
@@ -25,20 +25,11 @@ export const threadsQuery = (id: number) =>
     queryFn: () => unwrap(api.GET('/api/v1/spec-tasks/{id}/threads', { params: { path: { id } } })),
   })
 
-// TODO(schema): replace with the generated path once GET /spec-tasks/{id}/agent/samples
-// is in web/openapi.json; until then a plain fetch (same cookie, same error shape).
-async function fetchSamples(id: number): Promise<AgentSample[]> {
-  const res = await fetch(`/api/v1/spec-tasks/${id}/agent/samples`, {
-    credentials: 'same-origin',
-    headers: { Accept: 'application/json' },
-  })
-  if (res.status === 404) return []
-  if (!res.ok) throw new Error(`samples: ${res.status} ${res.statusText}`)
-  return (await res.json()) as AgentSample[]
-}
-
 export const samplesQuery = (id: number) =>
-  queryOptions({ queryKey: implKeys.samples(id), queryFn: () => fetchSamples(id) })
+  queryOptions({
+    queryKey: implKeys.samples(id),
+    queryFn: () => unwrap(api.GET('/api/v1/spec-tasks/{id}/agent/samples', { params: { path: { id } } })),
+  })
 
 /** After a write: the task's overview (and everything under its key) again. */
 function useRefresh(id: number) {
@@ -130,24 +121,11 @@ export function useAgentControl(taskId: number) {
   })
 }
 
-// TODO(schema): replace with the generated path once POST /agents/stop-all is in
-// web/openapi.json; until then a plain fetch.
+/** The emergency stop of every agent of every task. */
 export function useStopAll() {
   const qc = useQueryClient()
   return useMutation({
-    mutationFn: async (): Promise<{ stopped: number }> => {
-      const res = await fetch('/api/v1/agents/stop-all', {
-        method: 'POST',
-        credentials: 'same-origin',
-        headers: { Accept: 'application/json' },
-      })
-      const text = await res.text()
-      if (!res.ok) {
-        const msg = (text && (JSON.parse(text) as { error?: { message?: string } }).error?.message) || `${res.status}`
-        throw new Error(msg)
-      }
-      return JSON.parse(text) as { stopped: number }
-    },
+    mutationFn: () => unwrap(api.POST('/api/v1/agents/stop-all')),
     onSuccess: (r) => {
       void qc.invalidateQueries({ queryKey: ['overview'] })
       toast('ok', `Stopped ${r.stopped} agent${r.stopped === 1 ? '' : 's'}`)

@@ -16,13 +16,7 @@ export type CoordinationKind = Schemas['CoordinationKind']
 export type SpawnRequest = Schemas['SpawnRequest']
 export type PostCoordination = Schemas['PostCoordination']
 export type Decision = Schemas['Decision']
-
-// TODO(schema): replace with generated type (GET /spec-tasks/{id}/agent/samples, being added).
-export interface AgentSample {
-  at: string
-  cpu_percent: number
-  rss_bytes: number
-}
+export type AgentSample = Schemas['AgentSample']
 
 /** Session statuses in which its agent is at work. */
 export const WORKING: ReadonlySet<WorkSessionStatus> = new Set(['running', 'verifying', 'merging'])
