@@ -148,8 +148,16 @@ async function run() {
     await page.getByRole('button', { name: /Version 1/ }).first().waitFor(WAIT)
   })
 
-  await step('approved (as a script would), its entry goes and the permission request shows', async () => {
+  await step('approved (as a script would), its entry leaves the open center; g i: the permission request shows on /inbox', async () => {
+    await openPanel()
+    await entry('spec_review', task.id).waitFor(WAIT)
+    const entryGone = entry('spec_review', task.id).waitFor({ state: 'detached', ...WAIT })
+    const t0 = Date.now()
     await api('POST', `/spec-tasks/${task.id}/approve`)
+    const t1 = Date.now()
+    await entryGone
+    console.log(`\n   (approval answered in ${t1 - t0} ms; the entry left the open center ${Date.now() - t1} ms after that)`)
+    await page.keyboard.press('Escape')
     await page.keyboard.press('g')
     await page.keyboard.press('i')
     await page.waitForURL(`${BASE}/inbox`, WAIT)
@@ -204,8 +212,10 @@ async function run() {
 
   await step('retried from the center: a conflict-fixing session resolves it, the entry goes', async () => {
     await openPanel()
+    const t0 = Date.now()
     await entry('conflict', task.id).getByRole('button', { name: /^Retry the merge conflict/ }).click()
     await entry('conflict', task.id).waitFor({ state: 'detached', ...WAIT })
+    console.log(`\n   (the conflict's entry left ${Date.now() - t0} ms after Retry was clicked)`)
     const sessions = await api('GET', `/spec-tasks/${task.id}/sessions`)
     const fixer = sessions.find((s) => s.kind === 'merge_conflict')
     assert(fixer && fixer.parent_id === conflicted.session_id, `sessions: ${JSON.stringify(sessions)}`)
