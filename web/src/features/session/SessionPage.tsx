@@ -9,7 +9,7 @@ import type { WorkSession } from '../../shared/api/types'
 import { ErrorNote, Loading } from '../../shared/ui/bits'
 import { ago, dateTime, label } from '../../shared/lib/format'
 import { coordinationQuery, sessionQuery, useSessionLive } from './api'
-import { useTranscript } from './useTranscript'
+import { useTranscript, type TranscriptState } from './useTranscript'
 import { VirtualList } from './VirtualList'
 import { RowView } from './EntryView'
 import type { Row } from './transcript'
@@ -26,17 +26,18 @@ export function SessionPage() {
   const session = useQuery({ ...sessionQuery(id), enabled: valid })
   const taskId = session.data?.spec_task_id
   useSessionLive(id, taskId)
+  // Not after the session: the transcript is asked for at once.
+  const transcript = useTranscript(valid ? id : 0)
   if (!valid) return <section className="page"><ErrorNote error={new Error('not a session id')} /></section>
   if (session.isError) return <section className="page"><ErrorNote error={session.error} title={`Session #${id}`} /></section>
   if (!session.data) return <section className="page"><Loading what={`session #${id}`} /></section>
-  return <SessionView session={session.data} />
+  return <SessionView session={session.data} transcript={transcript} />
 }
 
-function SessionView({ session: s }: { session: WorkSession }) {
+function SessionView({ session: s, transcript }: { session: WorkSession; transcript: TranscriptState }) {
   const task = useQuery(taskQuery(s.spec_task_id))
   const overview = useQuery(overviewQuery(s.spec_task_id))
   const coordination = useQuery(coordinationQuery(s.spec_task_id))
-  const transcript = useTranscript(s.id)
   const worktree = s.worktree_path ?? null
   const render = useCallback((row: Row) => <RowView row={row} worktree={worktree} />, [worktree])
 
