@@ -181,11 +181,11 @@ async function run() {
 
   await step('the spawn form refuses a blank name, then spawns a session under its parent', async () => {
     await page.getByText('Spawn a session', { exact: true }).click()
-    await page.getByLabel('Prompt').fill('write extra.txt extra\nsleep 1000')
+    await page.getByLabel('Prompt', { exact: true }).fill('write extra.txt extra\nsleep 1000')
     await page.getByRole('button', { name: 'Spawn session' }).click()
     await page.locator('.field-error').filter({ hasText: 'name: must not be blank' }).waitFor(WAIT)
     await page.getByLabel('Name', { exact: true }).fill('Extra notes')
-    await page.getByLabel('Parent').selectOption(String(base))
+    await page.getByLabel('Parent', { exact: true }).selectOption(String(base))
     await page.locator('.spawn-deps label').filter({ hasText: 'task 1' }).first().locator('input').check()
     await page.getByRole('button', { name: 'Spawn session' }).click()
     const child = page.locator(`[data-session-id="${base}"] [data-session-id]`).filter({ hasText: 'Extra notes' })

@@ -25,7 +25,7 @@ export const SessionTree = memo(function SessionTree(props: {
   const byId = new Map(props.progress.map((p) => [p.id, p]))
   if (props.roots.length === 0) return <Empty>No sessions yet.</Empty>
   return (
-    <ul className="stree" role="tree" aria-label="Sessions" data-testid="session-tree">
+    <ul className="stree" aria-label="Sessions, children under their parent" data-testid="session-tree">
       {props.roots.map((n) => (
         <Node key={n.id} node={n} taskId={props.taskId} byId={byId} depth={1} />
       ))}
@@ -48,10 +48,7 @@ function Node({
   return (
     <li
       className={`snode snode-${s.status}`}
-      role="treeitem"
-      aria-level={depth}
-      aria-expanded={s.children.length ? true : undefined}
-      aria-selected={false}
+      data-depth={depth}
       data-session-id={s.id}
       data-status={s.status}
       data-parent-id={s.parent_id ?? ''}
@@ -80,7 +77,7 @@ function Node({
       </div>
       {s.failure_reason && <p className="snode-why small">{s.failure_reason}</p>}
       {s.children.length > 0 && (
-        <ul role="group" className="stree-children">
+        <ul className="stree-children" aria-label={`Under session ${s.id}`}>
           {s.children.map((c) => (
             <Node key={c.id} node={c} taskId={taskId} byId={byId} depth={depth + 1} />
           ))}
