@@ -9,7 +9,8 @@
 //   two writes with their diffs, a command's output) while the session is running →
 //   the agent's permission request shows with the options it offered; screenshots
 //   (light/dark, 1280×800 and 375 px) → "Allow" answers it from the page, the request
-//   leaves (a cancel asked for first and declined changes nothing), `permission: allow` follows and the session finishes (completed, live) →
+//   leaves (a cancel asked for first and declined changes nothing), `permission: allow` follows and the session finishes (completed, live)
+//   with its commit, the file it changed and the verification that passed →
 //   scrolled up, the list stops following and "Jump to latest" brings it back → a
 //   message sent from the page shows among its coordination events.
 //
@@ -225,6 +226,14 @@ async function run() {
     await page.locator(`[data-session-id="${sid}"][data-status="completed"]`).waitFor(WAIT)
     const answered = await api('GET', '/permissions?status=answered')
     assert(answered.some((p) => p.work_session_id === sid && p.option_id === 'allow'), 'the API has the answer')
+    // Its changes: the commit, the file, the verification that passed.
+    const changes = page.locator('[data-testid="changes"]')
+    await changes.locator('.file-list code', { hasText: 'greeting.txt' }).waitFor(WAIT)
+    await changes.locator('.verify .badge', { hasText: 'passed' }).waitFor(WAIT)
+    assert((await changes.locator('.verify code').textContent()) === 'test -f greeting.txt', 'the verification command')
+    assert((await changes.locator('.commit-list li').count()) >= 1, 'a commit is listed')
+    const api_changes = await api('GET', `/sessions/${sid}/changes`)
+    assert(api_changes.files.includes('greeting.txt') && api_changes.verification?.passed === true, JSON.stringify(api_changes))
     const statuses = await page.evaluate(() => window.__statuses)
     assert(statuses[0] === 'running' && statuses.at(-1) === 'completed', `statuses shown: ${statuses}`)
   })
@@ -236,13 +245,17 @@ async function run() {
     assert(seen['Starting the greeting task'] <= seen['Both writes are done'], `order: ${JSON.stringify(seen)}`)
     assert(seen['Both writes are done'] < seen['permission: allow'], `order: ${JSON.stringify(seen)}`)
     assert(pulls.length >= 3, `transcript requests: ${JSON.stringify(pulls)}`)
+    // The run may still append (its agent stopping): wait until the page has what the API has.
+    const all = await until('the page to have every entry', async () => {
+      const entries = await api('GET', `/sessions/${sid}/transcript`)
+      return Number(await transcript.getAttribute('data-last-id')) === entries.at(-1).id ? entries : null
+    })
     // Each request asks for what follows the newest entry the page has: nothing twice.
     let have = 0
     for (const p of pulls) {
       assert(p.after === have, `asked after ${p.after} with ${have} in hand: ${JSON.stringify(pulls)}`)
       if (p.last != null) have = p.last
     }
-    const all = await api('GET', `/sessions/${sid}/transcript`)
     assert(pulls[0].n < all.length, `the first answer held everything (${pulls[0].n} of ${all.length}): nothing streamed`)
     const got = pulls.reduce((a, p) => a + Math.max(0, p.n), 0)
     assert(got === all.length, `the page received ${got} entries, the session has ${all.length}`)

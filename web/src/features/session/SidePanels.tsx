@@ -85,8 +85,6 @@ export function RelatedPanel({ rel }: { rel: Related }) {
 
 export function ChangesPanel({ sessionId }: { sessionId: number }) {
   const changes = useQuery(changesQuery(sessionId))
-  // The route is not on this server (yet): the panel is left out.
-  if (changes.data === null) return null
   const c = changes.data
   return (
     <section className="panel side-panel" aria-labelledby="changes-h" data-testid="changes">

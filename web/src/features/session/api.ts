@@ -25,23 +25,10 @@ export const coordinationQuery = (task: number) =>
       unwrap(api.GET('/api/v1/spec-tasks/{id}/coordination', { params: { path: { id: task } } })),
   })
 
-// TODO(schema): GET /sessions/{id}/changes is being added by the lead; until the
-// generated schema has it, its answer is typed here and fetched without the client's types.
-export interface SessionChanges {
-  commits: { sha: string; subject: string }[]
-  files: string[]
-  verification: { command: string; passed: boolean; output: string; at: string } | null
-}
-
 export const changesQuery = (id: number) =>
   queryOptions({
     queryKey: sessionKeys.changes(id),
-    queryFn: async (): Promise<SessionChanges | null> => {
-      const res = await fetch(`/api/v1/sessions/${id}/changes`, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
-      if (res.status === 404 || res.status === 405) return null
-      if (!res.ok) throw new Error(`changes: ${res.status}`)
-      return (await res.json()) as SessionChanges
-    },
+    queryFn: () => unwrap(api.GET('/api/v1/sessions/{id}/changes', { params: { path: { id } } })),
   })
 
 /** Refreshes this page's own queries on the events that touch them. */
