@@ -192,6 +192,9 @@ async function run() {
   })
 
   await step('screenshots: the session page, light and dark, 1280×800 and 375 px', async () => {
+    // Opening the thought scrolled the list (so it stopped following): back to the tail.
+    const jump = page.getByRole('button', { name: 'Jump to latest' })
+    if (await jump.count()) await jump.click()
     for (const scheme of ['light', 'dark']) {
       for (const [size, viewport] of [
         ['desktop', { width: 1280, height: 800 }],
