@@ -1,6 +1,7 @@
 // The permission requests waiting for this session, answered in place with the
 // options the agent offered. Answered elsewhere (the CLI, another tab), they leave
 // at once: every permission event refreshes the list (shared/api/live.ts).
+import { memo } from 'react'
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { api, errorMessage, unwrap } from '../../shared/api/client'
 import { keys, pendingPermissionsQuery } from '../../shared/api/queries'
@@ -14,7 +15,7 @@ interface Option {
   kind?: string
 }
 
-export function PermissionsPanel({ sessionId }: { sessionId: number }) {
+export const PermissionsPanel = memo(function PermissionsPanel({ sessionId }: { sessionId: number }) {
   const pending = useQuery(pendingPermissionsQuery)
   const mine = (pending.data ?? []).filter((p) => p.work_session_id === sessionId && p.status === 'pending')
   if (mine.length === 0) return null
@@ -30,7 +31,7 @@ export function PermissionsPanel({ sessionId }: { sessionId: number }) {
       </ul>
     </section>
   )
-}
+})
 
 function PermissionItem({ request: p }: { request: PermissionRequest }) {
   const qc = useQueryClient()

@@ -1,7 +1,7 @@
 // What a person does to a session: send it a message (delivered into its next
 // turn), hand its work off to another session, block or unblock it, cancel it
 // (confirmed) or retry it. The server decides; a refusal shows its reason.
-import { useState, type FormEvent } from 'react'
+import { memo, useState, type FormEvent } from 'react'
 import { useMutation, useQueryClient } from '@tanstack/react-query'
 import { api, errorMessage, unwrap } from '../../shared/api/client'
 import type { Schemas } from '../../shared/api/client'
@@ -16,7 +16,7 @@ type Open = null | 'message' | 'handoff' | 'block' | 'cancel'
 const ENDED = new Set(['completed', 'failed', 'skipped', 'cancelled'])
 const RETRYABLE = new Set(['failed', 'interrupted', 'cancelled', 'conflicted'])
 
-export function SessionActions(props: { session: WorkSession; blocked: boolean; others: WorkSession[] }) {
+export const SessionActions = memo(function SessionActions(props: { session: WorkSession; blocked: boolean; others: WorkSession[] }) {
   const { session: s, blocked } = props
   const qc = useQueryClient()
   const [open, setOpen] = useState<Open>(null)
@@ -124,7 +124,7 @@ export function SessionActions(props: { session: WorkSession; blocked: boolean; 
       </Dialog>
     </div>
   )
-}
+})
 
 function TextForm(props: {
   label: string

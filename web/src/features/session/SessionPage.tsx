@@ -19,6 +19,7 @@ import { ChangesPanel, CoordinationPanel, flatSessions, RelatedPanel, related } 
 import './session.css'
 
 const rowKey = (r: Row) => r.key
+const NO_EVENTS: never[] = []
 
 export function SessionPage() {
   const id = Number(useParams().id)
@@ -41,7 +42,7 @@ function SessionView({ session: s, transcript }: { session: WorkSession; transcr
   const worktree = s.worktree_path ?? null
   const render = useCallback((row: Row) => <RowView row={row} worktree={worktree} />, [worktree])
 
-  const events = coordination.data ?? []
+  const events = coordination.data ?? NO_EVENTS
   const blocked = useMemo(() => {
     const last = events.findLast(
       (e) => e.to_session_id === s.id && (e.kind === 'blocking' || e.kind === 'unblocked'),

@@ -1,6 +1,7 @@
 // Beside the transcript: related sessions (parent, children, the sessions of the
 // tasks it depends on and of those that depend on it), its commits, files and
 // verification, and its coordination events.
+import { memo } from 'react'
 import { Link } from 'react-router'
 import { useQuery } from '@tanstack/react-query'
 import type { Schemas } from '../../shared/api/client'
@@ -50,7 +51,7 @@ export function related(s: WorkSession, o: Overview | undefined): Related {
   }
 }
 
-export function RelatedPanel({ rel }: { rel: Related }) {
+export const RelatedPanel = memo(function RelatedPanel({ rel }: { rel: Related }) {
   const groups: [string, WorkSession[]][] = [
     ['Parent', rel.parent],
     ['Children', rel.children],
@@ -81,9 +82,9 @@ export function RelatedPanel({ rel }: { rel: Related }) {
       </dl>
     </section>
   )
-}
+})
 
-export function ChangesPanel({ sessionId }: { sessionId: number }) {
+export const ChangesPanel = memo(function ChangesPanel({ sessionId }: { sessionId: number }) {
   const changes = useQuery(changesQuery(sessionId))
   const c = changes.data
   return (
@@ -138,9 +139,9 @@ export function ChangesPanel({ sessionId }: { sessionId: number }) {
       )}
     </section>
   )
-}
+})
 
-export function CoordinationPanel({ sessionId, events }: { sessionId: number; events: CoordinationEvent[] }) {
+export const CoordinationPanel = memo(function CoordinationPanel({ sessionId, events }: { sessionId: number; events: CoordinationEvent[] }) {
   const mine = events.filter((e) => e.from_session_id === sessionId || e.to_session_id === sessionId || e.to_session_id == null)
   const who = (id: number | null | undefined, none: string) =>
     id == null ? none : id === sessionId ? 'this session' : <Link to={`/sessions/${id}`}>session {id}</Link>
@@ -172,4 +173,4 @@ export function CoordinationPanel({ sessionId, events }: { sessionId: number; ev
       )}
     </section>
   )
-}
+})
