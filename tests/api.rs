@@ -1029,6 +1029,7 @@ async fn openapi_lists_every_route(backend: Backend) {
             .replace("/sessions/1", "/sessions/{id}")
             .replace("/tokens/1", "/tokens/{id}")
             .replace("/permissions/1", "/permissions/{id}")
+            .replace("/webhooks/1", "/webhooks/{id}")
             .replace("/coordination/1", "/coordination/{event_id}")
             .replace("/state/k", "/state/{key}");
         let templated = match templated.rsplit_once('/') {

@@ -141,10 +141,13 @@ enum AgentsCmd {
     },
     /// The agent instance of a spec task
     Status(IdArgs),
-    /// Stop a spec task's agent (its whole process tree)
+    /// Stop a spec task's agent (its whole process tree); it stays stopped, its
+    /// sessions waiting, until `restart`
     Stop(IdArgs),
-    /// Start or restart a spec task's agent
+    /// Start or restart a spec task's agent (ends a stop)
     Restart(IdArgs),
+    /// Emergency: stop every agent of every task; each stays stopped until `restart`
+    StopAll,
 }
 
 #[derive(Debug, Subcommand)]
@@ -1056,11 +1059,21 @@ async fn check_agents(
 }
 
 async fn agents(client: &Client, cmd: AgentsCmd) -> anyhow::Result<()> {
+    if let AgentsCmd::StopAll = cmd {
+        let answer: Value = client.post("/agents/stop-all", &json!({})).await?;
+        println!(
+            "stopped {} agents; each stays stopped until `spectask agents restart <task>`",
+            answer["stopped"]
+        );
+        return Ok(());
+    }
     let (path, json, post) = match cmd {
         AgentsCmd::Status(a) => (format!("/spec-tasks/{}/agent", a.id), a.json, false),
         AgentsCmd::Stop(a) => (format!("/spec-tasks/{}/agent/stop", a.id), a.json, true),
         AgentsCmd::Restart(a) => (format!("/spec-tasks/{}/agent/restart", a.id), a.json, true),
-        AgentsCmd::Check { .. } => unreachable!("runs locally"),
+        AgentsCmd::Check { .. } | AgentsCmd::StopAll => {
+            unreachable!("check runs locally; stop-all is answered above")
+        }
     };
     let instance: Option<AgentInstance> = if post {
         client.post(&path, &json!({})).await?
