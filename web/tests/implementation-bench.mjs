@@ -155,22 +155,26 @@ async function main() {
   for (let run = 0; run < RUNS; run++) {
     const page = await context.newPage()
     await page.goto(`${base}/tasks/${task.id}/implementation`, { waitUntil: 'commit' })
-    await page.waitForFunction(
+    // Checked on every frame; the time is taken in the frame the tab is complete in
+    // (not after the answer travels back to this script).
+    const done = await page.waitForFunction(
       (n) =>
         document.querySelectorAll('.gnode[data-key]').length === n &&
         document.querySelectorAll('.iplan-task').length === n &&
         document.querySelector('[data-testid="session-tree"] [data-session-id]') !== null &&
-        document.querySelector('[data-testid="agent-panel"][data-instance-status="ready"]') !== null,
+        document.querySelector('[data-testid="agent-panel"][data-instance-status="ready"]') !== null &&
+        performance.now(),
       N,
       { timeout: 60_000, polling: 'raf' },
     )
-    const t = await page.evaluate(() => {
+    const doneAt = await done.jsonValue()
+    const t = await page.evaluate((doneAt) => {
       const start = performance.getEntriesByType('navigation')[0]?.startTime ?? 0
       const res = performance.getEntriesByType('resource')
       const first = res.find((r) => r.name.includes('/api/v1/'))
       const ov = res.find((r) => r.name.endsWith('/overview'))
-      return { ready: performance.now() - start, script: (first?.startTime ?? 0) - start, ovStart: (ov?.startTime ?? 0) - start, ovEnd: (ov?.responseEnd ?? 0) - start }
-    })
+      return { ready: doneAt - start, script: (first?.startTime ?? 0) - start, ovStart: (ov?.startTime ?? 0) - start, ovEnd: (ov?.responseEnd ?? 0) - start }
+    }, doneAt)
     times.push(t.ready)
     // Where the time goes: the app's script until its first request; the overview's
     // answer (from its request to its last byte); the tab's render after it.

@@ -1,6 +1,6 @@
 import { Navigate, NavLink, Route, Routes, useLocation, useParams } from 'react-router'
 import { useQuery, useQueryClient } from '@tanstack/react-query'
-import { overviewQuery, projectQuery, taskQuery } from '../../shared/api/queries'
+import { keys, overviewQuery, projectQuery, taskQuery } from '../../shared/api/queries'
 import { ACTION_LABEL, actionsFor, useTaskAction } from '../../shared/api/actions'
 import type { SpecTask } from '../../shared/api/types'
 import { ErrorNote, Loading, PriorityBadge, StatusBadge } from '../../shared/ui/bits'
@@ -26,7 +26,11 @@ export function TaskPage() {
   const onImplementation = useLocation().pathname.endsWith('/implementation')
   useEffect(() => {
     if (onImplementation && Number.isInteger(id)) {
-      void qc.prefetchQuery(overviewQuery(id))
+      // The overview carries the task too: whichever answers first shows the page.
+      qc.fetchQuery(overviewQuery(id)).then(
+        (o) => qc.getQueryData(keys.task(id)) ?? qc.setQueryData(keys.task(id), o.task),
+        () => undefined,
+      )
       void loadImplementation()
     }
   }, [qc, id, onImplementation])
