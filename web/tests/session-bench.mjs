@@ -175,7 +175,9 @@ async function main() {
     (await api('GET', '/permissions?status=pending')).find((p) => p.work_session_id === s1.id),
   )
   await api('POST', `/permissions/${ask.id}/answer`, { option_id: 'allow' })
-  await page.waitForFunction((n) => Object.keys(window.__frame).length >= 2 * n, UPDATES, { timeout: 600_000, polling: 500 })
+  // Until the last of each kind is on screen. A row the list scrolled past before it
+  // was rendered (a batch taller than the window) is never drawn; those are counted.
+  await page.waitForFunction((n) => `tool:${n}` in window.__frame && `say:${n}` in window.__frame, UPDATES, { timeout: 600_000, polling: 500 })
   const frames = await page.evaluate(() => window.__frame)
   const tool = Object.entries(frames).filter(([k]) => k.startsWith('tool:')).map(([, v]) => v)
   const say = Object.entries(frames).filter(([k]) => k.startsWith('say:')).map(([, v]) => v)
@@ -235,8 +237,8 @@ async function main() {
 
   const f = (x) => `${x.toFixed(0)} ms`
   console.log(`\nsession/update → rendered (the frame after it entered the DOM), ${UPDATES} updates one every 10 ms:`)
-  console.log(`  as tool calls (one entry each): p50 ${f(pct(tool, 50))}, p99 ${f(pct(tool, 99))}, max ${f(Math.max(...tool))} (goal p99 ≤ ${GOAL_P99_MS})`)
-  console.log(`  as message chunks (coalesced by the host): p50 ${f(pct(say, 50))}, p99 ${f(pct(say, 99))}, max ${f(Math.max(...say))}`)
+  console.log(`  as tool calls (one entry each): p50 ${f(pct(tool, 50))}, p99 ${f(pct(tool, 99))}, max ${f(Math.max(...tool))} (goal p99 ≤ ${GOAL_P99_MS}); ${tool.length} of ${UPDATES} drawn`)
+  console.log(`  as message chunks (coalesced by the host): p50 ${f(pct(say, 50))}, p99 ${f(pct(say, 99))}, max ${f(Math.max(...say))}; ${say.length} of ${UPDATES} drawn`)
   console.log(`session page with ${all.length} entries, navigation → last entry visible: median ${f(pct(loads, 50))} (runs: ${loads.map((x) => x.toFixed(0)).join(', ')}; goal ≤ ${GOAL_LOAD_MS})`)
   const ok = pct(tool, 99) <= GOAL_P99_MS && pct(loads, 50) <= GOAL_LOAD_MS
   console.log(ok ? 'within the goals' : 'OUTSIDE the goals')

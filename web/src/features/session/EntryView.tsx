@@ -76,7 +76,7 @@ function EntryView({ entry: e }: { entry: TranscriptEntry }) {
     case 'stop_reason':
       return (
         <div className="te te-stop muted small" data-kind="stop_reason">
-          <span>Turn ended: {label(e.content)}</span>
+          <span>Turn ended: {e.content.replace(/([a-z])([A-Z])/g, '$1 $2').replace(/_/g, ' ').toLowerCase()}</span>
         </div>
       )
     case 'error':
