@@ -344,3 +344,39 @@ async fn bad_webhooks_are_refused_and_change_nothing() {
     let (_, list) = app.get("/api/v1/webhooks").await;
     assert_eq!(list, json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_receiver_is_given_up_after_its_attempts_with_the_cause() {
+    let app = scripted_app(|_| {}).await;
+    let (project, _repo) = app.project_with_repo().await;
+    // A port that was just free: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (hook, _) = add_webhook(
+        &app,
+        json!({ "url": format!("http://127.0.0.1:{port}/secret-path") }),
+    )
+    .await;
+    let notifier = Notifier::new(
+        app.store.clone(),
+        settings(Duration::from_secs(5)),
+        app.url.clone(),
+    );
+    let _loop = notifier.spawn_loop();
+    task_in_review(&app, project, "Log in", PLAN).await;
+    let d = wait_for(&app, "the delivery to be given up", || async {
+        let list = deliveries(&app, hook).await;
+        list.first().filter(|d| d["status"] == "failed").cloned()
+    })
+    .await;
+    assert_eq!(d["attempts"], 5, "{d}");
+    assert!(d["next_attempt_at"].is_null(), "{d}");
+    let error = d["last_error"].as_str().unwrap();
+    assert!(error.contains("onnection refused"), "{error}");
+    // The URL's path can be a credential: it is in no event.
+    let (_, events) = app.get("/api/v1/events?limit=1000").await;
+    assert!(!events.to_string().contains("secret-path"), "{events}");
+}

@@ -431,4 +431,55 @@ print(json.dumps([pattern.search(s) is not None for s in data["samples"]]))
             no_nul(s) && crate::orchestrator::import::valid_name(s)
         });
     }
+
+    #[test]
+    fn the_webhook_url_pattern_matches_what_the_server_accepts() {
+        let doc = crate::api::openapi();
+        let url = &doc["components"]["schemas"]["CreateWebhook"]["properties"]["url"];
+        let pattern = url["pattern"].as_str().expect("the url has a pattern");
+        let max = url["maxLength"].as_u64().unwrap() as usize;
+        let mut samples = samples();
+        for tail in [
+            "",
+            "/",
+            "/x?y#z",
+            " ",
+            "/a b",
+            "/\u{85}",
+            "/\u{a0}",
+            "/\u{2028}",
+            "/\u{3000}",
+            "/\u{1c}",
+            "/\0",
+            "/\u{7f}",
+            "/\t",
+            "/日本",
+            ":8080/hook",
+            "?q",
+            "#f",
+        ] {
+            for head in [
+                "https://a",
+                "http://127.0.0.1",
+                "https://",
+                "http://",
+                "ftp://a",
+                "https:/a",
+                "https://\u{a0}",
+            ] {
+                samples.push(format!("{head}{tail}"));
+            }
+        }
+        samples.push(format!("https://a/{}", "é".repeat(1990)));
+        samples.push(format!("https://a/{}", "é".repeat(1991)));
+        let by_pattern = python_matches(pattern, &samples);
+        for (s, matched) in samples.iter().zip(by_pattern) {
+            let by_schema = matched && s.chars().count() <= max;
+            assert_eq!(
+                by_schema,
+                super::super::notifications::check_url(s).is_ok(),
+                "{s:?}"
+            );
+        }
+    }
 }

@@ -27,8 +27,12 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<Notificat
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
-    /// An `http://` or `https://` URL with a host; at most 2000 characters.
-    #[schema(max_length = 2000, pattern = r"^https?://[^/?#\s]+[^\s]*$")]
+    /// An `http://` or `https://` URL with a host, without spaces or control
+    /// characters; at most 2000 characters.
+    #[schema(
+        max_length = 2000,
+        pattern = r"^https?://[^/?#\s\x00-\x1f\x7f-\x9f]+[^\s\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub url: String,
     /// Only this project's notifications; omitted or `null`: every project's.
     pub project_id: Option<i64>,
@@ -46,7 +50,7 @@ pub struct CreatedWebhook {
     pub secret: String,
 }
 
-fn check_url(url: &str) -> Result<(), ApiError> {
+pub(super) fn check_url(url: &str) -> Result<(), ApiError> {
     let bad = || {
         ApiError::Validation(
             "url: an http:// or https:// URL with a host, without spaces, at most 2000 characters"
@@ -58,7 +62,10 @@ fn check_url(url: &str) -> Result<(), ApiError> {
         .or_else(|| url.strip_prefix("http://"))
         .ok_or_else(bad)?;
     let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if host.is_empty() || url.len() > 2000 || url.chars().any(char::is_whitespace) {
+    if host.is_empty()
+        || url.chars().count() > 2000
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
         return Err(bad());
     }
     Ok(())

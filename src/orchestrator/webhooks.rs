@@ -146,7 +146,7 @@ impl Notifier {
                     self.settings.timeout.as_millis()
                 )),
             ),
-            Err(e) => (false, None, Some(e.without_url().to_string())),
+            Err(e) => (false, None, Some(error_chain(e.without_url()))),
         };
         let status = DeliveryStatus::after_attempt(ok, d.attempts, self.settings.max_attempts);
         let next_attempt_at = (status == DeliveryStatus::Pending).then(|| {
@@ -177,6 +177,23 @@ impl Notifier {
             tracing::error!(error = %e, delivery = d.id, "recording a webhook attempt");
         }
     }
+}
+
+/// An error with its causes ("error sending request: client error (Connect): tcp
+/// connect error: Connection refused"), which say what went wrong; the URL is not in
+/// them once `without_url` took it out.
+fn error_chain(e: reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// `sha256=` and the hex HMAC-SHA256 of `body` keyed by `secret`.

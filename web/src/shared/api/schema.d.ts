@@ -1105,7 +1105,10 @@ export interface components {
              * @description Only this project's notifications; omitted or `null`: every project's.
              */
             project_id?: number | null;
-            /** @description An `http://` or `https://` URL with a host; at most 2000 characters. */
+            /**
+             * @description An `http://` or `https://` URL with a host, without spaces or control
+             *     characters; at most 2000 characters.
+             */
             url: string;
         };
         CreatedToken: components["schemas"]["ApiToken"] & {
