@@ -3,7 +3,7 @@
 // 1. a `session/update` from the agent → rendered on the page: the agent sends
 //    `stamp <i> <epoch-ms>` 1,000 times, one every 10 ms (`stamp 1000 10 tool`: each a
 //    tool call, one transcript entry each; then `stamp 1000 10`: messages, which the
-//    host coalesces into entries, see below); the open page records, with a
+//    host coalesces into an entry for up to 30 ms); the open page records, with a
 //    MutationObserver, when each stamp first enters the DOM and the frame after
 //    (same machine, same clock). Latency = that frame − the stamp. p50/p99.
 // 2. the page of a session with 10,000 transcript entries (`repeat 2500` of a
