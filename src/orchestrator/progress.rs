@@ -102,6 +102,9 @@ pub struct TaskNode {
     pub key: String,
     pub title: String,
     pub status: ImplementationTaskStatus,
+    /// The spec-kit phase heading (`## Phase 2: …`) the task sits under in
+    /// `tasks.md`, if any: phases are barriers, drawn as bands.
+    pub phase: Option<String>,
 }
 
 /// `from` must be done before `to` starts.
@@ -150,6 +153,8 @@ struct Loaded {
     plan: Vec<ImplementationTask>,
     sessions: Vec<WorkSession>,
     progress: Progress,
+    /// Each plan task's phase, read from the task branch's `tasks.md`.
+    phases: HashMap<String, String>,
 }
 
 async fn load(
@@ -163,11 +168,18 @@ async fn load(
     let sessions = store.list_work_sessions(spec_task_id).await?;
     let sources = Sources::new(tasks_dir, &project, &task, &sessions).await;
     let progress = compute(&sources, &task, &plan, &sessions);
+    let phases = sources
+        .task
+        .iter()
+        .flat_map(|doc| doc.items.iter())
+        .filter_map(|i| i.phase.clone().map(|p| (i.key.clone(), p)))
+        .collect();
     Ok(Loaded {
         task,
         plan,
         sessions,
         progress,
+        phases,
     })
 }
 
@@ -187,6 +199,7 @@ pub async fn overview(
         plan,
         sessions,
         progress,
+        phases,
     } = load(store, tasks_dir, spec_task_id).await?;
     let instance = match store.get_agent_instance(spec_task_id).await {
         Ok(i) => Some(i),
@@ -201,7 +214,7 @@ pub async fn overview(
     Ok(Overview {
         needs,
         sessions: session_tree(&sessions),
-        graph: graph(&plan),
+        graph: graph(&plan, &phases),
         instance,
         progress,
         events,
@@ -431,7 +444,7 @@ pub fn session_tree(sessions: &[WorkSession]) -> Vec<SessionNode> {
 }
 
 /// The plan as nodes and dependency edges.
-pub fn graph(plan: &[ImplementationTask]) -> TaskGraphView {
+pub fn graph(plan: &[ImplementationTask], phases: &HashMap<String, String>) -> TaskGraphView {
     TaskGraphView {
         nodes: plan
             .iter()
@@ -439,6 +452,7 @@ pub fn graph(plan: &[ImplementationTask]) -> TaskGraphView {
                 key: t.key.clone(),
                 title: t.title.clone(),
                 status: t.status,
+                phase: phases.get(&t.key).cloned(),
             })
             .collect(),
         edges: plan
@@ -498,8 +512,11 @@ mod tests {
             optional: false,
             parallel: false,
         };
-        let g = graph(&[t("1", &[]), t("2", &["1"]), t("3", &["1", "2"])]);
+        let phases = HashMap::from([("3".to_string(), "Phase 2: Polish".to_string())]);
+        let g = graph(&[t("1", &[]), t("2", &["1"]), t("3", &["1", "2"])], &phases);
         assert_eq!(g.nodes.len(), 3);
+        assert_eq!(g.nodes[0].phase, None);
+        assert_eq!(g.nodes[2].phase.as_deref(), Some("Phase 2: Polish"));
         let edges: Vec<(&str, &str)> = g
             .edges
             .iter()

@@ -1760,6 +1760,11 @@ export interface components {
         };
         TaskNode: {
             key: string;
+            /**
+             * @description The spec-kit phase heading (`## Phase 2: …`) the task sits under in
+             *     `tasks.md`, if any: phases are barriers, drawn as bands.
+             */
+            phase?: string | null;
             status: components["schemas"]["ImplementationTaskStatus"];
             title: string;
         };
