@@ -8,7 +8,8 @@
 //   changes) → the spawn form refuses a blank name, then spawns a session under a
 //   parent and it appears under that parent → screenshots (light/dark, 1280×800 and
 //   375 px) → the emergency stop-all stops the agents of both running tasks (the
-//   panel says so, the API too) → a graph node opens its session's page.
+//   panel says so, the API too) → a graph node opens its session's page → a spec-kit
+//   plan with two phases draws a labelled band per phase, its tasks in its columns.
 //
 // Env: SPECTASK_URL, SPECTASK_SIGN_IN, SPECTASK_TOKEN, SPECTASK_REPO, SPECTASK_SCREENSHOTS.
 // Every wait is on a DOM state or an API state, with a timeout; nothing sleeps.
@@ -69,6 +70,26 @@ const HOLD = `# Implementation Plan
 - [ ] 1. Hold
   - write hold.txt hold
   - hang
+`
+
+// Spec-kit's form: two phases, each a barrier; [P] runs beside the task before it.
+const PHASED = `# Tasks: Phased
+
+## Phase 1: Setup
+
+- [ ] T001 Create the project
+  - write setup.txt setup
+- [ ] T002 [P] Configure lint
+  - write lint.txt lint
+
+## Phase 2: Core
+
+- [ ] T003 Build the core
+  - write core.txt core
+- [ ] T004 [P] Core tests
+  - write core-tests.txt tests
+- [ ] T005 Wire it up
+  - write wire.txt wire
 `
 
 const browser = await launch()
@@ -157,6 +178,7 @@ async function run() {
     await page.locator('.gnode[data-key]').nth(5).waitFor(WAIT)
     assert((await page.locator('.gnode[data-key]').count()) === 6, 'six nodes')
     assert((await page.locator('[data-testid="task-graph"] path.tedge').count()) === 7, 'seven edges (1→2,3,4,6; 2,3,4→5)')
+    assert((await page.locator('.tband').count()) === 0, 'a plan without phases has no phase bands')
   })
 
   // A second task whose agent hangs, so stop-all has more than one agent to stop.
@@ -337,6 +359,65 @@ async function run() {
     await node.focus()
     await page.keyboard.press('Enter')
     await page.waitForURL(`${BASE}/sessions/${s}`, WAIT)
+  })
+
+  await step('a spec-kit plan with two phases: a labelled band per phase, each phase in columns of its own', async () => {
+    const t = await api('POST', '/spec-tasks/import', {
+      project_id: project.id,
+      title: 'Phased',
+      files: { 'requirements.md': REQUIREMENTS, 'design.md': '# Design\n\nTwo phases.\n', 'tasks.md': PHASED },
+    })
+    await api('POST', `/spec-tasks/${t.id}/approve`)
+    await page.goto(`${BASE}/tasks/${t.id}/implementation`)
+    // The run goes to its end, so the picture is stable.
+    for (const k of ['T001', 'T002', 'T003', 'T004', 'T005']) await page.locator(`.gnode[data-key="${k}"].gnode-done`).waitFor(WAIT)
+    const bands = page.locator('[data-testid="task-graph"] .tband')
+    assert((await bands.count()) === 2, `${await bands.count()} bands`)
+    const seen = await bands.evaluateAll((gs) =>
+      gs.map((g) => ({
+        phase: g.dataset.phase,
+        label: g.querySelector('.tband-label')?.textContent,
+        name: g.getAttribute('aria-label'),
+        title: g.querySelector('title')?.textContent,
+        box: (({ x, y, width, height }) => ({ x, y, width, height }))(g.querySelector('rect').getBBox()),
+      })),
+    )
+    const want = [
+      ['Phase 1: Setup', 'T001, T002'],
+      ['Phase 2: Core', 'T003, T004, T005'],
+    ]
+    want.forEach(([phase, keys], i) => {
+      const b = seen[i]
+      assert(b.phase === phase && b.label === phase, `band ${i}: ${JSON.stringify(b)}`)
+      assert(b.name === `${phase}: ${keys.split(', ').length} tasks, ${keys}` && b.title === b.name, `band ${i} name: ${b.name}`)
+    })
+    // Each phase's nodes sit inside its band; phase 1's columns are left of phase 2's.
+    const nodes = await page.locator('.gnode[data-key]').evaluateAll((gs) =>
+      Object.fromEntries(
+        gs.map((g) => {
+          const r = g.querySelector('rect').getBBox()
+          const m = g.transform.baseVal.consolidate().matrix
+          return [g.dataset.key, { x: m.e + r.x, y: m.f + r.y, width: r.width, height: r.height }]
+        }),
+      ),
+    )
+    const inside = (k, b) => {
+      const n = nodes[k]
+      return n.x >= b.x && n.x + n.width <= b.x + b.width && n.y >= b.y && n.y + n.height <= b.y + b.height
+    }
+    for (const k of ['T001', 'T002']) assert(inside(k, seen[0].box) && !inside(k, seen[1].box), `${k} in the Setup band: ${JSON.stringify(nodes[k])}`)
+    for (const k of ['T003', 'T004', 'T005']) assert(inside(k, seen[1].box) && !inside(k, seen[0].box), `${k} in the Core band: ${JSON.stringify(nodes[k])}`)
+    assert(seen[0].box.x + seen[0].box.width < seen[1].box.x, 'the Setup band is left of the Core band, apart')
+    await page.getByRole('group', { name: /^Phase 2: Core: 3 tasks/ }).waitFor(WAIT)
+    const unstick = await page.addStyleTag({ content: '.topbar { position: static !important; }' })
+    await page.emulateMedia({ colorScheme: 'light', reducedMotion: 'reduce' })
+    await page.locator('.tgraph').screenshot({ path: `${SHOTS}/implementation-phases-light-desktop.png` })
+    await page.setViewportSize({ width: 375, height: 812 })
+    await page.emulateMedia({ colorScheme: 'dark', reducedMotion: 'reduce' })
+    await page.locator('.tgraph').screenshot({ path: `${SHOTS}/implementation-phases-dark-mobile.png` })
+    await unstick.evaluate((el) => el.remove())
+    await page.setViewportSize({ width: 1280, height: 800 })
+    await page.emulateMedia({ colorScheme: 'light' })
   })
 
   assert(problems.length === 0, `problems in the page:\n${problems.join('\n')}`)

@@ -1,6 +1,7 @@
 // The plan's task graph: tasks as nodes coloured by status, an edge for each
 // "waits for", the critical path (the longest chain of tasks not yet done) drawn
 // bold. A node opens its latest session. Scrolls and pans (drag) when large; zooms.
+// A plan with spec-kit phases gets a labelled band behind each phase's columns.
 import { memo, useMemo, useRef, useState, type KeyboardEvent, type PointerEvent } from 'react'
 import { useNavigate } from 'react-router'
 import { label } from '../../shared/lib/format'
@@ -92,6 +93,18 @@ export const TaskGraph = memo(function TaskGraph({ graph, tasks }: { graph: Task
               <path d="M0,0 L8,4 L0,8 z" className="tedge-head crit" />
             </marker>
           </defs>
+          {g.bands.map((b, i) => {
+            const name = `${b.phase}: ${b.keys.length} ${b.keys.length === 1 ? 'task' : 'tasks'}, ${b.keys.join(', ')}`
+            return (
+              <g key={b.phase} className={`tband${i % 2 ? ' tband-odd' : ''}`} data-phase={b.phase} role="group" aria-label={name}>
+                <title>{name}</title>
+                <rect x={b.x} y={b.y} width={b.width} height={b.height} rx={8} />
+                <text x={b.x + 10} y={b.y + 17} className="tband-label">
+                  {clip(b.phase, Math.floor((b.width - 20) / 6.6))}
+                </text>
+              </g>
+            )
+          })}
           <g aria-hidden="true">
             {g.edges.map((e) => {
               const crit = g.criticalEdges.has(`${e.from}→${e.to}`)

@@ -1,6 +1,8 @@
 // A layered layout of the plan's task graph (left to right: a task sits one column
 // right of the latest task it waits for), with crossings reduced by a few barycenter
-// sweeps, and the critical path: the longest chain of tasks not yet done.
+// sweeps, and the critical path: the longest chain of tasks not yet done. When the
+// plan has spec-kit phases (barriers), each phase gets columns of its own, in phase
+// order, and a band behind them with the phase's name.
 import type { ImplStatus, TaskGraphView } from './types'
 
 export const NODE_W = 168
@@ -8,6 +10,10 @@ export const NODE_H = 46
 export const GAP_X = 56
 export const GAP_Y = 14
 export const PAD = 12
+/** The room a phase band's label takes above the nodes. */
+export const BAND_LABEL_H = 24
+/** How far a phase band reaches into the gap beside its columns. */
+export const BAND_PAD = 14
 /** The height a long edge's waypoint takes in a column it crosses. */
 const DUMMY_H = 6
 
@@ -20,6 +26,17 @@ export interface PlacedNode {
   y: number
 }
 
+/** A phase's band: the columns its tasks sit in. */
+export interface PhaseBand {
+  phase: string
+  /** The phase's tasks, in plan order. */
+  keys: string[]
+  x: number
+  y: number
+  width: number
+  height: number
+}
+
 export interface PlacedEdge {
   from: string
   to: string
@@ -30,6 +47,8 @@ export interface PlacedEdge {
 export interface GraphLayout {
   nodes: PlacedNode[]
   edges: PlacedEdge[]
+  /** One per phase, in phase order; empty when no task has a phase. */
+  bands: PhaseBand[]
   width: number
   height: number
   /** The keys on the critical path, in order. */
@@ -53,17 +72,56 @@ export function layout(graph: TaskGraphView): GraphLayout {
   }
   const order = topological(keys, preds, succs)
 
-  // Layer: the longest chain of predecessors.
+  // Phases, in the order the plan first names them.
+  const phaseOf = new Map<string, string>()
+  const phases: string[] = []
+  for (const n of graph.nodes) {
+    if (n.phase == null) continue
+    phaseOf.set(n.key, n.phase)
+    if (!phases.includes(n.phase)) phases.push(n.phase)
+  }
+  const phaseIndex = new Map(phases.map((p, i) => [p, i]))
+
+  // Layer: the longest chain of predecessors. With phases, a phase starts one column
+  // right of the last column of the phase before, so each has columns of its own
+  // (tasks without a phase, such as spawned sessions, just follow what they wait for).
   const layerOf = new Map<string, number>()
-  for (const k of order) {
-    let l = 0
+  const place = (k: string, from: number) => {
+    let l = from
     for (const p of preds.get(k)!) if (layerOf.has(p)) l = Math.max(l, layerOf.get(p)! + 1)
     layerOf.set(k, l)
+  }
+  let start = 0
+  for (let i = 0; i < phases.length; i++) {
+    let last = start
+    for (const k of order) {
+      if (phaseIndex.get(phaseOf.get(k)!) !== i) continue
+      place(k, start)
+      last = Math.max(last, layerOf.get(k)!)
+    }
+    start = last + 1
+  }
+  for (const k of order) if (!phaseOf.has(k)) place(k, 0)
+  // A task without a phase placed before what it waits for (one of a later phase):
+  // move it, and what waits for it, right until every edge points right.
+  for (let moved = phases.length > 0, rounds = 0; moved && rounds < keys.length; rounds++) {
+    moved = false
+    for (const k of order) {
+      const l = layerOf.get(k)!
+      let want = l
+      for (const p of preds.get(k)!) want = Math.max(want, layerOf.get(p)! + 1)
+      if (want > l) {
+        layerOf.set(k, want)
+        moved = true
+      }
+    }
   }
   // Long edges pass through a waypoint in each column they cross, which takes part
   // in the ordering like a node (so edges bend around tasks, not through them).
   const layers: string[][] = []
   for (const k of keys) (layers[layerOf.get(k)!] ??= []).push(k)
+  // A phase may end in a column nothing sits in only if the layering left a gap.
+  for (let i = 0; i < layers.length; i++) layers[i] ??= []
   const direct = new Map([...preds].map(([k, v]) => [k, [...v]]))
   const chains = new Map<string, string[]>()
   let dummies = 0
@@ -112,14 +170,18 @@ export function layout(graph: TaskGraphView): GraphLayout {
 
   const size = (k: string) => (isDummy(k) ? DUMMY_H : NODE_H)
   const colHeight = (l: string[]) => l.reduce((a, k) => a + size(k), 0) + Math.max(0, l.length - 1) * GAP_Y
-  const height = PAD * 2 + Math.max(NODE_H, ...layers.map(colHeight))
+  // With phases, the bands' labels take a row above the nodes.
+  const top = phases.length ? BAND_LABEL_H : 0
+  // …and the first band reaches left of the first column.
+  const left = phases.length ? BAND_PAD + PAD / 2 : PAD
+  const height = top + PAD * 2 + Math.max(NODE_H, ...layers.map(colHeight))
   const byKey = new Map(graph.nodes.map((n) => [n.key, n]))
   const placed = new Map<string, PlacedNode>()
   const waypoint = new Map<string, { x: number; y: number }>()
   layers.forEach((l, li) => {
     // Centre each column vertically.
-    let y = PAD + (height - PAD * 2 - colHeight(l)) / 2
-    const x = PAD + li * (NODE_W + GAP_X)
+    let y = top + PAD + (height - top - PAD * 2 - colHeight(l)) / 2
+    const x = left + li * (NODE_W + GAP_X)
     for (const k of l) {
       if (isDummy(k)) {
         waypoint.set(k, { x, y: y + DUMMY_H / 2 })
@@ -130,7 +192,23 @@ export function layout(graph: TaskGraphView): GraphLayout {
       y += size(k) + GAP_Y
     }
   })
-  const width = PAD * 2 + Math.max(1, layers.length) * NODE_W + Math.max(0, layers.length - 1) * GAP_X
+  const width = left * 2 + Math.max(1, layers.length) * NODE_W + Math.max(0, layers.length - 1) * GAP_X
+
+  const bands: PhaseBand[] = phases.map((phase) => {
+    const ks = keys.filter((k) => phaseOf.get(k) === phase)
+    const ls = ks.map((k) => layerOf.get(k)!)
+    const first = Math.min(...ls)
+    const last = Math.max(...ls)
+    const x = left + first * (NODE_W + GAP_X) - BAND_PAD
+    return {
+      phase,
+      keys: ks,
+      x,
+      y: PAD / 2,
+      width: (last - first + 1) * NODE_W + (last - first) * GAP_X + BAND_PAD * 2,
+      height: height - PAD,
+    }
+  })
 
   const curve = (x1: number, y1: number, x2: number, y2: number) => {
     const mid = (x1 + x2) / 2
@@ -159,6 +237,7 @@ export function layout(graph: TaskGraphView): GraphLayout {
   return {
     nodes: keys.map((k) => placed.get(k)!),
     edges: placedEdges,
+    bands,
     width,
     height,
     critical,
