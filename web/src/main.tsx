@@ -6,6 +6,7 @@ import { App } from './App'
 import { LiveProvider } from './shared/ui/live-context'
 import { ApiError } from './shared/api/client'
 import { pendingPermissionsQuery, projectsQuery, tasksQuery } from './shared/api/queries'
+import { prefetchImplementationRoute } from './features/task/prefetch'
 import './styles.css'
 
 const queryClient = new QueryClient({
@@ -25,6 +26,8 @@ if (location.pathname === '/') {
   void queryClient.prefetchQuery(projectsQuery)
   void queryClient.prefetchQuery(pendingPermissionsQuery)
 }
+// So is a task's implementation tab's (its code, the task, its overview).
+prefetchImplementationRoute(queryClient, location.pathname)
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
