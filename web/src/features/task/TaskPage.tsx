@@ -1,39 +1,41 @@
 import { Navigate, NavLink, Route, Routes, useLocation, useParams } from 'react-router'
 import { useQuery, useQueryClient } from '@tanstack/react-query'
-import { keys, overviewQuery, projectQuery, taskQuery } from '../../shared/api/queries'
+import { keys, projectQuery, taskQuery } from '../../shared/api/queries'
 import { ACTION_LABEL, actionsFor, useTaskAction } from '../../shared/api/actions'
 import type { SpecTask } from '../../shared/api/types'
 import { ErrorNote, Loading, PriorityBadge, StatusBadge } from '../../shared/ui/bits'
 import { HistoryTab } from './HistoryTab'
 import { lazy, Suspense, useEffect, useState } from 'react'
+import { implementationTab, loadImplementation, prefetchImplementation } from './prefetch'
 import { ConfirmCancel } from '../board/ConfirmCancel'
 import { ago, dateTime } from '../../shared/lib/format'
 
 // The spec review brings markdown and highlighting: loaded when first opened.
 const SpecReview = lazy(() => import('../spec/SpecReview').then((m) => ({ default: m.SpecReview })))
-// The implementation tab (graph, sessions, agent, timeline) too; on its own route
-// the chunk is asked for beside the task and its overview.
-const loadImplementation = () => import('./ImplementationTab').then((m) => ({ default: m.ImplementationTab }))
-const ImplementationTab = lazy(loadImplementation)
 
 const IMPLEMENTATION_PHASE = new Set(['implementation_queued', 'implementing', 'implementation_review', 'done'])
 
 export function TaskPage() {
   const id = Number(useParams().id)
-  const task = useQuery({ ...taskQuery(id), enabled: Number.isInteger(id) })
-  // The implementation tab's one read starts beside the task's, not after it.
   const qc = useQueryClient()
-  const onImplementation = useLocation().pathname.endsWith('/implementation')
-  useEffect(() => {
-    if (onImplementation && Number.isInteger(id)) {
-      // The overview carries the task too: whichever answers first shows the page.
-      qc.fetchQuery(overviewQuery(id)).then(
-        (o) => qc.getQueryData(keys.task(id)) ?? qc.setQueryData(keys.task(id), o.task),
-        () => undefined,
-      )
-      void loadImplementation()
-    }
-  }, [qc, id, onImplementation])
+  const task = useQuery({
+    ...taskQuery(id),
+    enabled: Number.isInteger(id),
+    // Coming from the board: its list has the task, so the page shows at once.
+    placeholderData: () => qc.getQueryData<SpecTask[]>(keys.tasks)?.find((t) => t.id === id),
+  })
+  // The implementation tab's code and its one read start beside the task's, not after
+  // it; during render, so they leave at once. The task's own address leads to the tab
+  // in the implementation phase.
+  const path = useLocation().pathname
+  const status = task.data?.status
+  const toImplementation =
+    /\/implementation\/?$/.test(path) || (/^\/tasks\/\d+\/?$/.test(path) && status !== undefined && IMPLEMENTATION_PHASE.has(status))
+  const [prefetched, setPrefetched] = useState<number | null>(null)
+  if (toImplementation && prefetched !== id) {
+    prefetchImplementation(qc, id)
+    setPrefetched(id)
+  }
   if (!Number.isInteger(id)) return <ErrorNote error={new Error('not a task id')} />
   if (task.isError) return <section className="page"><ErrorNote error={task.error} title={`Task #${id}`} /></section>
   if (!task.data) return <section className="page"><Loading what={`task #${id}`} /></section>
@@ -43,7 +45,13 @@ export function TaskPage() {
       <TaskHeader task={t} />
       <nav className="tabs" aria-label="Task views">
         <NavLink to={`/tasks/${id}/spec`}>Spec</NavLink>
-        <NavLink to={`/tasks/${id}/implementation`}>Implementation</NavLink>
+        <NavLink
+          to={`/tasks/${id}/implementation`}
+          onPointerEnter={() => prefetchImplementation(qc, id)}
+          onFocus={() => prefetchImplementation(qc, id)}
+        >
+          Implementation
+        </NavLink>
         <NavLink to={`/tasks/${id}/history`}>History</NavLink>
       </nav>
       <Routes>
@@ -61,17 +69,37 @@ export function TaskPage() {
         />
         <Route
           path="implementation"
-          element={
-            <Suspense fallback={<Loading what="progress" />}>
-              <ImplementationTab task={t} />
-            </Suspense>
-          }
+          element={<ImplementationRoute task={t} />}
         />
         <Route path="history" element={<HistoryTab task={t} />} />
         <Route path="*" element={<Navigate to={`/tasks/${id}`} replace />} />
       </Routes>
     </section>
   )
+}
+
+/**
+ * The implementation tab once its chunk is here. Not React.lazy: a Suspense boundary
+ * that showed its fallback reveals its content no sooner than 300 ms later (React's
+ * throttle), which was most of the tab's time; so the module is awaited in state.
+ */
+function ImplementationRoute({ task }: { task: SpecTask }) {
+  const [Tab, setTab] = useState(() => implementationTab())
+  const [error, setError] = useState<unknown>(null)
+  useEffect(() => {
+    if (Tab) return
+    let live = true
+    loadImplementation().then(
+      (c) => live && setTab(() => c),
+      (err: unknown) => live && setError(err),
+    )
+    return () => {
+      live = false
+    }
+  }, [Tab])
+  if (error) return <ErrorNote error={error} title="The implementation tab did not load" />
+  if (!Tab) return <Loading what="progress" />
+  return <Tab task={task} />
 }
 
 function TaskHeader({ task: t }: { task: SpecTask }) {
