@@ -125,6 +125,16 @@ async fn stop_all_holds_every_agent_until_a_person_restarts_it() {
             .get(&format!("/api/v1/spec-tasks/{task}/overview"))
             .await;
         assert!(overview["instance"]["held_at"].is_string());
+        // The task says why nothing moves.
+        assert_eq!(overview["idle"], true, "{overview}");
+        assert!(
+            overview["needs_person"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["kind"] == "agent_stopped"),
+            "{overview}"
+        );
     }
     // A second stop-all has nothing left to stop.
     let (_, body) = app.post("/api/v1/agents/stop-all", json!({})).await;

@@ -23,6 +23,8 @@ pub enum AttentionKind {
     Blocked,
     /// An agent waits for an answer to a permission request.
     Permission,
+    /// A person stopped the task's agent: nothing moves until it is restarted.
+    AgentStopped,
 }
 
 /// One thing a person is asked to act on.
@@ -42,6 +44,19 @@ pub struct Needs {
     /// True when no session of the task is working and no plan task can start: the
     /// run goes on only when a person acts (or it has ended).
     pub idle: bool,
+}
+
+/// A person's stop holds the task's agent: nothing moves until a restart, and the
+/// person is told so.
+pub fn held(needs: &mut Needs) {
+    needs.needs_person.push(Attention {
+        kind: AttentionKind::AgentStopped,
+        session_id: None,
+        task_key: None,
+        permission_id: None,
+        message: "the agent was stopped by a person; restart it to go on".into(),
+    });
+    needs.idle = true;
 }
 
 pub fn needs(

@@ -121,6 +121,8 @@ pub fn for_task(
                     s.map(|s| s.updated_at).unwrap_or(task.updated_at),
                 )
             }
+            // The person who stopped it knows; the agent panel and the task say so.
+            AttentionKind::AgentStopped => continue,
             AttentionKind::Permission => {
                 let p = permissions
                     .iter()

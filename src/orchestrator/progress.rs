@@ -210,7 +210,14 @@ pub async fn overview(
         .list_permission_requests(Some(PermissionStatus::Pending), Some(spec_task_id))
         .await?;
     let coordination = store.list_coordination_events(spec_task_id).await?;
-    let needs = super::attention::needs(&task, &plan, &sessions, &permissions, &coordination);
+    let mut needs = super::attention::needs(&task, &plan, &sessions, &permissions, &coordination);
+    let running = matches!(
+        task.status,
+        SpecTaskStatus::Planning | SpecTaskStatus::Implementing
+    );
+    if running && instance.as_ref().is_some_and(|i| i.held_at.is_some()) {
+        super::attention::held(&mut needs);
+    }
     Ok(Overview {
         needs,
         sessions: session_tree(&sessions),

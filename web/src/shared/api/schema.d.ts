@@ -970,7 +970,7 @@ export interface components {
          * @description Why a person is needed.
          * @enum {string}
          */
-        AttentionKind: "task_failed" | "review" | "session_failed" | "conflict" | "blocked" | "permission";
+        AttentionKind: "task_failed" | "review" | "session_failed" | "conflict" | "blocked" | "permission" | "agent_stopped";
         CommitInfo: {
             sha: string;
             subject: string;
