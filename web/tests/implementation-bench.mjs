@@ -220,8 +220,9 @@ async function main() {
     fromTab.push(await clickTo(other, other.getByRole('navigation', { name: 'Task views' }).getByRole('link', { name: 'Implementation' })))
     await other.close()
   }
-  // BENCH_TRACE=dir: a Chrome trace of one load and one click from the History tab
-  // (load-trace.json, click-trace.json; open them in chrome://tracing or Perfetto).
+  // BENCH_TRACE=dir: Chrome traces of one load, one click from the History tab and one
+  // from the board (load-trace.json, click-trace.json, board-trace.json; open them in
+  // Perfetto or DevTools).
   if (process.env.BENCH_TRACE) {
     mkdirSync(process.env.BENCH_TRACE, { recursive: true })
     const categories = ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'blink.user_timing', 'v8.execute', 'loading']
@@ -235,6 +236,12 @@ async function main() {
     await page.evaluate(() => new Promise((r) => setTimeout(r, 500)))
     await browser.startTracing(page, { path: join(process.env.BENCH_TRACE, 'click-trace.json'), categories })
     await clickTo(page, page.getByRole('navigation', { name: 'Task views' }).getByRole('link', { name: 'Implementation' }))
+    await browser.stopTracing()
+    await page.goto(`${base}/`)
+    await page.locator(`[data-task-id="${task.id}"] .card-progress`).getByText(`0/${N} tasks`).waitFor({ timeout: 30_000 })
+    await page.evaluate(() => new Promise((r) => setTimeout(r, 500)))
+    await browser.startTracing(page, { path: join(process.env.BENCH_TRACE, 'board-trace.json'), categories })
+    await clickTo(page, page.locator(`#card-${task.id}`))
     await browser.stopTracing()
     await page.close()
     // And CPU profiles of the same (load.cpuprofile, click.cpuprofile; DevTools opens them).

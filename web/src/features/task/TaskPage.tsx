@@ -25,12 +25,12 @@ export function TaskPage() {
     placeholderData: () => qc.getQueryData<SpecTask[]>(keys.tasks)?.find((t) => t.id === id),
   })
   // The implementation tab's code and its one read start beside the task's, not after
-  // it; during render, so they leave at once. The task's own address leads to the tab
-  // in the implementation phase.
+  // it; during render, so they leave at once. In the implementation phase the task's
+  // address leads to the tab, and its other tabs are a click away from it: they start
+  // as soon as the task's status is known.
   const path = useLocation().pathname
   const status = task.data?.status
-  const toImplementation =
-    /\/implementation\/?$/.test(path) || (/^\/tasks\/\d+\/?$/.test(path) && status !== undefined && IMPLEMENTATION_PHASE.has(status))
+  const toImplementation = /\/implementation\/?$/.test(path) || (status !== undefined && IMPLEMENTATION_PHASE.has(status))
   const [prefetched, setPrefetched] = useState<number | null>(null)
   if (toImplementation && prefetched !== id) {
     prefetchImplementation(qc, id)
