@@ -1,5 +1,5 @@
 // Keyboard shortcuts: single keys and `g` sequences, ignored while typing in a field.
-import { useEffect } from 'react'
+import { useEffect, useRef } from 'react'
 
 export interface Shortcut {
   keys: string
@@ -31,6 +31,12 @@ export function isTyping(target: EventTarget | null): boolean {
 
 /** Binds `key` (e.g. "c", "g b") while the component is mounted. */
 export function useShortcut(key: string, handler: (e: KeyboardEvent) => void, enabled = true): void {
+  // The latest handler, without binding the key again: a page that re-renders on a
+  // live event between "g" and "w" must not lose the pending "g".
+  const latest = useRef(handler)
+  useEffect(() => {
+    latest.current = handler
+  })
   useEffect(() => {
     if (!enabled) return
     const parts = key.split(' ')
@@ -43,7 +49,7 @@ export function useShortcut(key: string, handler: (e: KeyboardEvent) => void, en
         if (pendingPrefix && e.key === parts[1]) {
           pendingPrefix = false
           e.preventDefault()
-          handler(e)
+          latest.current(e)
           return
         }
         pendingPrefix = e.key === parts[0]
@@ -53,7 +59,7 @@ export function useShortcut(key: string, handler: (e: KeyboardEvent) => void, en
       }
       if (e.key === key) {
         e.preventDefault()
-        handler(e)
+        latest.current(e)
       }
     }
     window.addEventListener('keydown', onKey)
@@ -61,5 +67,5 @@ export function useShortcut(key: string, handler: (e: KeyboardEvent) => void, en
       window.removeEventListener('keydown', onKey)
       if (timer) clearTimeout(timer)
     }
-  }, [key, handler, enabled])
+  }, [key, enabled])
 }
