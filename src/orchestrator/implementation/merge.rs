@@ -29,7 +29,14 @@ impl Implementer {
         }
         // A session a person cancelled or skipped while it waited for the queue is
         // not merged.
-        if self.store.get_work_session(session_id).await?.status != WorkSessionStatus::Merging {
+        let session = self.store.get_work_session(session_id).await?;
+        if session.status != WorkSessionStatus::Merging {
+            return Ok(None);
+        }
+        // Nor is one of a spec task that stopped implementing: a cancel whose
+        // compare-and-set lost to this session's own step (running → verifying) left
+        // it going; it ends here, under the queue lock the cancel also takes.
+        if self.settle_if_task_ended(task.id, &session).await? {
             return Ok(None);
         }
         let task_worktree = self.task_worktree(task);

@@ -463,7 +463,7 @@ impl Implementer {
     /// A session still at work whose spec task left `implementing` (a start or a
     /// turn that raced with the end): cancelled with a cancelled task, interrupted
     /// with a failed one (a retry resumes it). `true` when the task has ended.
-    async fn settle_if_task_ended(
+    pub(super) async fn settle_if_task_ended(
         &self,
         spec_task_id: i64,
         session: &WorkSession,
