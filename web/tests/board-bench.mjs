@@ -7,12 +7,8 @@
 //
 // Env: BENCH_TASKS (default 1000), BENCH_RUNS (default 5), SPECTASK_BIN (the binary
 // to start when no SPECTASK_URL is given; default target/release then target/debug).
-import { spawn, execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { chromium } from 'playwright-core'
+import { apiClient, runBench, signIn, startServer } from './lib.mjs'
 
 const N = Number(process.env.BENCH_TASKS ?? 1000)
 const RUNS = Number(process.env.BENCH_RUNS ?? 5)
@@ -21,55 +17,7 @@ const GOAL_KB = 250
 
 let base = process.env.SPECTASK_URL?.replace(/\/$/, '')
 let token = process.env.SPECTASK_TOKEN
-let server = null
-let scratch = null
-
-async function startServer() {
-  const bin =
-    process.env.SPECTASK_BIN ??
-    ['target/release/spectask', 'target/debug/spectask'].find((p) => existsSync(p))
-  if (!bin) throw new Error('no spectask binary: run `cargo build` (or set SPECTASK_URL and SPECTASK_TOKEN)')
-  scratch = mkdtempSync(join(tmpdir(), 'spectask-bench-'))
-  const data = join(scratch, 'data')
-  mkdirSync(data)
-  server = spawn(bin, ['--data-dir', data, 'serve', '--bind', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('serve did not print its address in 60 s')), 60_000)
-    let out = ''
-    const onData = (chunk) => {
-      out += chunk
-      const m = /is listening on (http:\/\/\S+)/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        resolve(m[1])
-      }
-    }
-    server.stdout.on('data', onData)
-    server.stderr.on('data', onData)
-    server.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)))
-  })
-  base = url.replace(/\/$/, '')
-  token = readFileSync(join(data, 'token'), 'utf8').trim()
-  const repo = join(scratch, 'repo')
-  mkdirSync(repo)
-  const git = (...args) => execFileSync('git', ['-c', 'user.name=b', '-c', 'user.email=b@example.com', ...args], { cwd: repo })
-  git('init', '-q', '-b', 'main')
-  writeFileSync(join(repo, 'README.md'), '# bench\n')
-  git('add', '.')
-  git('commit', '-qm', 'init')
-  await api('POST', '/projects', { path: repo })
-}
-
-async function api(method, path, body) {
-  const res = await fetch(`${base}/api/v1${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  })
-  const text = await res.text()
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`)
-  return text ? JSON.parse(text) : null
-}
+let api = apiClient(base, token)
 
 async function countTasks() {
   let n = 0
@@ -110,7 +58,9 @@ function median(xs) {
 }
 
 async function main() {
-  if (!base || !token) await startServer()
+  if (!base || !token) {
+    ;({ base, token, api } = await startServer())
+  }
   const have = await countTasks()
   if (have < N) {
     const t0 = Date.now()
@@ -119,16 +69,7 @@ async function main() {
   }
   const total = await countTasks()
 
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
-  })
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-  const link = await api('POST', '/auth/sign-in-links')
-  const signIn = await context.newPage()
-  await signIn.goto(`${base}${link.path}`)
-  await signIn.waitForURL(`${base}/`, { timeout: 30_000 })
-  await signIn.close()
+  const { browser, context } = await signIn({ base, api })
 
   const fcp = []
   const ready = []
@@ -207,14 +148,4 @@ async function main() {
   return ok
 }
 
-let code = 0
-try {
-  code = (await main()) ? 0 : 1
-} catch (err) {
-  console.error(err?.stack ?? String(err))
-  code = 1
-} finally {
-  if (server) server.kill('SIGTERM')
-  if (scratch) rmSync(scratch, { recursive: true, force: true })
-}
-process.exit(code)
+await runBench(main)

@@ -14,20 +14,13 @@
 // Env: BENCH_TASKS (default 50), BENCH_RUNS (default 10), SPECTASK_BIN (default
 // target/release then target/debug), SPECTASK_AGENT (the scripted agent; default
 // beside the binary).
-import { spawn, execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { chromium } from 'playwright-core'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { runBench, signIn, startServer } from './lib.mjs'
 
 const N = Number(process.env.BENCH_TASKS ?? 50)
 const RUNS = Number(process.env.BENCH_RUNS ?? 10)
 const GOAL_MS = 500
-
-let base = ''
-let token = ''
-let server = null
-let scratch = null
 
 const REQUIREMENTS = `# Requirements Document
 
@@ -65,64 +58,18 @@ function plan(n) {
   return lines.join('\n') + '\n'
 }
 
-async function startServer() {
-  const bin =
-    process.env.SPECTASK_BIN ?? ['target/release/spectask', 'target/debug/spectask'].find((p) => existsSync(p))
-  if (!bin) throw new Error('no spectask binary: run `cargo build`')
-  const agent = process.env.SPECTASK_AGENT ?? join(dirname(bin), 'spectask-test-agent')
-  if (!existsSync(agent)) throw new Error(`no scripted agent at ${agent}: run \`cargo build\``)
-  scratch = mkdtempSync(join(tmpdir(), 'spectask-impl-bench-'))
-  const data = join(scratch, 'data')
-  mkdirSync(data)
-  writeFileSync(join(data, 'spectask.toml'), `default_agent = "test"\n[agents.test]\ncommand = ${JSON.stringify(resolve(agent))}\n`)
-  server = spawn(bin, ['--data-dir', data, 'serve', '--bind', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const url = await new Promise((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error('serve did not print its address in 60 s')), 60_000)
-    let out = ''
-    const onData = (chunk) => {
-      out += chunk
-      const m = /is listening on (http:\/\/\S+)/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        ok(m[1])
-      }
-    }
-    server.stdout.on('data', onData)
-    server.stderr.on('data', onData)
-    server.on('exit', (code) => fail(new Error(`serve exited with ${code}: ${out}`)))
-  })
-  base = url.replace(/\/$/, '')
-  token = readFileSync(join(data, 'token'), 'utf8').trim()
-  const repo = join(scratch, 'repo')
-  mkdirSync(join(repo, '.spectask'), { recursive: true })
-  const git = (...args) => execFileSync('git', ['-c', 'user.name=b', '-c', 'user.email=b@example.com', ...args], { cwd: repo })
-  git('init', '-q', '-b', 'main')
-  writeFileSync(join(repo, 'README.md'), '# bench\n')
-  // The implementation prompt is the task's details: the scripted agent hangs.
-  writeFileSync(join(repo, '.spectask/implementation.md'), '{{details}}\n')
-  git('add', '.')
-  git('commit', '-qm', 'init')
-  return api('POST', '/projects', { path: repo })
-}
-
-async function api(method, path, body) {
-  const res = await fetch(`${base}/api/v1${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  })
-  const text = await res.text()
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`)
-  return text ? JSON.parse(text) : null
-}
-
 const quantile = (xs, q) => {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]
 }
 
 async function main() {
-  const project = await startServer()
+  // The implementation prompt is the task's details: the scripted agent hangs.
+  const { base, api, project } = await startServer({
+    name: 'impl-bench',
+    agentEnv: 'SPECTASK_AGENT',
+    files: { '.spectask/implementation.md': '{{details}}\n' },
+  })
   await api('PATCH', `/projects/${project.id}`, { max_parallel_sessions: 3 })
   const task = await api('POST', '/spec-tasks/import', {
     project_id: project.id,
@@ -141,16 +88,7 @@ async function main() {
   }
   if (overview.graph.nodes.length !== N) throw new Error(`the plan has ${overview.graph.nodes.length} tasks, not ${N}`)
 
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
-  })
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-  const link = await api('POST', '/auth/sign-in-links')
-  const signIn = await context.newPage()
-  await signIn.goto(`${base}${link.path}`)
-  await signIn.waitForURL(`${base}/`, { timeout: 30_000 })
-  await signIn.close()
+  const { browser, context } = await signIn({ base, api })
 
   // The tab is rendered: every graph node, the plan's rows, a session in the tree and
   // the agent ready. Checked on every frame; the time is taken in the frame the tab is
@@ -292,14 +230,4 @@ async function main() {
   return ok
 }
 
-let code = 0
-try {
-  code = (await main()) ? 0 : 1
-} catch (err) {
-  console.error(err?.stack ?? String(err))
-  code = 1
-} finally {
-  if (server) server.kill('SIGTERM')
-  if (scratch) rmSync(scratch, { recursive: true, force: true })
-}
-process.exit(code)
+await runBench(main)

@@ -15,11 +15,7 @@
 // Env: BENCH_RUNS (default 5), BENCH_UPDATES (default 1000), BENCH_ENTRIES (default
 // 10000), SPECTASK_BIN (default target/release then target/debug spectask), AGENT_BIN
 // (the scripted agent; default beside it).
-import { spawn, execFileSync } from 'node:child_process'
-import { existsSync, mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
-import { chromium } from 'playwright-core'
+import { runBench, signIn, startServer } from './lib.mjs'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5)
 const UPDATES = Number(process.env.BENCH_UPDATES ?? 1000)
@@ -28,9 +24,7 @@ const GOAL_P99_MS = 100
 const GOAL_LOAD_MS = 1000
 
 let base = ''
-let token = ''
-let server = null
-let scratch = null
+let api = null
 
 const REQUIREMENTS = `# Requirements Document
 
@@ -48,57 +42,6 @@ A benchmark.
 
 1. WHEN the agent says something THEN the system SHALL show it
 `
-
-async function startServer() {
-  const bin = resolve(
-    process.env.SPECTASK_BIN ?? ['target/release/spectask', 'target/debug/spectask'].find((p) => existsSync(p)) ?? '',
-  )
-  if (!existsSync(bin)) throw new Error('no spectask binary: run `cargo build`')
-  const agent = resolve(process.env.AGENT_BIN ?? join(dirname(bin), 'spectask-test-agent'))
-  if (!existsSync(agent)) throw new Error(`no scripted agent at ${agent}: run \`cargo build\``)
-  scratch = mkdtempSync(join(tmpdir(), 'spectask-session-bench-'))
-  const data = join(scratch, 'data')
-  mkdirSync(data)
-  writeFileSync(join(data, 'spectask.toml'), `default_agent = "test"\n[agents.test]\ncommand = ${JSON.stringify(agent)}\n`)
-  server = spawn(bin, ['--data-dir', data, 'serve', '--bind', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('serve did not print its address in 60 s')), 60_000)
-    let out = ''
-    const onData = (chunk) => {
-      out += chunk
-      const m = /is listening on (http:\/\/\S+)/.exec(out)
-      if (m) {
-        clearTimeout(timer)
-        resolve(m[1])
-      }
-    }
-    server.stdout.on('data', onData)
-    server.stderr.on('data', onData)
-    server.on('exit', (code) => reject(new Error(`serve exited with ${code}: ${out}`)))
-  })
-  base = url.replace(/\/$/, '')
-  token = readFileSync(join(data, 'token'), 'utf8').trim()
-  const repo = join(scratch, 'repo')
-  mkdirSync(join(repo, '.spectask'), { recursive: true })
-  const git = (...args) => execFileSync('git', ['-c', 'user.name=b', '-c', 'user.email=b@example.com', ...args], { cwd: repo })
-  git('init', '-q', '-b', 'main')
-  writeFileSync(join(repo, 'README.md'), '# bench\n')
-  writeFileSync(join(repo, '.spectask/implementation.md'), '{{details}}\n')
-  git('add', '.')
-  git('commit', '-qm', 'init')
-  return (await api('POST', '/projects', { path: repo, permission_policy: 'ask', review_implementation: false })).id
-}
-
-async function api(method, path, body) {
-  const res = await fetch(`${base}/api/v1${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${token}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  })
-  const text = await res.text()
-  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`)
-  return text ? JSON.parse(text) : null
-}
 
 async function until(what, check, timeout = 600_000) {
   const deadline = Date.now() + timeout
@@ -128,16 +71,16 @@ const pct = (xs, p) => {
 }
 
 async function main() {
-  const project = await startServer()
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-dev-shm-usage'],
+  const server = await startServer({
+    name: 'session-bench',
+    agentEnv: 'AGENT_BIN',
+    files: { '.spectask/implementation.md': '{{details}}\n' },
+    project: { permission_policy: 'ask', review_implementation: false },
   })
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-  const link = await api('POST', '/auth/sign-in-links')
+  ;({ base, api } = server)
+  const project = server.project.id
+  const { browser, context } = await signIn({ base, api })
   const page = await context.newPage()
-  await page.goto(`${base}${link.path}`)
-  await page.waitForURL(`${base}/`, { timeout: 30_000 })
 
   // 1. update → rendered. The agent waits on a permission request until the page is ready.
   const s1 = await runScript(project, 'Stamps', ['ask Start?', `stamp ${UPDATES} 10 tool`, `stamp ${UPDATES} 10`, 'say done stamping'])
@@ -245,14 +188,4 @@ async function main() {
   return ok
 }
 
-let code = 0
-try {
-  code = (await main()) ? 0 : 1
-} catch (err) {
-  console.error(err?.stack ?? String(err))
-  code = 1
-} finally {
-  if (server) server.kill('SIGTERM')
-  if (scratch) rmSync(scratch, { recursive: true, force: true })
-}
-process.exit(code)
+await runBench(main)
