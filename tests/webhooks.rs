@@ -343,6 +343,17 @@ async fn bad_webhooks_are_refused_and_change_nothing() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, list) = app.get("/api/v1/webhooks").await;
     assert_eq!(list, json!([]));
+    // Deleted is gone: its deliveries, and a second delete.
+    let (status, _) = app.get(&format!("/api/v1/webhooks/{id}/deliveries")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/webhooks/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

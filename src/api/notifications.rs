@@ -111,7 +111,8 @@ pub async fn list_webhooks(State(state): State<AppState>) -> ApiResult<Json<Vec<
     Ok(Json(state.store.list_webhooks().await?))
 }
 
-/// Remove a webhook: nothing more is sent to it; its deliveries stay listed.
+/// Remove a webhook: nothing more is sent to it; it and its deliveries are gone
+/// from the API.
 #[utoipa::path(delete, path = "/webhooks/{id}", tag = "notifications", params(("id" = i64, Path)),
     responses((status = 204, description = "removed"), (status = 404, body = ErrorBody)))]
 pub async fn delete(

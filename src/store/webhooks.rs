@@ -47,7 +47,8 @@ pub trait WebhookStore: Send + Sync + 'static {
     /// The webhooks not deleted, oldest first.
     async fn list_webhooks(&self) -> Result<Vec<Webhook>>;
     async fn get_webhook(&self, id: i64) -> Result<Webhook>;
-    /// Deletes a webhook: nothing more is sent to it; its deliveries stay on record.
+    /// Deletes a webhook: nothing more is sent to it, and it and its deliveries are
+    /// gone from the API (the rows stay, for the record).
     async fn delete_webhook(&self, id: i64, actor: Actor<'_>) -> Result<()>;
     /// Queues a notification for a webhook; `None` when it was queued before.
     async fn queue_delivery(
@@ -65,7 +66,7 @@ pub trait WebhookStore: Send + Sync + 'static {
     ) -> Result<Vec<ClaimedDelivery>>;
     /// Records how a claimed attempt ended, with its event.
     async fn record_attempt(&self, id: i64, outcome: AttemptOutcome) -> Result<WebhookDelivery>;
-    /// A webhook's deliveries, newest first.
+    /// A webhook's deliveries, newest first (not found once it is deleted).
     async fn list_deliveries(&self, webhook_id: i64, limit: i64) -> Result<Vec<WebhookDelivery>>;
     /// When the earliest pending attempt of a live webhook is due.
     async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>>;
@@ -331,7 +332,7 @@ impl WebhookStore for SqlStore {
     async fn list_deliveries(&self, webhook_id: i64, limit: i64) -> Result<Vec<WebhookDelivery>> {
         let exists = self
             .fetch_rows(
-                "SELECT id FROM webhooks WHERE id = $1",
+                "SELECT id FROM webhooks WHERE id = $1 AND deleted_at IS NULL",
                 vec![Bind::Int(webhook_id)],
             )
             .await?;

@@ -822,7 +822,10 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Remove a webhook: nothing more is sent to it; its deliveries stay listed. */
+        /**
+         * Remove a webhook: nothing more is sent to it; it and its deliveries are gone
+         *     from the API.
+         */
         delete: operations["delete"];
         options?: never;
         head?: never;
