@@ -13,7 +13,7 @@
 //
 // Env: SPECTASK_URL, SPECTASK_SIGN_IN, SPECTASK_TOKEN, SPECTASK_REPO, SPECTASK_SCREENSHOTS.
 // Every wait is on a DOM state or an API state, with a timeout; nothing sleeps.
-import { BASE, SHOTS, api, assert, launch, required, step } from './lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, until } from './lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
 const REPO = required('SPECTASK_REPO')
@@ -104,16 +104,6 @@ try {
 }
 process.exit(failed ? 1 : 0)
 
-/** Polls the API (not the page) until `check` gives a value; fails after the timeout. */
-async function until(what, check, timeout = WAIT.timeout) {
-  const deadline = Date.now() + timeout
-  for (;;) {
-    const v = await check()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 async function run() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })

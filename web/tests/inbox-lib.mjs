@@ -35,13 +35,3 @@ export async function closedPort() {
   return port
 }
 
-/** Calls `check` until it gives something other than null/undefined; fails after `ms`. */
-export async function until(what, check, ms = 60_000) {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const v = await check()
-    if (v !== null && v !== undefined) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}

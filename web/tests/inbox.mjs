@@ -15,8 +15,8 @@
 // Every wait is on a DOM state or an API answer, with a timeout; nothing sleeps.
 import { createHmac } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { BASE, SHOTS, api, assert, launch, required, step } from './lib.mjs'
-import { closedPort, receiver, until } from './inbox-lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, until } from './lib.mjs'
+import { closedPort, receiver } from './inbox-lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
 const REPO = required('SPECTASK_REPO')

@@ -56,6 +56,18 @@ export function assert(cond, message) {
 }
 
 let stepNo = 0
+/** Calls `check` until it gives a truthy value, which it returns; fails naming `what`
+ * after `timeout` ms. For states the page or the API reach in their own time. */
+export async function until(what, check, timeout = 60_000) {
+  const deadline = Date.now() + timeout
+  for (;;) {
+    const v = await check()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
 export async function step(name, fn) {
   stepNo += 1
   const t0 = Date.now()

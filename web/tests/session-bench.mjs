@@ -15,13 +15,15 @@
 // Env: BENCH_RUNS (default 5), BENCH_UPDATES (default 1000), BENCH_ENTRIES (default
 // 10000), SPECTASK_BIN (default target/release then target/debug spectask), AGENT_BIN
 // (the scripted agent; default beside it).
-import { runBench, signIn, startServer } from './lib.mjs'
+import { runBench, signIn, startServer, until } from './lib.mjs'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5)
 const UPDATES = Number(process.env.BENCH_UPDATES ?? 1000)
 const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 10000)
 const GOAL_P99_MS = 100
 const GOAL_LOAD_MS = 1000
+/** How long the bench waits for the agent (10,000 entries take it about a minute). */
+const LONG = 600_000
 
 let base = ''
 let api = null
@@ -43,15 +45,6 @@ A benchmark.
 1. WHEN the agent says something THEN the system SHALL show it
 `
 
-async function until(what, check, timeout = 600_000) {
-  const deadline = Date.now() + timeout
-  for (;;) {
-    const v = await check()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 /** Imports and approves a one-task plan whose details are `script`; returns its session. */
 async function runScript(project, title, script) {
@@ -62,7 +55,7 @@ async function runScript(project, title, script) {
     files: { 'requirements.md': REQUIREMENTS, 'design.md': '# Design\n\nNone.\n', 'tasks.md': tasks },
   })
   await api('POST', `/spec-tasks/${t.id}/approve`)
-  return until('its session', async () => (await api('GET', `/spec-tasks/${t.id}/sessions`)).find((s) => s.kind === 'implementation'))
+  return until('its session', async () => (await api('GET', `/spec-tasks/${t.id}/sessions`)).find((s) => s.kind === 'implementation'), LONG)
 }
 
 const pct = (xs, p) => {
@@ -116,6 +109,7 @@ async function main() {
   })
   const ask = await until('the permission request', async () =>
     (await api('GET', '/permissions?status=pending')).find((p) => p.work_session_id === s1.id),
+    LONG,
   )
   await api('POST', `/permissions/${ask.id}/answer`, { option_id: 'allow' })
   // Until the last of each kind is on screen. A row the list scrolled past before it
@@ -133,7 +127,7 @@ async function main() {
   await until(`${ENTRIES} entries and the run's end`, async () => {
     const [t, agent] = await Promise.all([api('GET', `/spec-tasks/${s2.spec_task_id}`), api('GET', `/spec-tasks/${s2.spec_task_id}/agent`)])
     return t.status === 'done' && agent?.status === 'stopped'
-  })
+  }, LONG)
   const all = await api('GET', `/sessions/${s2.id}/transcript`)
   console.log(`made ${all.length} transcript entries with the agent in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
   const lastId = all.at(-1).id
