@@ -11,6 +11,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::agents::manager::{AgentManager, AgentSettings};
+use crate::agents::sandbox;
 use crate::api::{self, AppState};
 use crate::auth::{generate_token, hash_token};
 use crate::config::{ServeConfig, TOKEN_FILE};
@@ -36,6 +37,17 @@ pub struct App {
 
 pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
     create_private_dir(&config.data_dir)?;
+    // Agents must not read this process's memory or environment (see the sandbox).
+    sandbox::protect_server();
+    match sandbox::support() {
+        sandbox::Support::Landlock(abi) => {
+            tracing::info!(abi, "agents run confined by Landlock")
+        }
+        sandbox::Support::Unsupported(why) => tracing::warn!(
+            reason = why,
+            "agents cannot be confined here: projects with sandbox = \"required\" (the default) will not start them"
+        ),
+    }
     let store: Arc<dyn Store> = Arc::new(store::connect(&config.database_url()).await?);
     let token_file = config.data_dir.join(TOKEN_FILE);
     ensure_admin_token(store.as_ref(), &token_file).await?;

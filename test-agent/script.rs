@@ -27,6 +27,9 @@ pub enum Command {
         args: Vec<String>,
     },
     Ask(String),
+    /// `sh SCRIPT`: the agent runs `sh -c SCRIPT` itself, in the session's cwd, as
+    /// a real agent's own shell tool does (not through the client's terminal).
+    Sh(String),
     Usage {
         used: u64,
         size: u64,
@@ -128,6 +131,8 @@ fn parse_line(line: &str) -> Command {
             }
         }
         "ask" => Command::Ask(rest.to_string()),
+        "sh" if rest.is_empty() => invalid("expected: sh SCRIPT"),
+        "sh" => Command::Sh(unescape(rest)),
         "usage" => {
             let words: Vec<&str> = rest.split_whitespace().collect();
             let used = words.first().and_then(|w| w.parse().ok());

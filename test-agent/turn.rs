@@ -96,6 +96,27 @@ impl Turn {
             Command::Read(path) => self.read(&path).await?,
             Command::Run { command, args } => self.run_command(&command, &args).await?,
             Command::Ask(title) => self.ask(&title).await?,
+            Command::Sh(script) => {
+                let id = self.tool_call(&format!("sh {script}"), "execute", "in_progress");
+                let out = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(&script)
+                    .current_dir(&self.cwd)
+                    .stdin(std::process::Stdio::null())
+                    .kill_on_drop(true)
+                    .output();
+                let text = match self.until_cancelled(out).await? {
+                    Ok(out) => {
+                        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+                        text.push_str(&String::from_utf8_lossy(&out.stderr));
+                        let code = out.status.code().unwrap_or(-1);
+                        format!("sh: exit {code}: {}", text.trim())
+                    }
+                    Err(e) => format!("error: sh: {e}"),
+                };
+                self.tool_done(&id, result_error(&text));
+                self.say(&text);
+            }
             Command::Usage { used, size, cost } => {
                 let mut update =
                     json!({"sessionUpdate": "usage_update", "used": used, "size": size});
@@ -433,6 +454,11 @@ fn result_error(message: &str) -> Option<String> {
     message.starts_with("error: ").then(|| message.to_string())
 }
 
+/// `$TMPDIR/…` is in the agent's temporary folder (a place outside the worktree the
+/// sandbox lets it write, and that outlives an attempt).
 fn resolve(cwd: &Path, path: &str) -> PathBuf {
-    cwd.join(path)
+    match (path.strip_prefix("$TMPDIR/"), std::env::var_os("TMPDIR")) {
+        (Some(rest), Some(tmp)) => PathBuf::from(tmp).join(rest),
+        _ => cwd.join(path),
+    }
 }

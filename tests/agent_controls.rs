@@ -46,14 +46,12 @@ async fn stop_all_holds_every_agent_until_a_person_restarts_it() {
     let app = app().await;
     let (project, repo) = app.project_with_repo().await;
     commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
-    let marks = tempfile::tempdir().unwrap();
     let mut tasks = Vec::new();
     for name in ["a", "b"] {
-        // The first attempt hangs until it is interrupted; a resumed one goes on.
-        let mark = marks.path().join(name);
+        // The first attempt hangs until it is interrupted; a resumed one goes on
+        // (the marker is in the agent's temporary folder, outside the worktree).
         let plan = format!(
-            "# Implementation Plan\n\n- [ ] 1. Work\n  - say working\n  - once {} hang\n  - write {name}.txt {name}\n",
-            mark.display()
+            "# Implementation Plan\n\n- [ ] 1. Work\n  - say working\n  - once $TMPDIR/{name} hang\n  - write {name}.txt {name}\n"
         );
         tasks.push(approved_plan(&app, project, name, &plan).await);
     }

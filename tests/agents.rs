@@ -713,7 +713,8 @@ async fn a_thread_is_loaded_again_after_a_crash_when_the_agent_supports_it() {
         Backend::Sqlite,
         vec![(
             "persistent",
-            profile(AGENT, &["--state-dir", state.path().to_str().unwrap()]),
+            profile(AGENT, &["--state-dir", state.path().to_str().unwrap()])
+                .writing(&[state.path().to_str().unwrap()]),
         )],
     )
     .await;

@@ -435,7 +435,11 @@ async fn a_crash_mid_session_is_retried_to_success_in_the_same_worktree() {
         ];
         config
             .agent_profiles
-            .insert("test".into(), AgentProfile::new(AGENT, &args));
+            // Its state folder is its own, as a real agent's is: declared writable.
+            .insert(
+                "test".into(),
+                AgentProfile::new(AGENT, &args).writing(&[state.to_str().unwrap()]),
+            );
         config.default_agent = "test".into();
         config.agent_restart.backoff = Duration::from_millis(20);
     })

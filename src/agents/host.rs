@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, broadcast, oneshot, watch};
 use super::confine::{ConfineError, confine};
 use super::protocol::{AgentUpdate, parse_update};
 use super::rpc::{Handler, HandlerError};
+use super::sandbox::Sandbox;
 use super::terminals::{CreateTerminal, Terminals};
 use crate::domain::{NewEvent, PermissionPolicy, PermissionStatus, TranscriptKind};
 use crate::store::{NewPermissionRequest, NewTranscriptEntry, Store};
@@ -95,6 +96,22 @@ pub struct Host {
     pub policy: PermissionPolicy,
     pub permissions: Arc<PermissionBroker>,
     pub live: broadcast::Sender<LiveUpdate>,
+    /// The agent process's sandbox, which its terminals run in too (`None`:
+    /// unconfined, as the runtime recorded).
+    pub sandbox: std::sync::Mutex<Option<Sandbox>>,
+}
+
+impl Host {
+    pub fn set_sandbox(&self, sandbox: Option<Sandbox>) {
+        *self.sandbox.lock().unwrap_or_else(|e| e.into_inner()) = sandbox;
+    }
+
+    fn sandbox(&self) -> Option<Sandbox> {
+        self.sandbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 fn param<'a>(params: &'a Value, key: &str) -> Result<&'a str, HandlerError> {
@@ -336,6 +353,7 @@ impl Host {
                     .get("outputByteLimit")
                     .and_then(Value::as_u64)
                     .map(|n| n as usize),
+                sandbox: self.sandbox(),
             };
             let id =
                 self.terminals.create(request).await.map_err(|e| {

@@ -11,6 +11,7 @@ use tokio::sync::{Mutex, broadcast};
 use super::host::{Host, LiveUpdate, PermissionBroker};
 use super::profile::{AgentProfile, profiles};
 use super::runtime::{AgentError, AgentRuntime, RestartPolicy, RuntimeConfig, Timeouts};
+use super::sandbox;
 use super::terminals::Terminals;
 use crate::domain::{
     AgentInstance, AgentInstanceStatus, PermissionRequest, PermissionStatus, SpecTaskStatus,
@@ -110,15 +111,33 @@ impl AgentManager {
             policy: project.settings.permission_policy,
             permissions: self.permissions.clone(),
             live: self.live.clone(),
+            sandbox: Default::default(),
         });
+        let task_dir = self.settings.tasks_dir.join(spec_task_id.to_string());
+        let sandbox = sandbox::Plan {
+            mode: project.settings.sandbox,
+            policy: sandbox::Policy {
+                task_dir: task_dir.clone(),
+                write: profile.sandbox.write_dirs(),
+                // The data dir: the database, tokens, spectask.toml, other tasks.
+                hidden: self
+                    .settings
+                    .tasks_dir
+                    .parent()
+                    .into_iter()
+                    .map(Into::into)
+                    .collect(),
+            },
+        };
         let config = RuntimeConfig {
             spec_task_id,
             project_id: project.id,
             profile_name,
             profile,
-            workdir: self.settings.tasks_dir.join(spec_task_id.to_string()),
+            workdir: task_dir,
             timeouts: self.settings.timeouts,
             restart: self.settings.restart,
+            sandbox,
         };
         let runtime = AgentRuntime::new(config, self.store.clone(), host);
         let mut runtimes = self.runtimes.lock().await;

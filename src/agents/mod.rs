@@ -8,4 +8,5 @@ pub mod protocol;
 pub mod rpc;
 pub mod runtime;
 pub mod sample;
+pub mod sandbox;
 pub mod terminals;

@@ -18,6 +18,35 @@ pub struct AgentProfile {
     /// The `authenticate` method to use when the agent asks for authentication.
     #[serde(default)]
     pub auth_method: Option<String>,
+    /// What the agent may touch beyond its spec task's folder when it runs in the
+    /// sandbox.
+    #[serde(default)]
+    pub sandbox: SandboxPaths,
+}
+
+/// `[agents.NAME.sandbox]`: folders the agent writes besides its task's folder (its
+/// own state and caches). `~/` is the user's home; a missing folder is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxPaths {
+    #[serde(default)]
+    pub write: Vec<String>,
+}
+
+impl SandboxPaths {
+    /// The folders, with `~/` expanded; relative paths (which would depend on where
+    /// the server was started) are left out.
+    pub fn write_dirs(&self) -> Vec<std::path::PathBuf> {
+        let home = dirs::home_dir();
+        self.write
+            .iter()
+            .filter_map(|p| match (p.strip_prefix("~/"), &home) {
+                (Some(rest), Some(home)) => Some(home.join(rest)),
+                (Some(_), None) => None,
+                (None, _) => Some(std::path::PathBuf::from(p)).filter(|p| p.is_absolute()),
+            })
+            .collect()
+    }
 }
 
 impl AgentProfile {
@@ -27,7 +56,14 @@ impl AgentProfile {
             args: args.iter().map(|a| a.to_string()).collect(),
             env: BTreeMap::new(),
             auth_method: None,
+            sandbox: SandboxPaths::default(),
         }
+    }
+
+    /// The profile with these folders (`~/` for the home) writable in the sandbox.
+    pub fn writing(mut self, dirs: &[&str]) -> AgentProfile {
+        self.sandbox.write = dirs.iter().map(|d| d.to_string()).collect();
+        self
     }
 }
 
@@ -37,12 +73,40 @@ pub const DEFAULT_PROFILE: &str = "claude";
 /// The ACP agents spectask knows how to start out of the box.
 pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
     [
-        ("claude", AgentProfile::new("claude-agent-acp", &[])),
-        ("gemini", AgentProfile::new("gemini", &["--acp"])),
-        ("codex", AgentProfile::new("codex-acp", &[])),
-        ("opencode", AgentProfile::new("opencode", &["acp"])),
-        ("goose", AgentProfile::new("goose", &["acp"])),
-        ("qwen", AgentProfile::new("qwen", &["--acp"])),
+        // Each writes its own state folder (sessions, settings, logs) and caches.
+        (
+            "claude",
+            AgentProfile::new("claude-agent-acp", &[]).writing(&["~/.claude", "~/.cache/claude"]),
+        ),
+        (
+            "gemini",
+            AgentProfile::new("gemini", &["--acp"]).writing(&["~/.gemini", "~/.cache/gemini"]),
+        ),
+        (
+            "codex",
+            AgentProfile::new("codex-acp", &[]).writing(&["~/.codex"]),
+        ),
+        (
+            "opencode",
+            AgentProfile::new("opencode", &["acp"]).writing(&[
+                "~/.config/opencode",
+                "~/.local/share/opencode",
+                "~/.local/state/opencode",
+                "~/.cache/opencode",
+            ]),
+        ),
+        (
+            "goose",
+            AgentProfile::new("goose", &["acp"]).writing(&[
+                "~/.config/goose",
+                "~/.local/share/goose",
+                "~/.local/state/goose",
+            ]),
+        ),
+        (
+            "qwen",
+            AgentProfile::new("qwen", &["--acp"]).writing(&["~/.qwen"]),
+        ),
     ]
     .into_iter()
     .map(|(name, p)| (name.to_string(), p))

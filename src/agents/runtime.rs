@@ -20,9 +20,11 @@ use super::profile::AgentProfile;
 use super::protocol::{self, AgentInfo, StopReason};
 use super::rpc::{Connection, RpcError};
 use super::sample::Sampler;
+use super::sandbox::{self, Prepared};
 use super::terminals::kill_group;
 use crate::domain::{
-    AgentInstanceEvent, AgentInstanceStatus, AgentThreadEvent, AgentThreadStatus, TranscriptKind,
+    AgentInstanceEvent, AgentInstanceStatus, AgentThreadEvent, AgentThreadStatus, NewEvent,
+    TranscriptKind,
 };
 use crate::store::{InstanceReport, Store, StoreError};
 
@@ -80,6 +82,10 @@ pub enum AgentError {
     Interrupted(String),
     #[error("{0}")]
     Timeout(String),
+    #[error(
+        "the agent was not started: {0}; set the project's sandbox to best_effort or off to run it unconfined"
+    )]
+    Sandbox(String),
     #[error("work session {0} has no thread in this agent instance")]
     NoThread(i64),
     #[error(transparent)]
@@ -107,6 +113,8 @@ pub struct RuntimeConfig {
     pub workdir: PathBuf,
     pub timeouts: Timeouts,
     pub restart: RestartPolicy,
+    /// The kernel sandbox the process (and its terminals) run in.
+    pub sandbox: sandbox::Plan,
 }
 
 struct Live {
@@ -266,7 +274,8 @@ impl AgentRuntime {
         std::fs::create_dir_all(&self.config.workdir).map_err(|e| {
             AgentError::Spawn(format!("creating {}: {e}", self.config.workdir.display()))
         })?;
-        let spawned = tokio::process::Command::new(&profile.command)
+        let mut command = tokio::process::Command::new(&profile.command);
+        command
             .args(&profile.args)
             .envs(&profile.env)
             .current_dir(&self.config.workdir)
@@ -274,8 +283,9 @@ impl AgentRuntime {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .kill_on_drop(true)
-            .spawn();
+            .kill_on_drop(true);
+        self.confine(&mut command).await?;
+        let spawned = command.spawn();
         let mut child = match spawned {
             Ok(c) => c,
             Err(e) => {
@@ -384,6 +394,63 @@ impl AgentRuntime {
         });
         self.spawn_sampler(pid, generation);
         Ok(info)
+    }
+
+    /// Puts the next process in the sandbox (the host's terminals too), or says in
+    /// an event why it runs without one; refuses when the sandbox is required and
+    /// cannot be had.
+    async fn confine(&self, command: &mut tokio::process::Command) -> Result<(), AgentError> {
+        let prepared = match self.config.sandbox.prepare() {
+            Ok(p) => p,
+            Err(e) => {
+                let err = AgentError::Sandbox(e.to_string());
+                tracing::error!(spec_task = self.config.spec_task_id, error = %e, "agent not started: no sandbox");
+                self.set_status(
+                    AgentInstanceEvent::Crash,
+                    InstanceReport {
+                        last_error: Some(err.to_string()),
+                        ..Default::default()
+                    },
+                )
+                .await;
+                return Err(err);
+            }
+        };
+        match &prepared {
+            Prepared::Confined(sandbox) => {
+                sandbox.confine(command);
+                tracing::info!(
+                    spec_task = self.config.spec_task_id,
+                    abi = sandbox.abi(),
+                    rules = sandbox.rules,
+                    "agent confined by Landlock"
+                );
+            }
+            Prepared::Unconfined(reason) => {
+                sandbox::scrub_env(command);
+                tracing::warn!(
+                    spec_task = self.config.spec_task_id,
+                    reason,
+                    "agent runs unconfined"
+                );
+                let event = NewEvent {
+                    project_id: Some(self.config.project_id),
+                    spec_task_id: Some(self.config.spec_task_id),
+                    entity: "spec_task",
+                    entity_id: Some(self.config.spec_task_id),
+                    kind: "agent.unconfined",
+                    data: serde_json::json!({ "profile": self.config.profile_name, "reason": reason }),
+                };
+                if let Err(e) = self.store.record_event(event, "system").await {
+                    tracing::error!(error = %e, "recording an unconfined agent");
+                }
+            }
+        }
+        self.host.set_sandbox(match prepared {
+            Prepared::Confined(s) => Some(s),
+            Prepared::Unconfined(_) => None,
+        });
+        Ok(())
     }
 
     fn spawn_sampler(self: &Arc<Self>, pid: i32, generation: u64) {

@@ -76,6 +76,8 @@ pub struct CreateTerminal<'a> {
     pub env: Vec<(String, String)>,
     pub cwd: &'a Path,
     pub output_limit: Option<usize>,
+    /// The agent's sandbox: a command runs as confined as the agent asking for it.
+    pub sandbox: Option<super::sandbox::Sandbox>,
 }
 
 impl Terminals {
@@ -89,6 +91,10 @@ impl Terminals {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
+        match &req.sandbox {
+            Some(sandbox) => sandbox.confine(&mut cmd),
+            None => super::sandbox::scrub_env(&mut cmd),
+        }
         let mut child = cmd.spawn()?;
         let pgid = child.id().map(|p| p as i32).unwrap_or(0);
         let output = Arc::new(Mutex::new(Output {

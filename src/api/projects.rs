@@ -57,6 +57,10 @@ pub struct CreateProject {
     /// 1 to 86400; defaults to 600.
     #[schema(minimum = 1, maximum = 86400)]
     pub verify_timeout_secs: Option<i64>,
+    /// `required` (default: agents start only confined by the kernel),
+    /// `best_effort` (unconfined, with a warning event, where the kernel cannot) or
+    /// `off`.
+    pub sandbox: Option<SandboxMode>,
 }
 
 /// List registered projects.
@@ -121,6 +125,7 @@ pub async fn create(
         verify_timeout_secs: body
             .verify_timeout_secs
             .unwrap_or(DEFAULT_VERIFY_TIMEOUT_SECS),
+        sandbox: body.sandbox.unwrap_or_default(),
     };
     let new = NewProject {
         name,

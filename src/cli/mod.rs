@@ -265,6 +265,9 @@ enum ProjectCmd {
         /// Seconds the verification command may run before it counts as failed
         #[arg(long)]
         verify_timeout: Option<i64>,
+        /// Whether agents run confined by the kernel: required, best_effort or off
+        #[arg(long)]
+        sandbox: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -663,6 +666,7 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
                 ("empty session", s.empty_session.to_string()),
                 ("turn timeout", format!("{} s", s.turn_timeout_secs)),
                 ("verify timeout", format!("{} s", s.verify_timeout_secs)),
+                ("sandbox", s.sandbox.to_string()),
             ] {
                 println!("{k:<25} {v}");
             }
@@ -684,9 +688,11 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
             empty_session,
             turn_timeout,
             verify_timeout,
+            sandbox,
             json,
         } => {
             let mut body = given(json!({
+                "sandbox": sandbox,
                 "empty_session": empty_session,
                 "turn_timeout_secs": turn_timeout,
                 "verify_timeout_secs": verify_timeout,

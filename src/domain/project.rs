@@ -8,7 +8,9 @@ use super::lifecycle::status_enum;
 status_enum!(
     /// How an agent's `session/request_permission` is answered.
     PermissionPolicy {
-        /// Allow what stays inside the session's worktree, refuse the rest.
+        /// Allow every edit and command: the agent sandbox confines what they can
+        /// touch (see `sandbox`). A request whose locations lie outside the
+        /// session's worktree is still refused.
         Auto => "auto",
         /// Wait for a person to answer through the API.
         Ask => "ask",
@@ -22,6 +24,28 @@ status_enum!(
 impl Default for PermissionPolicy {
     fn default() -> Self {
         PermissionPolicy::Auto
+    }
+}
+
+status_enum!(
+    /// Whether agents run in the kernel sandbox (Landlock): writes only inside
+    /// their spec task's folder, no reads of spectask's data dir.
+    SandboxMode {
+        /// Agents start only confined; where the kernel cannot confine them, they
+        /// do not start and the agent reports why.
+        Required => "required",
+        /// Confined where the kernel can; elsewhere they run unconfined and an
+        /// `agent.unconfined` event says so.
+        BestEffort => "best_effort",
+        /// Never confined (an `agent.unconfined` event says so at each start).
+        Off => "off",
+    }
+);
+
+#[allow(clippy::derivable_impls)]
+impl Default for SandboxMode {
+    fn default() -> Self {
+        SandboxMode::Required
     }
 }
 
@@ -111,6 +135,9 @@ pub struct ProjectSettings {
     /// Seconds the verification command may run before it counts as failed.
     #[serde(default = "default_verify_timeout")]
     pub verify_timeout_secs: i64,
+    /// Whether agents run confined by the kernel (default `required`).
+    #[serde(default)]
+    pub sandbox: SandboxMode,
 }
 
 fn default_turn_timeout() -> i64 {
@@ -154,6 +181,7 @@ impl Default for ProjectSettings {
             empty_session: EmptySessionPolicy::default(),
             turn_timeout_secs: DEFAULT_TURN_TIMEOUT_SECS,
             verify_timeout_secs: DEFAULT_VERIFY_TIMEOUT_SECS,
+            sandbox: SandboxMode::default(),
         }
     }
 }
@@ -196,6 +224,7 @@ pub struct ProjectSettingsPatch {
     pub turn_timeout_secs: Option<i64>,
     #[schema(minimum = 1, maximum = 86400)]
     pub verify_timeout_secs: Option<i64>,
+    pub sandbox: Option<SandboxMode>,
 }
 
 /// Distinguishes a field set to `null` (clear it) from a field left out (keep it).
@@ -264,6 +293,9 @@ impl ProjectSettings {
         }
         if let Some(v) = patch.verify_timeout_secs {
             next.verify_timeout_secs = v;
+        }
+        if let Some(v) = patch.sandbox {
+            next.sandbox = v;
         }
         next.validate()?;
         Ok(next)

@@ -127,6 +127,56 @@ pub async fn ensure_worktree(repo: &Path, path: &Path, branch: &str) -> Result<(
     Ok(())
 }
 
+/// A spec task's own repository: bare, in the task's folder, reading the user's
+/// objects through `objects/info/alternates` (nothing is copied). Session worktrees
+/// are worktrees of it, so everything git writes while an agent works (refs, index,
+/// objects, locks) is inside the task's folder, which the sandbox lets the agent
+/// write, and the user's `.git` stays read-only to it. spectask moves branches
+/// between the two repositories with [`copy_branch`].
+pub async fn ensure_task_repo(user_repo: &Path, task_repo: &Path) -> Result<(), GitError> {
+    if task_repo.join("HEAD").exists() && task_repo.join("objects/info/alternates").exists() {
+        return Ok(());
+    }
+    let common = git_ok(
+        user_repo,
+        &["rev-parse", "--path-format=absolute", "--git-common-dir"],
+    )
+    .await?;
+    let objects = Path::new(common.trim()).join("objects");
+    std::fs::create_dir_all(task_repo)?;
+    git_ok(task_repo, &["init", "--quiet", "--bare"]).await?;
+    let info = task_repo.join("objects/info");
+    std::fs::create_dir_all(&info)?;
+    // Written last and atomically: its presence means the repository is complete.
+    let tmp = info.join("alternates.tmp");
+    std::fs::write(&tmp, format!("{}\n", objects.display()))?;
+    std::fs::rename(&tmp, info.join("alternates"))?;
+    Ok(())
+}
+
+/// Makes `branch` in `to` what it is in `from` (objects `to` lacks are copied).
+/// Nothing happens when `from` has no such branch.
+pub async fn copy_branch(from: &Path, to: &Path, branch: &str) -> Result<(), GitError> {
+    if branch_head(from, branch).await?.is_none() {
+        return Ok(());
+    }
+    let from_text = from.to_string_lossy();
+    let spec = format!("+refs/heads/{branch}:refs/heads/{branch}");
+    git_ok(
+        to,
+        &[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            &from_text,
+            &spec,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Stages everything under `paths` in a worktree and commits it. Returns the new
 /// commit, or `None` when there was nothing to commit.
 pub async fn commit_paths(

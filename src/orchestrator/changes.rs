@@ -55,11 +55,22 @@ pub async fn session_changes(
         });
     let (mut commits, mut files) = (Vec::new(), Vec::new());
     if let Some(branch) = &session.branch {
-        let base = match store.merge_commit(session_id).await? {
+        let merge_of_session = store.merge_commit(session_id).await?;
+        let base = match &merge_of_session {
             Some(merge) => format!("{merge}^1"),
             None => task.branch.clone(),
         };
-        let repo = Path::new(&project.path);
+        // Until it is merged the branch lives in the task's own repository, which
+        // its worktree belongs to; after, the user's repository has it.
+        let task_repo = session
+            .worktree_path
+            .as_deref()
+            .and_then(|w| Path::new(w).parent()?.parent().map(|t| t.join("repo.git")));
+        let repo = match (&session.worktree_path, &task_repo) {
+            (Some(w), _) if Path::new(w).join(".git").exists() => Path::new(w),
+            (_, Some(r)) if r.exists() && merge_of_session.is_none() => r.as_path(),
+            _ => Path::new(&project.path),
+        };
         // A branch removed since (or never made) has nothing to show.
         match git::commits(repo, &format!("{base}..{branch}")).await {
             Ok(list) => {

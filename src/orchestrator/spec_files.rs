@@ -16,6 +16,12 @@ pub fn task_worktree(tasks_dir: &Path, task: &SpecTask) -> PathBuf {
     tasks_dir.join(task.id.to_string()).join("worktree")
 }
 
+/// The task's own bare repository, of which its session worktrees are worktrees
+/// (see `git::ensure_task_repo`).
+pub fn task_repo(tasks_dir: &Path, task_id: i64) -> PathBuf {
+    tasks_dir.join(task_id.to_string()).join("repo.git")
+}
+
 /// The task's spec folder, relative to the repository root.
 pub fn spec_dir_rel(project: &Project, task: &SpecTask) -> String {
     format!(

@@ -507,8 +507,8 @@ impl Store for SqlStore {
             "INSERT INTO projects (name, path, base_branch, spec_folder, verification_command, \
              planning_wip_limit, implementation_wip_limit, max_parallel_sessions, permission_policy, \
              conflict_policy, review_implementation, max_attempts, empty_session, turn_timeout_secs, \
-             verify_timeout_secs, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16) RETURNING {}",
+             verify_timeout_secs, sandbox, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING {}",
             rows::PROJECT_COLUMNS
         );
         let result = sqlx::query(&sql)
@@ -527,6 +527,7 @@ impl Store for SqlStore {
             .bind(s.empty_session.as_str())
             .bind(s.turn_timeout_secs)
             .bind(s.verify_timeout_secs)
+            .bind(s.sandbox.as_str())
             .bind(now)
             .fetch_one(&mut *tx)
             .await;
@@ -587,7 +588,7 @@ impl Store for SqlStore {
              planning_wip_limit = $5, implementation_wip_limit = $6, max_parallel_sessions = $7, \
              permission_policy = $8, conflict_policy = $9, review_implementation = $10, max_attempts = $11, \
              empty_session = $12, turn_timeout_secs = $13, verify_timeout_secs = $14, \
-             updated_at = $15 WHERE id = $16 RETURNING {}",
+             sandbox = $15, updated_at = $16 WHERE id = $17 RETURNING {}",
             rows::PROJECT_COLUMNS
         );
         let row = sqlx::query(&sql)
@@ -605,6 +606,7 @@ impl Store for SqlStore {
             .bind(s.empty_session.as_str())
             .bind(s.turn_timeout_secs)
             .bind(s.verify_timeout_secs)
+            .bind(s.sandbox.as_str())
             .bind(now_ms())
             .bind(id)
             .fetch_one(&mut *tx)

@@ -68,9 +68,9 @@ pub async fn run_seed(seed: u64) -> Result<String, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let data = dir.path().join("data");
     configure(&data);
-    let marks = dir.path().join("marks");
-    std::fs::create_dir_all(&marks).unwrap();
-    let marks = marks.display().to_string();
+    // The agent's own temporary folder (in its task's folder): outside the
+    // worktrees, kept across attempts, and writable in the sandbox.
+    let marks = "$TMPDIR".to_string();
     let spec = format!(
         "specs/{}",
         SpecTask::spec_dir_name(1, &slugify(&title(seed)))

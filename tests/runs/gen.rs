@@ -4,7 +4,7 @@
 //!
 //! Everything here is a pure function of the seed. Two placeholders are filled in
 //! when the run is set up: `{{spec}}` (the spec folder, relative to the repository)
-//! and `{{marks}}` (an absolute folder outside the worktrees for `once` markers).
+//! and `{{marks}}` (where `once` markers go: outside the worktrees, `$TMPDIR`).
 
 use std::fmt::Write as _;
 

@@ -42,6 +42,10 @@ impl Implementer {
         let task_worktree = self.task_worktree(task);
         git::ensure_worktree(&repo, &task_worktree, &task.branch).await?;
         git::settle_interrupted_merge(&task_worktree).await?;
+        // The session's branch lives in the task's repository: it is merged here,
+        // in the user's, so it comes over first (spectask does this, not the agent).
+        let task_repo = spec_files::task_repo(&self.tasks_dir, task.id);
+        git::copy_branch(&task_repo, &repo, branch).await?;
         let message = format!(
             "spectask #{}: merge task {} (session {session_id})",
             task.id, item.key
@@ -189,7 +193,8 @@ impl Implementer {
         }
         // The worktree goes once its branch is merged (never with uncommitted work),
         // before the task counts as done, so a finished run leaves none behind.
-        let _ = git::remove_worktree(repo, worktree).await;
+        let task_repo = spec_files::task_repo(&self.tasks_dir, task.id);
+        let _ = git::remove_worktree(&task_repo, worktree).await;
         if self.store.get_work_session(session_id).await?.status != WorkSessionStatus::Completed {
             self.store
                 .transition_work_session(session_id, WorkSessionEvent::Merged, None, "system")
@@ -297,6 +302,9 @@ impl Implementer {
             "spectask #{}: bring the task branch into task {}",
             task.id, item.key
         );
+        // The session's worktree belongs to the task's repository: the task branch
+        // as merged so far comes over before it is merged in.
+        self.task_repo(task, project).await?;
         let conflicted = git::merge_for_resolution(worktree, &task.branch, &message).await?;
         if !conflicted.is_empty() {
             let template =

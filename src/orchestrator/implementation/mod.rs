@@ -197,6 +197,26 @@ impl Implementer {
         spec_files::task_worktree(&self.tasks_dir, task)
     }
 
+    /// The task's own repository, made on first use and holding the task branch as
+    /// it is in the user's repository: session worktrees are cut from it.
+    async fn task_repo(&self, task: &SpecTask, project: &Project) -> Result<PathBuf, ImplError> {
+        let repo = spec_files::task_repo(&self.tasks_dir, task.id);
+        git::ensure_task_repo(Path::new(&project.path), &repo).await?;
+        git::copy_branch(Path::new(&project.path), &repo, &task.branch).await?;
+        Ok(repo)
+    }
+
+    /// Copies a session's branch from the task's repository to the user's, so the
+    /// user sees the work (also of a session that fails or is cancelled) where
+    /// they always look. Best effort: the merge queue copies it again, and there a
+    /// failure counts.
+    async fn publish_branch(&self, task: &SpecTask, project: &Project, branch: &str) {
+        let task_repo = spec_files::task_repo(&self.tasks_dir, task.id);
+        if let Err(e) = git::copy_branch(&task_repo, Path::new(&project.path), branch).await {
+            tracing::warn!(spec_task = task.id, branch, error = %e, "copying a session branch to the project's repository");
+        }
+    }
+
     /// A plan task's worktree; a retry of the task works in the same one.
     fn session_worktree(&self, task: &SpecTask, item: &ImplementationTask) -> PathBuf {
         self.tasks_dir

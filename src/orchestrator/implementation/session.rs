@@ -104,8 +104,9 @@ impl Implementer {
                 .clone()
                 .map(PathBuf::from)
                 .unwrap_or_else(|| self.session_worktree(task, item));
-            git::add_branch_worktree(Path::new(&project.path), &worktree, &branch, &task.branch)
-                .await?;
+            let repo = self.task_repo(task, project).await?;
+            git::add_branch_worktree(&repo, &worktree, &branch, &task.branch).await?;
+            self.publish_branch(task, project, &branch).await;
             if session.branch.is_none() {
                 self.store
                     .set_session_workspace(session.id, &branch, &worktree.display().to_string())
@@ -149,7 +150,7 @@ impl Implementer {
         project: &Project,
         item: &ImplementationTask,
     ) -> Result<(), ImplError> {
-        let repo = PathBuf::from(&project.path);
+        let repo = self.task_repo(task, project).await?;
         // A spawned session was created by the person who spawned it; it starts here.
         let pending = self
             .store
@@ -165,6 +166,7 @@ impl Implementer {
         // The worktree comes first: a server that dies right after leaves a worktree
         // that the next start reuses, never a running session without one.
         git::add_branch_worktree(&repo, &worktree, &branch, &task.branch).await?;
+        self.publish_branch(task, project, &branch).await;
         let started = self
             .store
             .start_session(StartSession {
@@ -338,6 +340,7 @@ impl Implementer {
                 task.id, item.key
             );
             git::commit_all(worktree, &message).await?;
+            self.publish_branch(task, project, branch).await;
             self.hold_while_blocked(session_id, &runtime).await?;
             let verify_limit =
                 Duration::from_secs(project.settings.verify_timeout_secs.max(1) as u64);
@@ -354,6 +357,7 @@ impl Implementer {
                     return Ok(());
                 }
                 git::commit_all(worktree, &message).await?;
+                self.publish_branch(task, project, branch).await;
                 if let Err(output) = self
                     .verify_recorded(task, session_id, worktree, command, verify_limit)
                     .await
