@@ -1056,6 +1056,7 @@ export interface components {
             planning_wip_limit?: number | null;
             /** @description Defaults to true: a finished plan waits in `implementation_review`. */
             review_implementation?: boolean | null;
+            sandbox?: null | components["schemas"]["SandboxMode"];
             /** @description Defaults to `specs`. A relative folder inside the repository, without `..`. */
             spec_folder?: string | null;
             /**
@@ -1446,6 +1447,8 @@ export interface components {
              *     (default) or goes straight to `done`.
              */
             review_implementation?: boolean;
+            /** @description Whether agents run confined by the kernel (default `required`). */
+            sandbox?: components["schemas"]["SandboxMode"];
             /** @description Where specs live in the repository, relative to its root. */
             spec_folder: string;
             /**
@@ -1486,6 +1489,7 @@ export interface components {
              */
             planning_wip_limit?: number | null;
             review_implementation?: boolean | null;
+            sandbox?: null | components["schemas"]["SandboxMode"];
             /** @description A relative folder inside the repository, without `..`. */
             spec_folder?: string | null;
             /** Format: int64 */
@@ -1538,6 +1542,12 @@ export interface components {
             /** Format: int64 */
             spec_version_id: number;
         };
+        /**
+         * @description Whether agents run in the kernel sandbox (Landlock): writes only inside
+         *     their spec task's folder, no reads of spectask's data dir.
+         * @enum {string}
+         */
+        SandboxMode: "required" | "best_effort" | "off";
         SessionChanges: {
             /** @description The session branch's own commits, oldest first. */
             commits: components["schemas"]["CommitInfo"][];
