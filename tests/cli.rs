@@ -297,6 +297,16 @@ fn agents_check_reports_each_profile_or_exactly_why_not() {
         )
     };
     assert_eq!(status("good").0, "ok");
+    // The check runs each agent as a task would: in the kernel sandbox.
+    for r in &reports {
+        assert!(
+            r["sandbox"]
+                .as_str()
+                .unwrap()
+                .starts_with("confined (Landlock ABI "),
+            "{r}"
+        );
+    }
     assert_eq!(
         reports.iter().find(|r| r["profile"] == "good").unwrap()["agent"]["name"],
         "spectask-test-agent"

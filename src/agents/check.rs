@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::profile::AgentProfile;
 use super::protocol::{self, AgentInfo};
 use super::rpc::{Connection, Handler, HandlerError, RpcError};
+use super::sandbox;
 use super::terminals::kill_group;
 
 #[derive(Debug, Clone, Serialize)]
@@ -22,6 +23,9 @@ pub struct CheckReport {
     pub status: &'static str,
     pub agent: Option<AgentInfo>,
     pub error: Option<String>,
+    /// How the agent ran in this check, as it runs in a spec task: `confined
+    /// (Landlock ABI N)` with the folders it may write, or `not confined: <why>`.
+    pub sandbox: String,
 }
 
 /// Answers nothing: a check never serves files or terminals.
@@ -45,7 +49,13 @@ fn classify(err: &RpcError) -> &'static str {
     }
 }
 
-pub async fn check(name: &str, profile: &AgentProfile, timeout: Duration) -> CheckReport {
+/// `hidden`: what the agent must not read (the data dir), as in a spec task.
+pub async fn check(
+    name: &str,
+    profile: &AgentProfile,
+    timeout: Duration,
+    hidden: &[std::path::PathBuf],
+) -> CheckReport {
     let mut report = CheckReport {
         profile: name.to_string(),
         command: std::iter::once(profile.command.clone())
@@ -55,6 +65,7 @@ pub async fn check(name: &str, profile: &AgentProfile, timeout: Duration) -> Che
         status: "ok",
         agent: None,
         error: None,
+        sandbox: String::new(),
     };
     let scratch = match tempfile::tempdir() {
         Ok(d) => d,
@@ -64,7 +75,8 @@ pub async fn check(name: &str, profile: &AgentProfile, timeout: Duration) -> Che
             return report;
         }
     };
-    let spawned = tokio::process::Command::new(&profile.command)
+    let mut command = tokio::process::Command::new(&profile.command);
+    command
         .args(&profile.args)
         .envs(&profile.env)
         .current_dir(scratch.path())
@@ -72,8 +84,35 @@ pub async fn check(name: &str, profile: &AgentProfile, timeout: Duration) -> Che
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
+        .kill_on_drop(true);
+    // The scratch folder stands for the task's folder: an agent that cannot start
+    // confined shows it here, not in its first task.
+    let write = profile.sandbox.write_dirs();
+    let policy = sandbox::Policy {
+        task_dir: scratch.path().to_path_buf(),
+        write: write.clone(),
+        hidden: hidden.to_vec(),
+    };
+    match sandbox::Sandbox::build(&policy) {
+        Ok(sb) => {
+            sb.confine(&mut command);
+            let writes: Vec<String> = write.iter().map(|p| p.display().to_string()).collect();
+            report.sandbox = format!(
+                "confined (Landlock ABI {}); writes its task's folder{}",
+                sb.abi(),
+                if writes.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {}", writes.join(", "))
+                }
+            );
+        }
+        Err(e) => {
+            sandbox::scrub_env(&mut command);
+            report.sandbox = format!("not confined: {e}");
+        }
+    }
+    let spawned = command.spawn();
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -213,7 +213,9 @@ impl Sandbox {
             cmd.env(var, &self.tmpdir);
         }
         scrub_env(cmd);
-        let fd = self.ruleset.as_raw_fd();
+        // The closure owns a reference: the ruleset stays open until the command is
+        // dropped, even if this sandbox goes first.
+        let ruleset = self.ruleset.clone();
         // Written in the child to map its own ids into its user namespace; made here
         // because the child must not allocate.
         // SAFETY: geteuid and getegid cannot fail.
@@ -237,7 +239,7 @@ impl Sandbox {
                 if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-                if libc::syscall(libc::SYS_landlock_restrict_self, fd, 0) != 0 {
+                if libc::syscall(libc::SYS_landlock_restrict_self, ruleset.as_raw_fd(), 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())

@@ -449,7 +449,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
         }) => {
             init_logging(log_format, "warn");
-            check_agents(&file, profile, timeout, json).await
+            check_agents(&file, &data_dir, profile, timeout, json).await
         }
         command => {
             init_logging(log_format, "warn");
@@ -1017,6 +1017,7 @@ async fn token(client: &Client, cmd: TokenCmd) -> anyhow::Result<()> {
 
 async fn check_agents(
     file: &FileConfig,
+    data_dir: &std::path::Path,
     only: Option<String>,
     timeout: u64,
     json: bool,
@@ -1035,7 +1036,8 @@ async fn check_agents(
     };
     let mut reports = Vec::new();
     for (name, p) in chosen {
-        reports.push(check::check(name, p, std::time::Duration::from_secs(timeout)).await);
+        let hidden = [data_dir.to_path_buf()];
+        reports.push(check::check(name, p, std::time::Duration::from_secs(timeout), &hidden).await);
     }
     if json {
         output::json(&reports)?;
@@ -1056,6 +1058,7 @@ async fn check_agents(
                 (_, Some(e)) => println!("{:<10} {}: {e} [{}]", r.profile, r.status, r.command),
                 (None, None) => println!("{:<10} {}", r.profile, r.status),
             }
+            println!("{:<10} sandbox: {}", "", r.sandbox);
         }
     }
     if only.is_some() && reports.iter().any(|r| r.status != "ok") {
