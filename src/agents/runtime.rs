@@ -294,15 +294,7 @@ impl AgentRuntime {
                 } else {
                     AgentError::Spawn(e.to_string())
                 };
-                self.set_status(
-                    AgentInstanceEvent::Crash,
-                    InstanceReport {
-                        last_error: Some(err.to_string()),
-                        ..Default::default()
-                    },
-                )
-                .await;
-                return Err(err);
+                return Err(self.not_started(err).await);
             }
         };
         let pid = child.id().unwrap_or(0) as i32;
@@ -396,6 +388,19 @@ impl AgentRuntime {
         Ok(info)
     }
 
+    /// Records a process that could not be started as a crash of the instance.
+    async fn not_started(&self, err: AgentError) -> AgentError {
+        self.set_status(
+            AgentInstanceEvent::Crash,
+            InstanceReport {
+                last_error: Some(err.to_string()),
+                ..Default::default()
+            },
+        )
+        .await;
+        err
+    }
+
     /// Puts the next process in the sandbox (the host's terminals too), or says in
     /// an event why it runs without one; refuses when the sandbox is required and
     /// cannot be had.
@@ -405,15 +410,7 @@ impl AgentRuntime {
             Err(e) => {
                 let err = AgentError::Sandbox(e.to_string());
                 tracing::error!(spec_task = self.config.spec_task_id, error = %e, "agent not started: no sandbox");
-                self.set_status(
-                    AgentInstanceEvent::Crash,
-                    InstanceReport {
-                        last_error: Some(err.to_string()),
-                        ..Default::default()
-                    },
-                )
-                .await;
-                return Err(err);
+                return Err(self.not_started(err).await);
             }
         };
         match &prepared {
