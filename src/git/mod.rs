@@ -65,6 +65,28 @@ async fn git_ok(dir: &Path, args: &[&str]) -> Result<String, GitError> {
     }
 }
 
+/// Git's worktree bookkeeping (`.git/worktrees/<name>`) is not safe against itself:
+/// a `worktree add` in progress leaves a folder without its `commondir` for a
+/// moment, and another add, a prune, or a fetch that checks which branches are
+/// checked out reads it and fails ("failed to read .../commondir"), or a prune
+/// deletes it. Every spectask operation that writes or reads that list in a
+/// repository holds that repository's lock, so two tasks of one project starting
+/// together take turns.
+async fn worktree_lock(repo: &Path) -> tokio::sync::OwnedMutexGuard<()> {
+    use std::collections::HashMap;
+    use std::sync::{Arc, LazyLock, Mutex};
+    static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+        LazyLock::new(Default::default);
+    let key = std::fs::canonicalize(repo).unwrap_or_else(|_| repo.to_path_buf());
+    let lock = LOCKS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry(key)
+        .or_default()
+        .clone();
+    lock.lock_owned().await
+}
+
 /// The top-level directory of the work tree that contains `path`.
 pub async fn repo_root(path: &Path) -> Result<PathBuf, GitError> {
     let shown = path.display().to_string();
@@ -118,6 +140,7 @@ pub async fn ensure_worktree(repo: &Path, path: &Path, branch: &str) -> Result<(
     if path.join(".git").exists() {
         return Ok(());
     }
+    let _turn = worktree_lock(repo).await;
     git_ok(repo, &["worktree", "prune"]).await?;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
@@ -162,6 +185,7 @@ pub async fn copy_branch(from: &Path, to: &Path, branch: &str) -> Result<(), Git
     }
     let from_text = from.to_string_lossy();
     let spec = format!("+refs/heads/{branch}:refs/heads/{branch}");
+    let _turn = worktree_lock(to).await;
     git_ok(
         to,
         &[
@@ -219,6 +243,7 @@ pub async fn add_branch_worktree(
         std::fs::create_dir_all(parent)?;
     }
     let path_text = path.to_string_lossy();
+    let _turn = worktree_lock(repo).await;
     if run(
         repo,
         &["worktree", "add", "--quiet", "-b", branch, &path_text, from],
@@ -404,6 +429,7 @@ pub async fn remove_worktree(repo: &Path, path: &Path) -> Result<bool, GitError>
         return Ok(false);
     }
     let path_text = path.to_string_lossy();
+    let _turn = worktree_lock(repo).await;
     git_ok(repo, &["worktree", "remove", &path_text]).await?;
     Ok(true)
 }
@@ -512,6 +538,52 @@ mod tests {
             current_branch(&root).await.unwrap().as_deref(),
             Some("trunk")
         );
+    }
+
+    /// Many tasks of one project start at once: each adds a worktree whose folder is
+    /// named `worktree` (git names the registration after it) while branches are
+    /// copied into the same repository. Unserialized, git fails on the other's
+    /// half-made registration ("failed to read .../commondir") or prunes it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn worktrees_of_one_repository_added_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        sh(
+            dir.path(),
+            &["init", "-q", "-b", "main", repo.to_str().unwrap()],
+        );
+        std::fs::write(repo.join("a.txt"), "a").unwrap();
+        sh(&repo, &["add", "a.txt"]);
+        sh(&repo, &["commit", "-qm", "first"]);
+        let other = dir.path().join("other.git");
+        ensure_task_repo(&repo, &other).await.unwrap();
+        copy_branch(&repo, &other, "main").await.unwrap();
+        sh(&other, &["branch", "copied", "main"]);
+        let mut jobs = tokio::task::JoinSet::new();
+        for n in 0..12 {
+            let (repo, other) = (repo.clone(), other.clone());
+            let wt = dir.path().join(format!("tasks/{n}/worktree"));
+            jobs.spawn(async move {
+                let branch = format!("spectask/{n}-x");
+                ensure_branch(&repo, &branch, "main").await?;
+                ensure_worktree(&repo, &wt, &branch).await?;
+                copy_branch(&other, &repo, "copied").await?;
+                add_branch_worktree(
+                    &repo,
+                    &wt.with_file_name("session"),
+                    &format!("{branch}-s"),
+                    &branch,
+                )
+                .await
+            });
+        }
+        while let Some(done) = jobs.join_next().await {
+            done.unwrap().unwrap();
+        }
+        let list = git_ok(&repo, &["worktree", "list", "--porcelain"])
+            .await
+            .unwrap();
+        assert_eq!(list.matches("\nworktree ").count() + 1, 25, "{list}");
     }
 
     #[tokio::test]
