@@ -105,7 +105,10 @@ pub fn builtin_profiles() -> BTreeMap<String, AgentProfile> {
         ),
         (
             "qwen",
-            AgentProfile::new("qwen", &["--acp"]).writing(&["~/.qwen"]),
+            // In its default ACP mode qwen asks nothing: `default` sends its writes and
+            // commands to spectask as permission requests, so the project's policy decides.
+            AgentProfile::new("qwen", &["--acp", "--approval-mode", "default"])
+                .writing(&["~/.qwen"]),
         ),
     ]
     .into_iter()

@@ -535,15 +535,25 @@ impl AgentRuntime {
         self.host.terminals.kill_all(None).await;
         for ctx in sessions {
             self.host.flush(&ctx).await;
-            self.host
-                .record(
-                    &ctx,
-                    TranscriptKind::Error,
-                    format!("interrupted: {reason}"),
-                    Value::Null,
+            let thread = self.store.get_agent_thread(ctx.work_session_id).await;
+            // Only a turn (or an opening) in progress was interrupted: a thread whose
+            // work is finished gets no error in its transcript when its agent stops.
+            if thread.as_ref().is_ok_and(|t| {
+                matches!(
+                    t.status,
+                    AgentThreadStatus::Prompting | AgentThreadStatus::Opening
                 )
-                .await;
-            if let Ok(thread) = self.store.get_agent_thread(ctx.work_session_id).await
+            }) {
+                self.host
+                    .record(
+                        &ctx,
+                        TranscriptKind::Error,
+                        format!("interrupted: {reason}"),
+                        Value::Null,
+                    )
+                    .await;
+            }
+            if let Ok(thread) = thread
                 && thread.status != AgentThreadStatus::Closed
                 && thread.status != AgentThreadStatus::Interrupted
             {

@@ -15,6 +15,7 @@ pub mod review;
 pub mod spec_report;
 pub mod spec_task;
 pub mod tasks_md;
+pub mod transcript;
 pub mod work_session;
 
 pub use agent::*;

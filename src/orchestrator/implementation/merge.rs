@@ -430,13 +430,11 @@ impl Implementer {
             out.push_str("(none)\n");
         }
         out.push_str("\n## Transcript\n\n");
-        for entry in self.store.list_transcript(session_id, 0).await? {
-            out.push_str(&format!(
-                "### {}\n\n{}\n\n",
-                entry.kind,
-                entry.content.trim_end()
-            ));
-        }
+        let entries = self.store.list_transcript(session_id, 0).await?;
+        out.push_str(&crate::domain::transcript::to_markdown(
+            &entries,
+            session.worktree_path.as_deref(),
+        ));
         Ok(out)
     }
 }
