@@ -389,6 +389,7 @@ impl Host {
         let (_, ctx) = self.session(&params).await?;
         let options = params.get("options").cloned().unwrap_or_else(|| json!([]));
         let tool_call = params.get("toolCall").cloned().unwrap_or(Value::Null);
+        let asked = tool_call.clone();
         let title = tool_call
             .get("title")
             .and_then(Value::as_str)
@@ -434,11 +435,15 @@ impl Host {
             None => json!({ "outcome": "cancelled" }),
         };
         let shown = chosen.clone().unwrap_or_else(|| "cancelled".into());
+        // The tool call it asked about goes with the answer: some agents say what
+        // the call is (title, paths, diff) only in their permission request.
+        let mut entry = outcome.clone();
+        entry["toolCall"] = asked;
         self.record(
             &ctx,
             TranscriptKind::Permission,
             format!("{title}: {shown}"),
-            outcome.clone(),
+            entry,
         )
         .await;
         Ok(json!({ "outcome": outcome }))

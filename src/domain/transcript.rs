@@ -66,6 +66,18 @@ impl ToolCall {
     }
 }
 
+impl ToolCall {
+    /// What a permission request says of the call: fills what updates did not say
+    /// (its status stays what the updates made it).
+    fn apply_asked(&mut self, data: &Value) {
+        let status = std::mem::take(&mut self.status);
+        self.apply(data);
+        if !status.is_empty() {
+            self.status = status;
+        }
+    }
+}
+
 enum Item {
     Entry(usize),
     Tool(usize),
@@ -100,8 +112,23 @@ pub fn to_markdown(entries: &[TranscriptEntry], root: Option<&str>) -> String {
                 };
                 calls[at].apply(&entry.data);
             }
-            // Token counts are not what a person reads a history for.
+            // Token counts are not what a person reads a history for, nor the empty
+            // chunks some agents send to carry metadata.
             TranscriptKind::Usage => {}
+            TranscriptKind::Message | TranscriptKind::Thought
+                if entry.content.trim().is_empty() => {}
+            TranscriptKind::Permission => {
+                // The call asked about: what it is may be said only here.
+                if let Some(call) = entry.data.get("toolCall")
+                    && let Some(&at) = call
+                        .get("toolCallId")
+                        .and_then(Value::as_str)
+                        .and_then(|id| by_id.get(id))
+                {
+                    calls[at].apply_asked(call);
+                }
+                items.push(Item::Entry(i));
+            }
             _ => items.push(Item::Entry(i)),
         }
     }
@@ -357,10 +384,33 @@ mod tests {
                        "status": "failed", "rawInput": {"pattern": "fn main"}}),
             ),
             entry(TranscriptKind::Usage, "1/2", json!({"used": 1})),
+            entry(TranscriptKind::Message, "", json!({})),
+            entry(
+                TranscriptKind::ToolCall,
+                "WriteFile",
+                json!({"toolCallId": "c4", "status": "pending", "title": "WriteFile", "kind": "edit"}),
+            ),
+            entry(
+                TranscriptKind::Permission,
+                "Writing to b.txt: proceed_once",
+                json!({"outcome": "selected", "optionId": "proceed_once",
+                       "toolCall": {"toolCallId": "c4", "title": "Writing to b.txt", "status": "pending",
+                                    "locations": [{"path": format!("{wt}/b.txt")}]}}),
+            ),
+            entry(
+                TranscriptKind::ToolCallUpdate,
+                "c4",
+                json!({"toolCallId": "c4", "status": "completed"}),
+            ),
             entry(TranscriptKind::Message, "Done.", Value::Null),
         ];
         let md = to_markdown(&entries, Some(wt));
-        assert_eq!(md.matches("### Tool:").count(), 3, "{md}");
+        assert_eq!(md.matches("### Tool:").count(), 4, "{md}");
+        assert!(
+            md.contains("### Tool: Writing to b.txt (edit, completed)\n\nPaths: `b.txt`"),
+            "{md}"
+        );
+        assert_eq!(md.matches("### Agent").count(), 1, "{md}");
         assert!(
             md.contains("### Tool: WriteFile: Writing to hello.txt (edit, completed)"),
             "{md}"

@@ -1,0 +1,435 @@
+//! Real ACP agents — the programs people use, installed pinned by
+//! `scripts/install-agents` into `target/agents` — run spec tasks on the real
+//! `spectask serve`, each with its own HOME, against the scripted model endpoint
+//! (`tests/model/endpoint.py`): the model is the one part that cannot run here.
+//!
+//! Each test that passes writes `target/agents-matrix/<agent>.<step>` with the agent's
+//! version; `scripts/agents-matrix` turns those into the README's compatibility table.
+//! An agent that is not installed fails its tests: nothing is skipped.
+
+#[allow(dead_code)]
+#[path = "runs/server.rs"]
+mod server;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use server::{Api, Server};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The longest a whole run may take.
+const RUN: Duration = Duration::from_secs(240);
+
+/// How a real agent is started against the endpoint at `url`, with `home` as its HOME.
+struct Agent {
+    name: &'static str,
+    profile: fn(url: &str, home: &Path) -> String,
+}
+
+fn bin(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/agents/node_modules/.bin")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is not installed: run scripts/install-agents",
+        path.display()
+    );
+    path.display().to_string()
+}
+
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+const QWEN: Agent = Agent {
+    name: "qwen",
+    profile: |url, home| {
+        format!(
+            "command = {}\nargs = [\"--acp\", \"--approval-mode\", \"default\", \"--auth-type\", \"openai\", \"--openai-base-url\", {}, \"-m\", \"scripted\"]\nenv = {{ HOME = {}, OPENAI_API_KEY = \"scripted\" }}\nsandbox = {{ write = [{}] }}\n",
+            toml_str(&bin("qwen")),
+            toml_str(&format!("{url}/v1")),
+            toml_str(&home.display().to_string()),
+            toml_str(&home.display().to_string()),
+        )
+    },
+};
+
+/// The scripted model: a separate process speaking the model APIs.
+struct Endpoint {
+    _child: tokio::process::Child,
+    url: String,
+    log: PathBuf,
+}
+
+impl Endpoint {
+    async fn start(dir: &Path, script: &Value) -> Endpoint {
+        let script_path = dir.join("script.json");
+        std::fs::write(&script_path, serde_json::to_vec_pretty(script).unwrap()).unwrap();
+        let log = dir.join("requests.jsonl");
+        let mut child = tokio::process::Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/model/endpoint.py"))
+            .arg("--script")
+            .arg(&script_path)
+            .arg("--log")
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs the model endpoint");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the endpoint starts")
+            .unwrap()
+            .unwrap();
+        let url = line.strip_prefix("listening on ").unwrap().to_string();
+        Endpoint {
+            _child: child,
+            url,
+            log,
+        }
+    }
+
+    fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// A server whose default agent is `agent`, a project on a fresh repository, and the
+/// model endpoint with `script`.
+struct Rig {
+    dir: tempfile::TempDir,
+    server: Server,
+    endpoint: Endpoint,
+    repo: PathBuf,
+    project: i64,
+    agent: &'static Agent,
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Rig {
+    async fn start(agent: &'static Agent, script: Value, settings: Value) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint = Endpoint::start(dir.path(), &script).await;
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(
+            data.join("spectask.toml"),
+            format!(
+                "default_agent = \"{0}\"\n\n[agents.{0}]\n{1}",
+                agent.name,
+                (agent.profile)(&endpoint.url, &home)
+            ),
+        )
+        .unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("README.md"), "# greetings\n").unwrap();
+        git(&repo, &["add", "."]);
+        git(&repo, &["commit", "-qm", "first"]);
+        let server = Server::start(&data).await.expect("spectask serve starts");
+        let project = server
+            .api
+            .ok(Method::POST, "/projects", Some(json!({ "path": repo })))
+            .await
+            .unwrap()["id"]
+            .as_i64()
+            .unwrap();
+        server
+            .api
+            .ok(
+                Method::PATCH,
+                &format!("/projects/{project}"),
+                Some(settings),
+            )
+            .await
+            .unwrap();
+        Rig {
+            dir,
+            server,
+            endpoint,
+            repo,
+            project,
+            agent,
+        }
+    }
+
+    fn api(&self) -> &Api {
+        &self.server.api
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.api().ok(Method::GET, path, None).await.unwrap()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.api().ok(Method::POST, path, Some(body)).await.unwrap()
+    }
+
+    /// Waits until `check` gives something, on the event log (a long poll per
+    /// round), at most `bound`.
+    async fn until<T, F, Fut>(&self, what: &str, bound: Duration, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + bound;
+        let mut after = self.get("/events?limit=1").await["last_id"]
+            .as_i64()
+            .unwrap_or(0);
+        loop {
+            if let Some(found) = check().await {
+                return found;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{what}: not within {bound:?}\nserver log:\n{}\nmodel requests: {}",
+                    self.server.log(),
+                    self.endpoint.requests().len()
+                );
+            }
+            let page = self
+                .get(&format!("/events?after={after}&wait=2&limit=500"))
+                .await;
+            if let Some(last) = page["last_id"].as_i64() {
+                after = after.max(last);
+            }
+        }
+    }
+
+    async fn task_status(&self, task: i64) -> Value {
+        self.get(&format!("/spec-tasks/{task}")).await
+    }
+
+    async fn wait_status(&self, task: i64, wanted: &[&str], bound: Duration) -> Value {
+        self.until(
+            &format!("task {task} reaching {wanted:?}"),
+            bound,
+            || async {
+                let body = self.task_status(task).await;
+                let status = body["status"].as_str().unwrap_or("").to_string();
+                if wanted.contains(&status.as_str()) {
+                    return Some(body);
+                }
+                if ["failed", "cancelled"].contains(&status.as_str()) {
+                    panic!("task {task} ended {status}: {body}\n{}", self.server.log());
+                }
+                None
+            },
+        )
+        .await
+    }
+
+    /// A task planned by the agent and approved.
+    async fn approved_task(&self, prompt: &str) -> i64 {
+        let task = self
+            .post(
+                "/spec-tasks",
+                json!({ "prompt": prompt, "project_id": self.project }),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        self.post(&format!("/spec-tasks/{task}/start-planning"), json!({}))
+            .await;
+        self.wait_status(task, &["spec_review"], RUN).await;
+        self.post(&format!("/spec-tasks/{task}/approve"), json!({}))
+            .await;
+        task
+    }
+
+    async fn sessions(&self, task: i64) -> Vec<Value> {
+        self.get(&format!("/spec-tasks/{task}/sessions"))
+            .await
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    async fn version(&self) -> String {
+        let info = self
+            .requests_version()
+            .await
+            .unwrap_or_else(|| "unknown".into());
+        info
+    }
+
+    /// The agent's version from its `initialize` answer, as the instance records it.
+    async fn requests_version(&self) -> Option<String> {
+        let tasks = self.get("/spec-tasks").await;
+        for t in tasks["items"].as_array()? {
+            let agent = self.get(&format!("/spec-tasks/{}/agent", t["id"])).await;
+            if let Some(v) = agent["agent_version"].as_str() {
+                return Some(v.to_string());
+            }
+        }
+        None
+    }
+
+    /// Records that `step` passed for this agent, for the compatibility table.
+    async fn passed(&self, step: &str) {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/agents-matrix");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(format!("{}.{step}", self.agent.name)),
+            self.version().await,
+        )
+        .unwrap();
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+        drop(self.dir);
+    }
+}
+
+// --- scripts ------------------------------------------------------------------
+
+const REQUIREMENTS: &str = "# Requirements Document\n\n## Introduction\n\nGreeting files.\n\n## Requirements\n\n### Requirement 1: Greetings\n\n**User Story:** As a reader, I want greeting files, so that I am greeted.\n\n#### Acceptance Criteria\n\n1. The system SHALL have a file one.txt saying one\n2. The system SHALL have a file two.txt saying two\n\n### Requirement 2: Together\n\n**User Story:** As a reader, I want both at once, so that I read less.\n\n#### Acceptance Criteria\n\n1. WHEN both files exist THEN the system SHALL have three.txt holding both\n";
+
+const DESIGN: &str = "# Design\n\n## Overview\n\nThree text files in the repository root.\n";
+
+const PLAN: &str = "# Implementation Plan\n\n- [ ] 1. Write one (P)\n  - _Requirements: 1.1_\n- [ ] 2. Write two (P)\n  - _Requirements: 1.2_\n- [ ] 3. Join them\n  - _Requirements: 2.1_\n  - _Depends: 1, 2_\n";
+
+/// Variables the endpoint reads out of spectask's default prompts.
+fn vars() -> Value {
+    json!({
+        "spec_dir": "in the folder (\\S+) and nothing else",
+        "worktree": "Your worktree is (\\S+?): change files only there",
+    })
+}
+
+fn planning_scenario() -> Value {
+    json!({"name": "planning", "match": "Write exactly these three files", "steps": [
+        {"write": {"path": "{{spec_dir}}/requirements.md", "content": REQUIREMENTS}},
+        {"write": {"path": "{{spec_dir}}/design.md", "content": DESIGN}},
+        {"write": {"path": "{{spec_dir}}/tasks.md", "content": PLAN}},
+        {"say": "The spec is written."}
+    ]})
+}
+
+/// Task `key` writes `file` and shows it with a shell command.
+fn task_scenario(key: &str, file: &str, text: &str) -> Value {
+    json!({"name": format!("task {key}"), "match": format!("Task {key}: "), "steps": [
+        {"write": {"path": format!("{{{{worktree}}}}/{file}"), "content": format!("{text}\n")}},
+        {"shell": {"command": format!("cat {file} && ls")}},
+        {"say": format!("Task {key} is done.")}
+    ]})
+}
+
+fn whole_run_script() -> Value {
+    json!({"vars": vars(), "scenarios": [
+        planning_scenario(),
+        task_scenario("1", "one.txt", "one"),
+        task_scenario("2", "two.txt", "two"),
+        {"name": "task 3", "match": "Task 3: ", "steps": [
+            {"shell": {"command": "cat one.txt two.txt > three.txt && cat three.txt"}},
+            {"say": "Task 3 is done."}
+        ]}
+    ]})
+}
+
+fn auto() -> Value {
+    json!({ "permission_policy": "auto", "max_parallel_sessions": 3 })
+}
+
+// --- the tests ----------------------------------------------------------------
+
+async fn a_spec_task_runs_from_prompt_to_merged_work(agent: &'static Agent) {
+    let rig = Rig::start(agent, whole_run_script(), auto()).await;
+    let task = rig.approved_task("Add greeting files").await;
+    rig.passed("planning").await;
+    let done = rig
+        .wait_status(task, &["implementation_review", "done"], RUN)
+        .await;
+    let branch = done["branch"].as_str().unwrap().to_string();
+    let show = |file: &str| git(&rig.repo, &["show", &format!("{branch}:{file}")]);
+    assert_eq!(show("one.txt"), "one\n");
+    assert_eq!(show("two.txt"), "two\n");
+    assert_eq!(show("three.txt"), "one\ntwo\n");
+    // Every session merged once.
+    let sessions: Vec<Value> = rig
+        .sessions(task)
+        .await
+        .into_iter()
+        .filter(|s| s["kind"] == "implementation")
+        .collect();
+    assert_eq!(sessions.len(), 3, "{sessions:?}");
+    let merges = git(&rig.repo, &["log", "--merges", "--format=%s", &branch]);
+    for s in &sessions {
+        let name = format!("(session {})", s["id"]);
+        assert_eq!(
+            merges.lines().filter(|l| l.ends_with(&name)).count(),
+            1,
+            "{name} in\n{merges}"
+        );
+    }
+    // What the agent did is readable in its history file.
+    let spec = format!("specs/{}", done["spec_dir_name"].as_str().unwrap());
+    let files = git(
+        &rig.repo,
+        &[
+            "ls-tree",
+            "--name-only",
+            &branch,
+            &format!("{spec}/history/"),
+        ],
+    );
+    let first = files
+        .lines()
+        .find(|f| f.contains("session-"))
+        .expect("a history file");
+    let history = git(&rig.repo, &["show", &format!("{branch}:{first}")]);
+    let one = files
+        .lines()
+        .filter(|f| f.contains("session-"))
+        .map(|f| git(&rig.repo, &["show", &format!("{branch}:{f}")]))
+        .find(|h| h.contains(": task 1 — "))
+        .unwrap_or(history);
+    assert!(one.contains("```diff") && one.contains("+one"), "{one}");
+    assert!(
+        one.contains("Output:") && one.contains("Exit status: 0"),
+        "{one}"
+    );
+    assert!(!one.contains("interrupted"), "{one}");
+    assert!(!one.contains("tool_call_update"), "{one}");
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/agents-matrix");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join(format!("{}-history.md", agent.name)), &one).unwrap();
+    rig.passed("implementation").await;
+    rig.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn qwen_runs_a_spec_task_from_prompt_to_merged_work() {
+    a_spec_task_runs_from_prompt_to_merged_work(&QWEN).await;
+}
