@@ -209,7 +209,9 @@ impl Sandbox {
     /// Confines the process `cmd` will start (and its whole tree): its temporary
     /// folder is ours, and spectask's own settings are not in its environment.
     pub fn confine(&self, cmd: &mut tokio::process::Command) {
-        for var in ["TMPDIR", "TMP", "TEMP"] {
+        // CLAUDE_CODE_TMPDIR: Claude Code's shell tool ignores TMPDIR and writes
+        // under /tmp unless told otherwise, which the sandbox refuses.
+        for var in ["TMPDIR", "TMP", "TEMP", "CLAUDE_CODE_TMPDIR"] {
             cmd.env(var, &self.tmpdir);
         }
         scrub_env(cmd);

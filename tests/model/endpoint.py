@@ -32,7 +32,8 @@ suggestions, memory), the answer is `otherwise` (default: say "Done."). A STEP i
 
 `write` and `shell` pick the tool from the request's own `tools` list and fill the
 argument names its JSON schema declares, so one script fits every agent. Any step may
-carry `"times": N`: after N answers for one conversation, that step is skipped. In
+carry `"times": N`: after N answers (over all conversations of its scenario, so a
+retried session does not stall again) that step is skipped. In
 strings, `{{name}}` is the first group of `vars[name]` matched over the conversation.
 """
 
@@ -164,10 +165,9 @@ def choose(conv, script):
         if re.search(scenario.get("match", ""), conv.first_user, re.S):
             steps = scenario.get("steps", [])
             index = conv.assistant_turns
-            conv_key = hash(conv.first_user)
             while index < len(steps):
                 step = steps[index]
-                key = (scenario.get("name"), conv_key, index)
+                key = (scenario.get("name"), index)
                 with LOCK:
                     count = COUNTS.get(key, 0)
                     if "times" in step and count >= step["times"]:
@@ -326,7 +326,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             blocks.append({"type": "tool_use", "id": "toolu_%d_%d" % (time.time_ns(), i),
                            "name": name, "input": args})
         stop = "tool_use" if calls else "end_turn"
-        message = {"id": "msg_scripted", "type": "message", "role": "assistant", "model": model,
+        # A fresh id per answer: Claude Code merges consecutive assistant messages that
+        # share an id into one, so a fixed id would freeze the step count.
+        message = {"id": "msg_%d" % time.time_ns(), "type": "message", "role": "assistant", "model": model,
                    "content": blocks, "stop_reason": stop, "stop_sequence": None,
                    "usage": {"input_tokens": 100, "output_tokens": 10}}
         if not stream:
