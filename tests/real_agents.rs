@@ -329,7 +329,10 @@ impl Rig {
     async fn dump(&self, task: i64) -> String {
         let mut out = String::new();
         for s in self.sessions(task).await {
-            out.push_str(&format!("== session {} {} {}\n", s["id"], s["name"], s["status"]));
+            out.push_str(&format!(
+                "== session {} {} {}\n",
+                s["id"], s["name"], s["status"]
+            ));
             let t = self.get(&format!("/sessions/{}/transcript", s["id"])).await;
             for e in t.as_array().into_iter().flatten() {
                 let data = e["data"].to_string();
@@ -469,12 +472,188 @@ async fn a_spec_task_runs_from_prompt_to_merged_work(agent: &'static Agent) {
     rig.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn qwen_runs_a_spec_task_from_prompt_to_merged_work() {
-    a_spec_task_runs_from_prompt_to_merged_work(&QWEN).await;
+// --- when things go wrong -------------------------------------------------------
+
+const PLAN_ONE: &str =
+    "# Implementation Plan\n\n- [ ] 1. Write one\n  - _Requirements: 1.1, 1.2, 2.1_\n";
+
+/// Planning writes a one-task plan; task 1 does `steps`.
+fn one_task_script(steps: Value) -> Value {
+    let mut planning = planning_scenario();
+    planning["steps"][2] = json!({"write": {"path": "{{spec_dir}}/tasks.md", "content": PLAN_ONE}});
+    json!({"vars": vars(), "scenarios": [
+        planning,
+        {"name": "task 1", "match": "Task 1: ", "steps": steps}
+    ]})
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn claude_runs_a_spec_task_from_prompt_to_merged_work() {
-    a_spec_task_runs_from_prompt_to_merged_work(&CLAUDE).await;
+fn write_one() -> Vec<Value> {
+    vec![
+        json!({"write": {"path": "{{worktree}}/one.txt", "content": "one\n"}}),
+        json!({"say": "Task 1 is done."}),
+    ]
 }
+
+impl Rig {
+    /// Waits until the model has been asked for task 1's step `step`.
+    async fn model_asked(&self, step: i64) {
+        self.until("the model asked for task 1", RUN, || async {
+            self.endpoint
+                .requests()
+                .iter()
+                .any(|r| r["scenario"] == "task 1" && r["step"] == step)
+                .then_some(())
+        })
+        .await
+    }
+
+    async fn implementation_sessions(&self, task: i64) -> Vec<Value> {
+        self.sessions(task)
+            .await
+            .into_iter()
+            .filter(|s| s["kind"] == "implementation")
+            .collect()
+    }
+
+    /// The task ends with one.txt on its branch, merged once.
+    async fn one_merged(&self, task: i64) {
+        let done = self
+            .wait_status(task, &["implementation_review", "done"], RUN)
+            .await;
+        let branch = done["branch"].as_str().unwrap();
+        if !git(&self.repo, &["ls-tree", "--name-only", branch]).contains("one.txt") {
+            panic!("one.txt is not on {branch}:\n{}", self.dump(task).await);
+        }
+        assert_eq!(
+            git(&self.repo, &["show", &format!("{branch}:one.txt")]),
+            "one\n"
+        );
+        let merges = git(&self.repo, &["log", "--merges", "--format=%s", branch]);
+        assert_eq!(merges.lines().count(), 1, "{merges}");
+    }
+}
+
+async fn a_cancel_during_a_stalled_model_call_ends_the_turn_at_once(agent: &'static Agent) {
+    let rig = Rig::start(agent, one_task_script(json!([{"stall": 120}])), auto()).await;
+    let task = rig.approved_task("Add greeting files").await;
+    rig.model_asked(0).await;
+    let session = rig.implementation_sessions(task).await[0]["id"].clone();
+    let asked = Instant::now();
+    rig.post(&format!("/sessions/{session}/cancel"), json!({}))
+        .await;
+    let stop = rig
+        .until("the turn's end", Duration::from_secs(20), || async {
+            let t = rig.get(&format!("/sessions/{session}/transcript")).await;
+            t.as_array()?
+                .iter()
+                .find(|e| e["kind"] == "stop_reason")
+                .map(|e| e["content"].as_str().unwrap_or("").to_string())
+        })
+        .await;
+    let took = asked.elapsed();
+    eprintln!("{}: cancel → turn ended in {took:?}", agent.name);
+    assert_eq!(stop, "Cancelled");
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    let s = rig.get(&format!("/sessions/{session}")).await;
+    assert_eq!(s["status"], "cancelled", "{s}");
+    rig.passed("cancel").await;
+    rig.stop().await;
+}
+
+async fn the_agent_killed_mid_turn_is_retried_and_the_task_completes(agent: &'static Agent) {
+    let mut steps = vec![json!({"stall": 120, "times": 1})];
+    steps.extend(write_one());
+    let rig = Rig::start(agent, one_task_script(Value::Array(steps)), auto()).await;
+    let task = rig.approved_task("Add greeting files").await;
+    rig.model_asked(0).await;
+    let pid = rig.get(&format!("/spec-tasks/{task}/agent")).await["pid"]
+        .as_i64()
+        .expect("the agent runs");
+    // SAFETY: kill(2) on the agent's pid; no memory is touched.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    rig.one_merged(task).await;
+    let agent_now = rig.get(&format!("/spec-tasks/{task}/agent")).await;
+    assert!(agent_now["restarts"].as_i64().unwrap() >= 1, "{agent_now}");
+    rig.passed("crash-retry").await;
+    rig.stop().await;
+}
+
+async fn the_server_killed_mid_run_resumes_the_agents_sessions(agent: &'static Agent) {
+    let mut steps = vec![json!({"stall": 120, "times": 1})];
+    steps.extend(write_one());
+    let mut rig = Rig::start(agent, one_task_script(Value::Array(steps)), auto()).await;
+    let task = rig.approved_task("Add greeting files").await;
+    rig.model_asked(0).await;
+    let old_pid = rig.get(&format!("/spec-tasks/{task}/agent")).await["pid"].as_i64();
+    rig.server.crash_and_restart().await.unwrap();
+    if let Some(pid) = old_pid {
+        // The old agent lost its server; it must not write into the task any more.
+        // SAFETY: kill(2) on a pid; no memory is touched.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    rig.one_merged(task).await;
+    rig.passed("resume").await;
+    rig.stop().await;
+}
+
+async fn a_model_that_fails_fails_the_session_with_a_readable_reason(agent: &'static Agent) {
+    let script =
+        one_task_script(json!([{"error": {"status": 500, "body": "the model is overloaded"}}]));
+    let rig = Rig::start(agent, script, auto()).await;
+    let task = rig.approved_task("Add greeting files").await;
+    let failed = rig
+        .until("the session failing", RUN, || async {
+            let s = rig.implementation_sessions(task).await;
+            s.into_iter()
+                .find(|s| s["status"] == "failed" || s["status"] == "needs_review")
+        })
+        .await;
+    let reason = failed["failure_reason"].as_str().unwrap_or("").to_string();
+    eprintln!("{}: the session failed: {reason}", agent.name);
+    assert!(
+        reason.contains("500")
+            || reason.contains("overloaded")
+            || reason.to_lowercase().contains("error"),
+        "{failed}\n{}",
+        rig.dump(task).await
+    );
+    rig.passed("model-errors").await;
+    rig.stop().await;
+}
+
+/// The tests above that an agent passes, in a module of its own. A step an agent
+/// does not pass yet is left out here and shows as not passing in the table.
+macro_rules! agent_tests {
+    ($module:ident, $agent:ident, $($test:ident),+ $(,)?) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(&super::$agent).await;
+                }
+            )+
+        }
+    };
+}
+
+// qwen: after its process is killed mid-turn, the reopened thread ends its turn with
+// end_turn and nothing done (the session completes empty), so crash-retry is not
+// in its list.
+agent_tests!(
+    qwen,
+    QWEN,
+    a_spec_task_runs_from_prompt_to_merged_work,
+    a_cancel_during_a_stalled_model_call_ends_the_turn_at_once,
+    the_server_killed_mid_run_resumes_the_agents_sessions,
+    a_model_that_fails_fails_the_session_with_a_readable_reason,
+);
+// claude: against a model answering 500 it retries for longer than a run's bound
+// (its own backoff), so model-errors is not in its list.
+agent_tests!(
+    claude,
+    CLAUDE,
+    a_spec_task_runs_from_prompt_to_merged_work,
+    a_cancel_during_a_stalled_model_call_ends_the_turn_at_once,
+    the_agent_killed_mid_turn_is_retried_and_the_task_completes,
+    the_server_killed_mid_run_resumes_the_agents_sessions,
+);
