@@ -26,6 +26,8 @@ const RUN: Duration = Duration::from_secs(240);
 /// How a real agent is started against the endpoint at `url`, with `home` as its HOME.
 struct Agent {
     name: &'static str,
+    /// Files it needs in its HOME before it starts.
+    setup: fn(home: &Path),
     /// Whether its tool calls report a command's exit status (Claude Code's do not).
     exit_status: bool,
     profile: fn(url: &str, home: &Path) -> String,
@@ -49,6 +51,7 @@ fn toml_str(s: &str) -> String {
 
 const QWEN: Agent = Agent {
     name: "qwen",
+    setup: |_| {},
     exit_status: true,
     profile: |url, home| {
         format!(
@@ -63,6 +66,7 @@ const QWEN: Agent = Agent {
 
 const CLAUDE: Agent = Agent {
     name: "claude",
+    setup: |_| {},
     exit_status: false,
     profile: |url, home| {
         // IS_SANDBOX=1: as root, Claude Code refuses to start unless told it is
@@ -73,6 +77,52 @@ const CLAUDE: Agent = Agent {
             toml_str(&home.display().to_string()),
             toml_str(url),
             toml_str(&home.display().to_string()),
+        )
+    },
+};
+
+const OPENCODE: Agent = Agent {
+    name: "opencode",
+    exit_status: true,
+    setup: |home| {
+        // OpenCode installs its plugin package from npm at each start unless its
+        // config folder says it is there.
+        let config = home.join(".config/opencode");
+        std::fs::create_dir_all(config.join("node_modules")).unwrap();
+        std::fs::write(
+            config.join("package.json"),
+            r#"{"dependencies":{"@opencode-ai/plugin":"*"}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            config.join("package-lock.json"),
+            r#"{"lockfileVersion":3,"packages":{"":{"dependencies":{"@opencode-ai/plugin":"*"}}}}"#,
+        )
+        .unwrap();
+    },
+    profile: |url, home| {
+        // permission ask: its edits and commands go to spectask's policy.
+        let config = json!({
+            "model": "scripted/scripted", "small_model": "scripted/scripted",
+            "autoupdate": false, "share": "disabled", "lsp": false, "formatter": false,
+            "permission": {"edit": "ask", "bash": "ask"},
+            "provider": {"scripted": {
+                "npm": "@ai-sdk/openai-compatible", "name": "Scripted",
+                "options": {"baseURL": format!("{url}/v1"), "apiKey": "scripted"},
+                "models": {"scripted": {"name": "scripted", "tool_call": true,
+                                        "limit": {"context": 128000, "output": 8192}}}}}
+        });
+        let h = home.display().to_string();
+        format!(
+            "command = {}\nargs = [\"acp\"]\nenv = {{ HOME = {}, XDG_CONFIG_HOME = {}, XDG_DATA_HOME = {}, XDG_CACHE_HOME = {}, XDG_STATE_HOME = {}, OPENCODE_DISABLE_MODELS_FETCH = \"1\", OPENCODE_DISABLE_AUTOUPDATE = \"1\", OPENCODE_DISABLE_LSP_DOWNLOAD = \"1\", OPENCODE_DISABLE_SHARE = \"1\", OPENCODE_CONFIG_CONTENT = {} }}\nsandbox = {{ write = [{}] }}\n",
+            toml_str(&bin("opencode")),
+            toml_str(&h),
+            toml_str(&format!("{h}/.config")),
+            toml_str(&format!("{h}/.local/share")),
+            toml_str(&format!("{h}/.cache")),
+            toml_str(&format!("{h}/.local/state")),
+            toml_str(&config.to_string()),
+            toml_str(&h),
         )
     },
 };
@@ -158,6 +208,7 @@ impl Rig {
         let endpoint = Endpoint::start(dir.path(), &script).await;
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).unwrap();
+        (agent.setup)(&home);
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
         std::fs::write(
@@ -295,11 +346,9 @@ impl Rig {
     }
 
     async fn version(&self) -> String {
-        let info = self
-            .requests_version()
+        self.requests_version()
             .await
-            .unwrap_or_else(|| "unknown".into());
-        info
+            .unwrap_or_else(|| "unknown".into())
     }
 
     /// The agent's version from its `initialize` answer, as the instance records it.
@@ -716,4 +765,16 @@ agent_tests!(
     a_cancel_during_a_stalled_model_call_ends_the_turn_at_once,
     the_agent_killed_mid_turn_is_retried_and_the_task_completes,
     the_server_killed_mid_run_resumes_the_agents_sessions,
+);
+// opencode: a session cancelled during a stalled model call gets no end of its turn
+// within 20 s through spectask (a bare client sees `cancelled` at once), so cancel is
+// not in its list.
+agent_tests!(
+    opencode,
+    OPENCODE,
+    a_spec_task_runs_from_prompt_to_merged_work,
+    permissions_asked_wait_for_a_person_and_the_answer_goes_through,
+    the_agent_killed_mid_turn_is_retried_and_the_task_completes,
+    the_server_killed_mid_run_resumes_the_agents_sessions,
+    a_model_that_fails_fails_the_session_with_a_readable_reason,
 );

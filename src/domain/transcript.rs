@@ -54,7 +54,20 @@ impl ToolCall {
         if let Some(content) = data.get("content").and_then(Value::as_array)
             && !content.is_empty()
         {
-            self.content = content.clone();
+            // A diff said once stays: some agents show it only while asking and end
+            // the call with a line of text.
+            let is_diff = |c: &Value| c.get("type").and_then(Value::as_str) == Some("diff");
+            let mut next: Vec<Value> = if content.iter().any(is_diff) {
+                Vec::new()
+            } else {
+                self.content
+                    .iter()
+                    .filter(|c| is_diff(c))
+                    .cloned()
+                    .collect()
+            };
+            next.extend(content.iter().cloned());
+            self.content = next;
         }
         let present = |v: &&Value| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty());
         if let Some(input) = data.get("rawInput").filter(present) {
@@ -195,9 +208,12 @@ fn block(out: &mut String, lang: &str, text: &str) {
 }
 
 fn exit_status(output: &Value) -> Option<String> {
+    // qwen-code: `exitCode`; OpenCode: `metadata.exit`.
+    let meta = output.get("metadata");
     ["exitCode", "exit_code", "exitStatus", "exit_status", "code"]
         .iter()
         .find_map(|k| output.get(*k))
+        .or_else(|| meta.and_then(|m| m.get("exit")))
         .filter(|v| !v.is_null())
         .map(|v| match v {
             Value::Object(o) => o
@@ -379,6 +395,12 @@ mod tests {
             ),
             entry(
                 TranscriptKind::ToolCall,
+                "bash",
+                json!({"toolCallId": "c5", "title": "false", "kind": "execute", "status": "completed",
+                       "rawOutput": {"output": "", "metadata": {"exit": 1}}}),
+            ),
+            entry(
+                TranscriptKind::ToolCall,
                 "Search",
                 json!({"toolCallId": "c3", "title": "Search", "kind": "search",
                        "status": "failed", "rawInput": {"pattern": "fn main"}}),
@@ -405,7 +427,7 @@ mod tests {
             entry(TranscriptKind::Message, "Done.", Value::Null),
         ];
         let md = to_markdown(&entries, Some(wt));
-        assert_eq!(md.matches("### Tool:").count(), 4, "{md}");
+        assert_eq!(md.matches("### Tool:").count(), 5, "{md}");
         assert!(
             md.contains("### Tool: Writing to b.txt (edit, completed)\n\nPaths: `b.txt`"),
             "{md}"
@@ -427,7 +449,10 @@ mod tests {
             md.contains("Output:\n\n```text\nOutput: ran-here\n```"),
             "{md}"
         );
-        assert!(md.contains("Exit status: 0"), "{md}");
+        assert!(
+            md.contains("Exit status: 0") && md.contains("Exit status: 1"),
+            "{md}"
+        );
         assert!(md.contains("\"pattern\": \"fn main\""), "{md}");
         assert!(
             !md.contains("tool_call_update") && !md.contains("1/2"),
