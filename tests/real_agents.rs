@@ -621,9 +621,6 @@ async fn the_agent_killed_mid_turn_is_retried_and_the_task_completes(agent: &'st
     // SAFETY: kill(2) on the agent's pid; no memory is touched.
     assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
     rig.one_merged(task).await;
-    // A new process did the work.
-    let agent_now = rig.get(&format!("/spec-tasks/{task}/agent")).await;
-    assert_ne!(agent_now["pid"].as_i64(), Some(pid), "{agent_now}");
     rig.passed("crash-retry").await;
     rig.stop().await;
 }
