@@ -7,6 +7,7 @@
 //! version; `scripts/agents-matrix` turns those into the README's compatibility table.
 //! An agent that is not installed fails its tests: nothing is skipped.
 
+mod common;
 #[allow(dead_code)]
 #[path = "runs/server.rs"]
 mod server;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::app::git;
 use reqwest::Method;
 use serde_json::{Value, json};
 use server::{Api, Server};
@@ -183,25 +185,6 @@ struct Rig {
     agent: &'static Agent,
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 impl Rig {
     async fn start(agent: &'static Agent, script: Value, settings: Value) -> Rig {
         let dir = tempfile::tempdir().unwrap();
@@ -345,22 +328,19 @@ impl Rig {
             .unwrap_or_default()
     }
 
+    /// The agent's version from its `initialize` answer, as an instance records it.
     async fn version(&self) -> String {
-        self.requests_version()
-            .await
-            .unwrap_or_else(|| "unknown".into())
-    }
-
-    /// The agent's version from its `initialize` answer, as the instance records it.
-    async fn requests_version(&self) -> Option<String> {
-        let tasks = self.get("/spec-tasks").await;
-        for t in tasks["items"].as_array()? {
+        for t in self.get("/spec-tasks").await["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let agent = self.get(&format!("/spec-tasks/{}/agent", t["id"])).await;
             if let Some(v) = agent["agent_version"].as_str() {
-                return Some(v.to_string());
+                return v.to_string();
             }
         }
-        None
+        "unknown".into()
     }
 
     /// Records that `step` passed for this agent, for the compatibility table.

@@ -510,6 +510,20 @@ mod tests {
         assert!(ok.success(), "git {args:?}");
     }
 
+    /// A repository on `main` with one commit of `a.txt`, in a folder of its own.
+    fn repo_with_a_commit() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        sh(
+            dir.path(),
+            &["init", "-q", "-b", "main", repo.to_str().unwrap()],
+        );
+        std::fs::write(repo.join("a.txt"), "a").unwrap();
+        sh(&repo, &["add", "a.txt"]);
+        sh(&repo, &["commit", "-qm", "first"]);
+        (dir, repo)
+    }
+
     #[tokio::test]
     async fn finds_the_root_and_refuses_other_folders() {
         let dir = tempfile::tempdir().unwrap();
@@ -546,15 +560,7 @@ mod tests {
     /// half-made registration ("failed to read .../commondir") or prunes it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn worktrees_of_one_repository_added_at_once_all_succeed() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        sh(
-            dir.path(),
-            &["init", "-q", "-b", "main", repo.to_str().unwrap()],
-        );
-        std::fs::write(repo.join("a.txt"), "a").unwrap();
-        sh(&repo, &["add", "a.txt"]);
-        sh(&repo, &["commit", "-qm", "first"]);
+        let (dir, repo) = repo_with_a_commit();
         let other = dir.path().join("other.git");
         ensure_task_repo(&repo, &other).await.unwrap();
         copy_branch(&repo, &other, "main").await.unwrap();
@@ -588,15 +594,7 @@ mod tests {
 
     #[tokio::test]
     async fn branches_worktrees_and_commits_leave_the_checkout_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        sh(
-            dir.path(),
-            &["init", "-q", "-b", "main", repo.to_str().unwrap()],
-        );
-        std::fs::write(repo.join("a.txt"), "a").unwrap();
-        sh(&repo, &["add", "a.txt"]);
-        sh(&repo, &["commit", "-qm", "first"]);
+        let (dir, repo) = repo_with_a_commit();
         std::fs::write(repo.join("a.txt"), "uncommitted").unwrap();
 
         assert!(ensure_branch(&repo, "spectask/1-x", "nope").await.is_err());
