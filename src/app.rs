@@ -33,6 +33,7 @@ pub struct App {
     hub_task: tokio::task::JoinHandle<()>,
     shutdown: tokio::sync::watch::Sender<bool>,
     webhooks: crate::config::WebhookSettings,
+    exe: Option<PathBuf>,
 }
 
 pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
@@ -81,6 +82,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
     };
     let router = api::router(state.clone());
     Ok(App {
+        exe: config.exe.clone(),
         store,
         agents,
         planner,
@@ -146,6 +148,20 @@ impl App {
             (None, Err(_)) => String::new(),
         };
         let notifier = Notifier::new(self.store.clone(), self.webhooks.clone(), base_url);
+        // Agents run on this machine: they reach the server on loopback when it
+        // listens on every address.
+        if let Ok(mut addr) = listener.local_addr() {
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            match self.exe.clone().map(Ok).unwrap_or_else(std::env::current_exe) {
+                Ok(exe) => self.agents.set_mcp_endpoint(crate::mcp::servers::Endpoint {
+                    url: format!("http://{addr}"),
+                    exe,
+                }),
+                Err(e) => tracing::warn!(error = %e, "agents get no spectask tools: this executable's path is unknown"),
+            }
+        }
         let loops = if self.background {
             vec![
                 self.planner.spawn_loop(),

@@ -80,6 +80,10 @@ pub struct ServeConfig {
     pub background: bool,
     pub web: WebSettings,
     pub webhooks: WebhookSettings,
+    /// The `spectask` executable agents start for the stdio transport of their tools
+    /// (`spectask mcp`); by default this process's own. Tests that run the server
+    /// inside a test binary name the real one.
+    pub exe: Option<PathBuf>,
 }
 
 /// Sending notifications to webhooks.
@@ -240,6 +244,7 @@ impl ServeConfig {
             background: true,
             web: WebSettings::default(),
             webhooks: WebhookSettings::default(),
+            exe: None,
         }
     }
 

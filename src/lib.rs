@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod git;
+pub mod mcp;
 pub mod orchestrator;
 pub mod store;
 pub mod web;

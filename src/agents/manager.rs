@@ -49,6 +49,8 @@ pub struct AgentManager {
     runtimes: Mutex<HashMap<i64, Arc<AgentRuntime>>>,
     permissions: Arc<PermissionBroker>,
     live: broadcast::Sender<LiveUpdate>,
+    /// Where agents reach spectask's tools, once the server listens.
+    mcp: crate::mcp::servers::SharedEndpoint,
 }
 
 impl AgentManager {
@@ -60,7 +62,14 @@ impl AgentManager {
             runtimes: Mutex::new(HashMap::new()),
             permissions: Arc::default(),
             live: broadcast::channel(4096).0,
+            mcp: Arc::default(),
         }
+    }
+
+    /// Tells the agents where the server listens, for their tools (see `crate::mcp`).
+    /// Only the first call counts: the server listens once.
+    pub fn set_mcp_endpoint(&self, endpoint: crate::mcp::servers::Endpoint) {
+        let _ = self.mcp.set(endpoint);
     }
 
     pub fn profiles(&self) -> &BTreeMap<String, AgentProfile> {
@@ -138,6 +147,7 @@ impl AgentManager {
             timeouts: self.settings.timeouts,
             restart: self.settings.restart,
             sandbox,
+            mcp: self.mcp.clone(),
         };
         let runtime = AgentRuntime::new(config, self.store.clone(), host);
         let mut runtimes = self.runtimes.lock().await;

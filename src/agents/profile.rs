@@ -22,6 +22,22 @@ pub struct AgentProfile {
     /// sandbox.
     #[serde(default)]
     pub sandbox: SandboxPaths,
+    /// How the agent reaches spectask's tools (`auto`: over HTTP when it says it
+    /// can, else over stdio through `spectask mcp`).
+    #[serde(default)]
+    pub mcp: McpTransport,
+}
+
+/// `mcp = "auto" | "http" | "stdio" | "off"` in a profile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum McpTransport {
+    #[default]
+    Auto,
+    Http,
+    Stdio,
+    /// The agent gets no spectask tools.
+    Off,
 }
 
 /// `[agents.NAME.sandbox]`: folders the agent writes besides its task's folder (its
@@ -57,6 +73,7 @@ impl AgentProfile {
             env: BTreeMap::new(),
             auth_method: None,
             sandbox: SandboxPaths::default(),
+            mcp: McpTransport::default(),
         }
     }
 

@@ -115,6 +115,8 @@ pub struct RuntimeConfig {
     pub restart: RestartPolicy,
     /// The kernel sandbox the process (and its terminals) run in.
     pub sandbox: sandbox::Plan,
+    /// Where its sessions reach spectask's agent tools (set once the server listens).
+    pub mcp: crate::mcp::servers::SharedEndpoint,
 }
 
 struct Live {
@@ -603,17 +605,18 @@ impl AgentRuntime {
         let session = self.store.get_work_session(work_session_id).await?;
         let timeout = self.config.timeouts.request;
         let cwd_text = cwd.display().to_string();
+        let mcp_servers = self.mcp_servers(&session, &info).await?;
         // A thread that lived in an earlier process is loaded when the agent can.
         let mut acp_id = None;
         if let Some(old) = thread.acp_session_id.clone().filter(|_| info.load_session) {
-            let params = json!({ "sessionId": old, "cwd": cwd_text, "mcpServers": [] });
+            let params = json!({ "sessionId": old, "cwd": cwd_text, "mcpServers": mcp_servers });
             if conn.request("session/load", params, timeout).await.is_ok() {
                 acp_id = Some(old);
             }
         }
         let acp_id = match acp_id {
             Some(id) => id,
-            None => self.new_session(&conn, &cwd_text).await?,
+            None => self.new_session(&conn, &cwd_text, &mcp_servers).await?,
         };
         let ctx = SessionCtx::new(
             work_session_id,
@@ -645,9 +648,37 @@ impl AgentRuntime {
         Ok(acp_id)
     }
 
-    async fn new_session(&self, conn: &Connection, cwd: &str) -> Result<String, AgentError> {
+    /// spectask's tool server for a session's thread, with a token issued for it
+    /// alone (none for a planning session, or before the server listens).
+    async fn mcp_servers(
+        &self,
+        session: &crate::domain::WorkSession,
+        info: &AgentInfo,
+    ) -> Result<Value, AgentError> {
+        let Some(endpoint) = self.config.mcp.get() else {
+            return Ok(json!([]));
+        };
+        if session.kind == crate::domain::WorkSessionKind::Planning {
+            return Ok(json!([]));
+        }
+        Ok(crate::mcp::servers::for_session(
+            self.store.as_ref(),
+            endpoint,
+            self.config.profile.mcp,
+            crate::mcp::servers::speaks_http(&info.capabilities),
+            session.id,
+        )
+        .await?)
+    }
+
+    async fn new_session(
+        &self,
+        conn: &Connection,
+        cwd: &str,
+        mcp_servers: &Value,
+    ) -> Result<String, AgentError> {
         let timeout = self.config.timeouts.request;
-        let params = json!({ "cwd": cwd, "mcpServers": [] });
+        let params = json!({ "cwd": cwd, "mcpServers": mcp_servers });
         let result = match conn.request("session/new", params.clone(), timeout).await {
             Err(RpcError::Remote {
                 code: -32000,

@@ -219,9 +219,17 @@ pub fn router(state: AppState) -> Router {
         ))
         // After the layer: sign-in carries its credential in its body.
         .merge(public);
+    let tools = crate::mcp::Tools {
+        store: state.store.clone(),
+        implementer: state.implementer.clone(),
+        tasks_dir: state.tasks_dir.clone(),
+        shutdown: state.shutdown.clone(),
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .nest("/api/v1", api)
+        // Agents' tools, with their session tokens (not the API's).
+        .merge(crate::mcp::router(tools))
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)

@@ -61,6 +61,10 @@ pub struct CreateProject {
     /// `best_effort` (unconfined, with a warning event, where the kernel cannot) or
     /// `off`.
     pub sandbox: Option<SandboxMode>,
+    /// 0 to 100; defaults to 10: how many sessions the agents of one spec task may
+    /// spawn through their `spawn_session` tool.
+    #[schema(minimum = 0, maximum = 100)]
+    pub max_spawned_sessions: Option<i64>,
 }
 
 /// List registered projects.
@@ -126,6 +130,9 @@ pub async fn create(
             .verify_timeout_secs
             .unwrap_or(DEFAULT_VERIFY_TIMEOUT_SECS),
         sandbox: body.sandbox.unwrap_or_default(),
+        max_spawned_sessions: body
+            .max_spawned_sessions
+            .unwrap_or(DEFAULT_MAX_SPAWNED_SESSIONS),
     };
     let new = NewProject {
         name,

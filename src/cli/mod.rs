@@ -106,6 +106,9 @@ enum Command {
         #[arg(long)]
         no_open: bool,
     },
+    /// Speak MCP on stdio for one agent session, relaying to the server (agents
+    /// start it, with SPECTASK_URL and SPECTASK_SESSION_TOKEN set; see README)
+    Mcp,
     /// Run a whole task, prompt to merged work, on a sample repository with the
     /// scripted agent; then keep the server running to look around
     Demo {
@@ -268,6 +271,9 @@ enum ProjectCmd {
         /// Whether agents run confined by the kernel: required, best_effort or off
         #[arg(long)]
         sandbox: Option<String>,
+        /// How many sessions one spec task's agents may spawn with their tools
+        #[arg(long)]
+        max_spawned_sessions: Option<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -412,6 +418,11 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Started by an agent inside its sandbox, which cannot read the data dir (nor
+    // should it): nothing but the environment is read.
+    if let Command::Mcp = cli.command {
+        return crate::mcp::bridge::run().await;
+    }
     let data_dir = cli
         .data_dir
         .clone()
@@ -494,6 +505,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Permissions(cmd) => permissions(&client, cmd).await,
                 Command::Serve { .. }
                 | Command::Spec(_)
+                | Command::Mcp
                 | Command::Openapi
                 | Command::Demo { .. } => {
                     unreachable!("handled above")
@@ -667,6 +679,7 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
                 ("turn timeout", format!("{} s", s.turn_timeout_secs)),
                 ("verify timeout", format!("{} s", s.verify_timeout_secs)),
                 ("sandbox", s.sandbox.to_string()),
+                ("max spawned sessions", s.max_spawned_sessions.to_string()),
             ] {
                 println!("{k:<25} {v}");
             }
@@ -689,10 +702,12 @@ async fn project(client: &Client, cmd: ProjectCmd) -> anyhow::Result<()> {
             turn_timeout,
             verify_timeout,
             sandbox,
+            max_spawned_sessions,
             json,
         } => {
             let mut body = given(json!({
                 "sandbox": sandbox,
+                "max_spawned_sessions": max_spawned_sessions,
                 "empty_session": empty_session,
                 "turn_timeout_secs": turn_timeout,
                 "verify_timeout_secs": verify_timeout,

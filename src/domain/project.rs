@@ -138,7 +138,20 @@ pub struct ProjectSettings {
     /// Whether agents run confined by the kernel (default `required`).
     #[serde(default)]
     pub sandbox: SandboxMode,
+    /// How many sessions the agents of one spec task may spawn with their
+    /// `spawn_session` tool (default 10), so a looping agent cannot fork without end.
+    #[serde(default = "default_max_spawned")]
+    pub max_spawned_sessions: i64,
 }
+
+fn default_max_spawned() -> i64 {
+    DEFAULT_MAX_SPAWNED_SESSIONS
+}
+
+pub const DEFAULT_MAX_SPAWNED_SESSIONS: i64 = 10;
+pub const MAX_SPAWNED_SESSIONS_CEILING: i64 = 100;
+/// How deep spawned sessions may nest under the session that spawned the first.
+pub const MAX_SPAWN_DEPTH: usize = 3;
 
 fn default_turn_timeout() -> i64 {
     DEFAULT_TURN_TIMEOUT_SECS
@@ -182,6 +195,7 @@ impl Default for ProjectSettings {
             turn_timeout_secs: DEFAULT_TURN_TIMEOUT_SECS,
             verify_timeout_secs: DEFAULT_VERIFY_TIMEOUT_SECS,
             sandbox: SandboxMode::default(),
+            max_spawned_sessions: DEFAULT_MAX_SPAWNED_SESSIONS,
         }
     }
 }
@@ -225,6 +239,8 @@ pub struct ProjectSettingsPatch {
     #[schema(minimum = 1, maximum = 86400)]
     pub verify_timeout_secs: Option<i64>,
     pub sandbox: Option<SandboxMode>,
+    #[schema(minimum = 0, maximum = 100)]
+    pub max_spawned_sessions: Option<i64>,
 }
 
 /// Distinguishes a field set to `null` (clear it) from a field left out (keep it).
@@ -297,6 +313,9 @@ impl ProjectSettings {
         if let Some(v) = patch.sandbox {
             next.sandbox = v;
         }
+        if let Some(v) = patch.max_spawned_sessions {
+            next.max_spawned_sessions = v;
+        }
         next.validate()?;
         Ok(next)
     }
@@ -322,6 +341,12 @@ impl ProjectSettings {
             return Err(invalid(
                 "max_attempts",
                 format!("must be between 1 and {MAX_ATTEMPTS_CEILING}"),
+            ));
+        }
+        if !(0..=MAX_SPAWNED_SESSIONS_CEILING).contains(&self.max_spawned_sessions) {
+            return Err(invalid(
+                "max_spawned_sessions",
+                format!("must be between 0 and {MAX_SPAWNED_SESSIONS_CEILING}"),
             ));
         }
         for (field, secs) in [

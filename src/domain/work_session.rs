@@ -28,6 +28,8 @@ status_enum!(
         Implementation => "implementation",
         MergeConflict => "merge_conflict",
         Spawned => "spawned",
+        /// A thread a person opened on a running task's agent.
+        AdHoc => "ad_hoc",
     }
 );
 

@@ -386,7 +386,7 @@ fn count(items: &[SubItem]) -> (usize, usize) {
 }
 
 /// Every item under the item with this key, at any depth, in document order.
-fn sub_items(doc: &TasksDoc, key: &str) -> Vec<SubItem> {
+pub(crate) fn sub_items(doc: &TasksDoc, key: &str) -> Vec<SubItem> {
     let Some(root) = doc.index_of(key) else {
         return Vec::new();
     };

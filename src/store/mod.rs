@@ -15,6 +15,7 @@ mod implementation;
 mod postgres;
 mod reviews;
 mod rows;
+mod session_tokens;
 mod sql;
 mod sqlite;
 pub mod webhooks;
@@ -131,11 +132,20 @@ pub use agents::{
 pub use browser::{BrowserSession, BrowserStore};
 pub use implementation::{ImplementationStore, NewImplementationTask, StartSession};
 pub use reviews::{NewReviewComment, ReviewStore};
+pub use session_tokens::{SessionGrant, SessionTokenStore};
 pub use webhooks::{AttemptOutcome, ClaimedDelivery, NewWebhook, WebhookStore};
 
 #[async_trait]
 pub trait Store:
-    AgentStore + ReviewStore + ImplementationStore + BrowserStore + WebhookStore + Send + Sync + 'static
+    AgentStore
+    + ReviewStore
+    + ImplementationStore
+    + BrowserStore
+    + WebhookStore
+    + SessionTokenStore
+    + Send
+    + Sync
+    + 'static
 {
     /// Closes the pool; in-flight queries finish first.
     async fn close(&self);

@@ -69,7 +69,7 @@ pub fn token(row: &AnyRow) -> Result<ApiToken> {
 
 pub const PROJECT_COLUMNS: &str = "id, name, path, base_branch, spec_folder, verification_command, \
     planning_wip_limit, implementation_wip_limit, max_parallel_sessions, permission_policy, conflict_policy, review_implementation, \
-    max_attempts, empty_session, turn_timeout_secs, verify_timeout_secs, sandbox, created_at, updated_at";
+    max_attempts, empty_session, turn_timeout_secs, verify_timeout_secs, sandbox, max_spawned_sessions, created_at, updated_at";
 
 pub fn project(row: &AnyRow) -> Result<Project> {
     Ok(Project {
@@ -91,6 +91,7 @@ pub fn project(row: &AnyRow) -> Result<Project> {
             turn_timeout_secs: get(row, "turn_timeout_secs")?,
             verify_timeout_secs: get(row, "verify_timeout_secs")?,
             sandbox: parsed(row, "sandbox")?,
+            max_spawned_sessions: get(row, "max_spawned_sessions")?,
         },
         created_at: time(row, "created_at")?,
         updated_at: time(row, "updated_at")?,

@@ -507,8 +507,8 @@ impl Store for SqlStore {
             "INSERT INTO projects (name, path, base_branch, spec_folder, verification_command, \
              planning_wip_limit, implementation_wip_limit, max_parallel_sessions, permission_policy, \
              conflict_policy, review_implementation, max_attempts, empty_session, turn_timeout_secs, \
-             verify_timeout_secs, sandbox, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING {}",
+             verify_timeout_secs, sandbox, max_spawned_sessions, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18) RETURNING {}",
             rows::PROJECT_COLUMNS
         );
         let result = sqlx::query(&sql)
@@ -528,6 +528,7 @@ impl Store for SqlStore {
             .bind(s.turn_timeout_secs)
             .bind(s.verify_timeout_secs)
             .bind(s.sandbox.as_str())
+            .bind(s.max_spawned_sessions)
             .bind(now)
             .fetch_one(&mut *tx)
             .await;
@@ -588,7 +589,7 @@ impl Store for SqlStore {
              planning_wip_limit = $5, implementation_wip_limit = $6, max_parallel_sessions = $7, \
              permission_policy = $8, conflict_policy = $9, review_implementation = $10, max_attempts = $11, \
              empty_session = $12, turn_timeout_secs = $13, verify_timeout_secs = $14, \
-             sandbox = $15, updated_at = $16 WHERE id = $17 RETURNING {}",
+             sandbox = $15, max_spawned_sessions = $16, updated_at = $17 WHERE id = $18 RETURNING {}",
             rows::PROJECT_COLUMNS
         );
         let row = sqlx::query(&sql)
@@ -607,6 +608,7 @@ impl Store for SqlStore {
             .bind(s.turn_timeout_secs)
             .bind(s.verify_timeout_secs)
             .bind(s.sandbox.as_str())
+            .bind(s.max_spawned_sessions)
             .bind(now_ms())
             .bind(id)
             .fetch_one(&mut *tx)
@@ -870,6 +872,15 @@ impl Store for SqlStore {
                 ))
             })?;
         let session = rows::work_session(&row)?;
+        // A session that will not run again loses its agent-tool credentials with
+        // the change that ends it (a failed one may be retried: its token is refused
+        // while it is failed, see `find_session_token`).
+        if matches!(
+            next,
+            WorkSessionStatus::Completed | WorkSessionStatus::Skipped | WorkSessionStatus::Cancelled
+        ) {
+            super::session_tokens::revoke_in(&mut tx, id).await?;
+        }
         let project_id: i64 = sqlx::query("SELECT project_id FROM spec_tasks WHERE id = $1")
             .bind(session.spec_task_id)
             .fetch_one(&mut *tx)

@@ -15,7 +15,11 @@ impl Implementer {
         let mut text = String::new();
         for e in self.store.list_coordination_events(spec_task_id).await? {
             let addressed = e.to_session_id == Some(session_id);
-            let broadcast = e.to_session_id.is_none() && e.from_session_id != Some(session_id);
+            // A message to a person (an agent's `ask_person` or `send_message` to
+            // "person") is for nobody's turn.
+            let broadcast = e.to_session_id.is_none()
+                && e.from_session_id != Some(session_id)
+                && !crate::mcp::tools::for_person(&e);
             // Holding and releasing are acted on, not read; a completion summary goes
             // to the sessions that depend on its sender (see `handoffs`), not to all.
             let waiting = e.acknowledged_at.is_none()

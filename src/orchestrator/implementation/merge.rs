@@ -150,23 +150,30 @@ impl Implementer {
         worktree: &Path,
         merged: &str,
     ) -> Result<(), ImplError> {
-        let posted = self
-            .store
-            .list_coordination_events(task.id)
-            .await?
+        let events = self.store.list_coordination_events(task.id).await?;
+        let mine = |e: &&CoordinationEvent| {
+            e.kind == CoordinationKind::Completion && e.from_session_id == Some(session_id)
+        };
+        // The agent's own summary (its `complete` tool) is posted before the merge;
+        // the merge's completion event is the one that names the merge commit.
+        let summary = events
             .iter()
-            .any(|e| {
-                e.kind == CoordinationKind::Completion && e.from_session_id == Some(session_id)
-            });
+            .filter(mine)
+            .rfind(|e| is_summary(e))
+            .map(|e| e.message.clone());
+        let posted = events.iter().filter(mine).any(|e| !is_summary(e));
         if !posted {
-            let last_message = self
-                .store
-                .list_transcript(session_id, 0)
-                .await?
-                .into_iter()
-                .rev()
-                .find(|e| e.kind == TranscriptKind::Message)
-                .map(|e| e.content);
+            let last_message = match summary {
+                Some(s) => Some(s),
+                None => self
+                    .store
+                    .list_transcript(session_id, 0)
+                    .await?
+                    .into_iter()
+                    .rev()
+                    .find(|e| e.kind == TranscriptKind::Message)
+                    .map(|e| e.content),
+            };
             let files = if git::is_merge(repo, merged).await? {
                 git::changed_files(repo, &format!("{merged}^1"), merged).await?
             } else {
@@ -437,4 +444,9 @@ impl Implementer {
         ));
         Ok(out)
     }
+}
+
+/// A completion an agent posted itself (its `complete` tool), not the merge's.
+pub(super) fn is_summary(e: &CoordinationEvent) -> bool {
+    e.payload.get("summary").and_then(serde_json::Value::as_bool) == Some(true)
 }

@@ -80,7 +80,9 @@ impl Implementer {
                 .from_session_id
                 .and_then(key_of_session)
                 .is_some_and(|k| item.depends_on.iter().any(|d| d == k));
+            // An agent's own summary is carried by the merge's completion event.
             if from_dependency
+                && !super::merge::is_summary(&e)
                 && matches!(
                     e.kind,
                     CoordinationKind::Completion | CoordinationKind::Handoff

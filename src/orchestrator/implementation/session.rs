@@ -65,7 +65,7 @@ impl Implementer {
             }
             let driven_kind = matches!(
                 session.kind,
-                WorkSessionKind::Implementation | WorkSessionKind::Spawned
+                WorkSessionKind::Implementation | WorkSessionKind::Spawned | WorkSessionKind::AdHoc
             );
             if !active || running.contains(&session.id) || !driven_kind {
                 continue;

@@ -1,0 +1,14 @@
+-- Agent tools over MCP. Each work session gets its own credential for spectask's MCP
+-- server: valid only for its session's spec task, while the session runs. Only the
+-- SHA-256 hash is stored; reopening the session's thread issues a new one and
+-- revokes the old, and the session's end revokes it.
+CREATE TABLE session_tokens (
+    id BIGSERIAL PRIMARY KEY,
+    work_session_id BIGINT NOT NULL REFERENCES work_sessions(id),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT
+);
+CREATE INDEX session_tokens_session ON session_tokens(work_session_id);
+-- How many sessions the agents of one spec task may spawn through their tools.
+ALTER TABLE projects ADD COLUMN max_spawned_sessions BIGINT NOT NULL DEFAULT 10;
