@@ -154,3 +154,37 @@ pub async fn report(
 ) -> ApiResult<Json<FinalReport>> {
     Ok(Json(state.implementer.report(id).await?))
 }
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenThread {
+    /// What to ask the task's agent. Not blank.
+    pub prompt: String,
+    /// A short name; by default the prompt's first line.
+    pub name: Option<String>,
+}
+
+/// Open a new thread on a running task's agent: it becomes a work session of kind
+/// `ad_hoc` with its own worktree cut from the task branch, shown in the hierarchy;
+/// its work is merged like any other session's (skip the session to discard it).
+#[utoipa::path(post, path = "/spec-tasks/{id}/threads", tag = "implementation", params(("id" = i64, Path)),
+    request_body = OpenThread,
+    responses((status = 201, body = WorkSession),
+              (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody, description = "the task is not implementing"),
+              (status = 422, body = ErrorBody)))]
+pub async fn open_thread(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    Json(body): Json<OpenThread>,
+) -> ApiResult<(axum::http::StatusCode, Json<WorkSession>)> {
+    if body.prompt.trim().is_empty() {
+        return Err(ApiError::Validation("prompt: must not be empty".into()));
+    }
+    let session = state
+        .implementer
+        .open_thread(id, body.name, body.prompt, &caller.actor())
+        .await?;
+    Ok((axum::http::StatusCode::CREATED, Json(session)))
+}

@@ -93,6 +93,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             sessions::post_coordination
         ))
         .routes(routes!(sessions::acknowledge))
+        .routes(routes!(sessions::answer))
+        .routes(routes!(implementation::open_thread))
         .routes(routes!(sessions::list_state))
         .routes(routes!(sessions::get_state, sessions::put_state))
         .routes(routes!(events::list))

@@ -208,3 +208,81 @@ pub async fn changes(
         crate::orchestrator::changes::session_changes(state.store.as_ref(), id).await?,
     ))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerRequest {
+    /// Not blank; one of the request's `choices` when it offered some.
+    pub answer: String,
+}
+
+/// Answer a session's request to a person (an agent's `ask_person`, or a `request`
+/// addressed to nobody): a `response` goes to the asking session, whose waiting tool
+/// call returns it, and the request is acknowledged.
+#[utoipa::path(post, path = "/spec-tasks/{id}/coordination/{event_id}/answer", tag = "coordination",
+    params(("id" = i64, Path), ("event_id" = i64, Path)), request_body = AnswerRequest,
+    responses((status = 201, body = CoordinationEvent, description = "the response sent to the session"),
+              (status = 404, body = ErrorBody, description = "no such task, or no such event in it"),
+              (status = 409, body = ErrorBody, description = "not a session's request to a person, or already answered"),
+              (status = 422, body = ErrorBody)))]
+pub async fn answer(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((id, event_id)): Path<(i64, i64)>,
+    Json(body): Json<AnswerRequest>,
+) -> ApiResult<(StatusCode, Json<CoordinationEvent>)> {
+    let asked = state
+        .store
+        .list_coordination_events(id)
+        .await?
+        .into_iter()
+        .find(|e| e.id == event_id)
+        .ok_or_else(|| ApiError::NotFound(format!("no coordination event {event_id} in spec task {id}")))?;
+    let Some(asker) = asked.from_session_id.filter(|_| {
+        asked.kind == CoordinationKind::Request && asked.to_session_id.is_none()
+    }) else {
+        return Err(ApiError::Conflict(format!(
+            "event {event_id} is not a session's request to a person"
+        )));
+    };
+    if asked.acknowledged_at.is_some() {
+        return Err(ApiError::Conflict(format!("request {event_id} was already answered")));
+    }
+    let answer = body.answer.trim();
+    if answer.is_empty() {
+        return Err(ApiError::Validation("answer: must not be empty".into()));
+    }
+    let choices: Vec<&str> = asked
+        .payload
+        .get("choices")
+        .and_then(serde_json::Value::as_array)
+        .map(|c| c.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
+    if !choices.is_empty() && !choices.contains(&answer) {
+        return Err(ApiError::Validation(format!(
+            "answer: must be one of {}",
+            choices.join(", ")
+        )));
+    }
+    // The response first, then the acknowledgement: the waiting call never sees an
+    // acknowledged request without its answer.
+    let response = state
+        .store
+        .post_coordination_event(
+            NewCoordinationEvent {
+                spec_task_id: id,
+                kind: CoordinationKind::Response,
+                from_session_id: None,
+                to_session_id: Some(asker),
+                message: answer.to_string(),
+                payload: serde_json::json!({ "in_reply_to": event_id }),
+            },
+            &caller.actor(),
+        )
+        .await?;
+    state
+        .store
+        .acknowledge_coordination_event(id, event_id, None, &caller.actor())
+        .await?;
+    Ok((StatusCode::CREATED, Json(response)))
+}

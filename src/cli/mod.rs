@@ -174,6 +174,26 @@ enum SessionCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Open a new thread on a running task's agent: an ad-hoc session with its own
+    /// worktree, merged like any other (skip it to discard its work)
+    Open {
+        /// The spec task
+        task: i64,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer a session's question to a person (an agent's ask_person)
+    Answer {
+        /// The spec task
+        task: i64,
+        /// The request's coordination event id (see `spectask inbox`)
+        event: i64,
+        answer: String,
+    },
     /// Retry a conflicted session (a conflict-fixing session finishes its merge) or
     /// a failed one (its task runs again in the same worktree)
     Retry(IdArgs),
@@ -499,6 +519,39 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         "spawned session {} ({}) in task {task}; it starts when its dependencies are done",
                         s.id, s.name
                     );
+                    Ok(())
+                }
+                Command::Session(SessionCmd::Open {
+                    task,
+                    prompt,
+                    name,
+                    json,
+                }) => {
+                    let body = json!({ "prompt": prompt, "name": name });
+                    let s: WorkSession = client
+                        .post(&format!("/spec-tasks/{task}/threads"), &body)
+                        .await?;
+                    if json {
+                        return output::json(&s);
+                    }
+                    println!(
+                        "opened session {} ({}) on task {task}'s agent; its work is merged like any session's",
+                        s.id, s.name
+                    );
+                    Ok(())
+                }
+                Command::Session(SessionCmd::Answer {
+                    task,
+                    event,
+                    answer,
+                }) => {
+                    let _: serde_json::Value = client
+                        .post(
+                            &format!("/spec-tasks/{task}/coordination/{event}/answer"),
+                            &json!({ "answer": answer }),
+                        )
+                        .await?;
+                    println!("answered request {event}");
                     Ok(())
                 }
                 Command::Session(cmd) => session_decision(&client, cmd).await,

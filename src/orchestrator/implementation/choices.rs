@@ -27,6 +27,40 @@ impl Implementer {
         req: SpawnRequest,
         actor: &str,
     ) -> Result<WorkSession, ImplError> {
+        self.add_session(spec_task_id, req, WorkSessionKind::Spawned, actor)
+            .await
+    }
+
+    /// A thread a person opens on a running task's agent: an `ad_hoc` session with
+    /// its own worktree cut from the task branch, whose work goes through the merge
+    /// queue like any other (skipping it discards the work).
+    pub async fn open_thread(
+        &self,
+        spec_task_id: i64,
+        name: Option<String>,
+        prompt: String,
+        actor: &str,
+    ) -> Result<WorkSession, ImplError> {
+        let name = name
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| prompt.lines().next().unwrap_or("").chars().take(60).collect());
+        let req = SpawnRequest {
+            name,
+            prompt,
+            parent_id: None,
+            depends_on: Vec::new(),
+        };
+        self.add_session(spec_task_id, req, WorkSessionKind::AdHoc, actor)
+            .await
+    }
+
+    async fn add_session(
+        &self,
+        spec_task_id: i64,
+        req: SpawnRequest,
+        kind: WorkSessionKind,
+        actor: &str,
+    ) -> Result<WorkSession, ImplError> {
         let task = self.store.get_spec_task(spec_task_id).await?;
         if task.status != SpecTaskStatus::Implementing {
             return Err(ImplError::Refused(format!(
@@ -67,9 +101,11 @@ impl Implementer {
                 "name and prompt must not be empty".into(),
             ));
         }
+        // Spawned sessions' tasks are S1, S2…; threads people opened are A1, A2….
+        let prefix = if kind == WorkSessionKind::AdHoc { 'A' } else { 'S' };
         let key = format!(
-            "S{}",
-            plan.iter().filter(|t| t.key.starts_with('S')).count() + 1
+            "{prefix}{}",
+            plan.iter().filter(|t| t.key.starts_with(prefix)).count() + 1
         );
         let item = self
             .store
@@ -94,7 +130,7 @@ impl Implementer {
                     spec_task_id: task.id,
                     parent_id: req.parent_id,
                     implementation_task_id: Some(item.id),
-                    kind: WorkSessionKind::Spawned,
+                    kind,
                     name: req.name.trim().to_string(),
                     prompt: req.prompt,
                 },

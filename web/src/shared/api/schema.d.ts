@@ -515,6 +515,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/spec-tasks/{id}/coordination/{event_id}/answer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Answer a session's request to a person (an agent's `ask_person`, or a `request`
+         *     addressed to nobody): a `response` goes to the asking session, whose waiting tool
+         *     call returns it, and the request is acknowledged.
+         */
+        post: operations["answer"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/spec-tasks/{id}/implementation-tasks": {
         parameters: {
             query?: never;
@@ -730,7 +751,12 @@ export interface paths {
         /** The threads of a spec task's agent instance, one per work session. */
         get: operations["list_threads"];
         put?: never;
-        post?: never;
+        /**
+         * Open a new thread on a running task's agent: it becomes a work session of kind
+         *     `ad_hoc` with its own worktree cut from the task branch, shown in the hierarchy;
+         *     its work is merged like any other session's (skip the session to discard it).
+         */
+        post: operations["open_thread"];
         delete?: never;
         options?: never;
         head?: never;
@@ -950,6 +976,10 @@ export interface components {
         };
         /** @enum {string} */
         AgentThreadStatus: "opening" | "idle" | "prompting" | "interrupted" | "closed";
+        AnswerRequest: {
+            /** @description Not blank; one of the request's `choices` when it offered some. */
+            answer: string;
+        };
         ApiToken: {
             /** Format: date-time */
             created_at: string;
@@ -1041,6 +1071,12 @@ export interface components {
              * @description 1 to 64; defaults to 3.
              */
             max_parallel_sessions?: number | null;
+            /**
+             * Format: int64
+             * @description 0 to 100; defaults to 10: how many sessions the agents of one spec task may
+             *     spawn through their `spawn_session` tool.
+             */
+            max_spawned_sessions?: number | null;
             /** @description Defaults to the repository folder's name (also when blank). */
             name?: string | null;
             /**
@@ -1309,6 +1345,12 @@ export interface components {
          * @enum {string}
          */
         NotificationKind: "spec_review" | "implementation_review" | "permission" | "conflict" | "task_failed" | "session_failed" | "blocked" | "request";
+        OpenThread: {
+            /** @description A short name; by default the prompt's first line. */
+            name?: string | null;
+            /** @description What to ask the task's agent. Not blank. */
+            prompt: string;
+        };
         /** @description Everything a person looks at for one spec task, in one answer. */
         Overview: components["schemas"]["Needs"] & {
             /** @description The task's latest events (at most 50), oldest first. */
@@ -1435,6 +1477,12 @@ export interface components {
              * @description Default number of work sessions one task runs in parallel.
              */
             max_parallel_sessions: number;
+            /**
+             * Format: int64
+             * @description How many sessions the agents of one spec task may spawn with their
+             *     `spawn_session` tool (default 10), so a looping agent cannot fork without end.
+             */
+            max_spawned_sessions?: number;
             /** @description How agents' permission requests are answered (default `auto`). */
             permission_policy?: components["schemas"]["PermissionPolicy"];
             /**
@@ -1480,6 +1528,8 @@ export interface components {
             max_attempts?: number | null;
             /** Format: int64 */
             max_parallel_sessions?: number | null;
+            /** Format: int64 */
+            max_spawned_sessions?: number | null;
             /** @description Not blank. */
             name?: string | null;
             permission_policy?: null | components["schemas"]["PermissionPolicy"];
@@ -1941,7 +1991,7 @@ export interface components {
             worktree_path?: string | null;
         };
         /** @enum {string} */
-        WorkSessionKind: "planning" | "implementation" | "merge_conflict" | "spawned";
+        WorkSessionKind: "planning" | "implementation" | "merge_conflict" | "spawned" | "ad_hoc";
         /** @enum {string} */
         WorkSessionStatus: "pending" | "running" | "blocked" | "interrupted" | "verifying" | "merging" | "conflicted" | "completed" | "failed" | "skipped" | "cancelled";
     };
@@ -3723,6 +3773,95 @@ export interface operations {
             };
         };
     };
+    answer: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+                event_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AnswerRequest"];
+            };
+        };
+        responses: {
+            /** @description the response sent to the session */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CoordinationEvent"];
+                };
+            };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no such task, or no such event in it */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description not a session's request to a person, or already answered */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_tasks: {
         parameters: {
             query?: never;
@@ -4497,6 +4636,92 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    open_thread: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OpenThread"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkSession"];
+                };
+            };
+            /** @description the body is not well-formed JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the task is not implementing */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is larger than 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description the body is not sent as `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
