@@ -154,12 +154,19 @@ impl App {
             if addr.ip().is_unspecified() {
                 addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
-            match self.exe.clone().map(Ok).unwrap_or_else(std::env::current_exe) {
+            match self
+                .exe
+                .clone()
+                .map(Ok)
+                .unwrap_or_else(std::env::current_exe)
+            {
                 Ok(exe) => self.agents.set_mcp_endpoint(crate::mcp::servers::Endpoint {
                     url: format!("http://{addr}"),
                     exe,
                 }),
-                Err(e) => tracing::warn!(error = %e, "agents get no spectask tools: this executable's path is unknown"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "agents get no spectask tools: this executable's path is unknown")
+                }
             }
         }
         let loops = if self.background {

@@ -237,16 +237,23 @@ pub async fn answer(
         .await?
         .into_iter()
         .find(|e| e.id == event_id)
-        .ok_or_else(|| ApiError::NotFound(format!("no coordination event {event_id} in spec task {id}")))?;
-    let Some(asker) = asked.from_session_id.filter(|_| {
-        asked.kind == CoordinationKind::Request && asked.to_session_id.is_none()
-    }) else {
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no coordination event {event_id} in spec task {id}"
+            ))
+        })?;
+    let Some(asker) = asked
+        .from_session_id
+        .filter(|_| asked.kind == CoordinationKind::Request && asked.to_session_id.is_none())
+    else {
         return Err(ApiError::Conflict(format!(
             "event {event_id} is not a session's request to a person"
         )));
     };
     if asked.acknowledged_at.is_some() {
-        return Err(ApiError::Conflict(format!("request {event_id} was already answered")));
+        return Err(ApiError::Conflict(format!(
+            "request {event_id} was already answered"
+        )));
     }
     let answer = body.answer.trim();
     if answer.is_empty() {

@@ -117,25 +117,38 @@ impl Relay {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("text/event-stream"));
-        let body = match response.text().await {
-            Ok(b) => b,
-            Err(e) => return failure(format!("reading spectask's answer: {}", e.without_url())),
-        };
         if !status.is_success() {
-            let detail = body.trim();
-            return failure(format!("spectask refused the call (HTTP {status}): {detail}"));
+            let detail = response.text().await.unwrap_or_default();
+            return failure(format!(
+                "spectask refused the call (HTTP {status}): {}",
+                detail.trim()
+            ));
         }
-        let answers: Vec<Value> = if sse {
-            body.lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .filter_map(|d| serde_json::from_str(d.trim()).ok())
-                .collect()
-        } else if body.trim().is_empty() {
-            Vec::new()
+        let answers = if sse {
+            // The stream may stay open after the answer: read up to the message that
+            // answers this request (passing on what comes before it).
+            match read_events(response, id.as_ref()).await {
+                Ok(a) => a,
+                Err(e) => return failure(format!("reading spectask's answer: {e}")),
+            }
         } else {
-            match serde_json::from_str(&body) {
-                Ok(v) => vec![v],
-                Err(e) => return failure(format!("spectask answered something that is not JSON: {e}")),
+            let body = match response.text().await {
+                Ok(b) => b,
+                Err(e) => {
+                    return failure(format!("reading spectask's answer: {}", e.without_url()));
+                }
+            };
+            if body.trim().is_empty() {
+                Vec::new()
+            } else {
+                match serde_json::from_str(&body) {
+                    Ok(v) => vec![v],
+                    Err(e) => {
+                        return failure(format!(
+                            "spectask answered something that is not JSON: {e}"
+                        ));
+                    }
+                }
             }
         };
         if message.get("method").and_then(Value::as_str) == Some("initialize")
@@ -146,5 +159,37 @@ impl Relay {
             *self.version.lock().await = Some(v.to_string());
         }
         answers
+    }
+}
+
+/// The messages of an SSE answer, up to the one whose id is `id` (all of them, to
+/// the stream's end, when `id` is `None`).
+async fn read_events(
+    mut response: reqwest::Response,
+    id: Option<&Value>,
+) -> Result<Vec<Value>, String> {
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    loop {
+        let chunk = response
+            .chunk()
+            .await
+            .map_err(|e| e.without_url().to_string())?;
+        let Some(chunk) = chunk else { return Ok(out) };
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find('\n') {
+            let line: String = pending.drain(..=end).collect();
+            let Some(data) = line.trim_end().strip_prefix("data:") else {
+                continue;
+            };
+            let Ok(message) = serde_json::from_str::<Value>(data.trim()) else {
+                continue;
+            };
+            let done = id.is_some() && message.get("id") == id && message.get("method").is_none();
+            out.push(message);
+            if done {
+                return Ok(out);
+            }
+        }
     }
 }

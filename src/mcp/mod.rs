@@ -104,11 +104,7 @@ impl rmcp::ServerHandler for Handler {
 }
 
 /// Checks the session token on every request to `/mcp`, and hands its grant on.
-async fn authorize(
-    State(store): State<Arc<dyn Store>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+async fn authorize(State(store): State<Arc<dyn Store>>, mut req: Request, next: Next) -> Response {
     let token = req
         .headers()
         .get(AUTHORIZATION)

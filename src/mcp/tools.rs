@@ -364,7 +364,11 @@ impl Tools {
             "get_state" => {
                 let a: Key = args(arguments)?;
                 validate_state_key(&a.key).map_err(ToolError::Invalid)?;
-                match self.store.get_shared_state(grant.spec_task_id, &a.key).await {
+                match self
+                    .store
+                    .get_shared_state(grant.spec_task_id, &a.key)
+                    .await
+                {
                     Ok(e) => Ok(json!({"key": e.key, "value": e.value, "version": e.version})),
                     Err(StoreError::NotFound { .. }) => {
                         Ok(json!({"key": a.key, "value": null, "version": 0}))
@@ -376,11 +380,19 @@ impl Tools {
                 let a: SetState = args(arguments)?;
                 validate_state_key(&a.key).map_err(ToolError::Invalid)?;
                 if a.expected_version < 0 {
-                    return Err(ToolError::Invalid("expected_version must be 0 or more".into()));
+                    return Err(ToolError::Invalid(
+                        "expected_version must be 0 or more".into(),
+                    ));
                 }
                 let e = self
                     .store
-                    .put_shared_state(grant.spec_task_id, &a.key, &a.value, a.expected_version, &me)
+                    .put_shared_state(
+                        grant.spec_task_id,
+                        &a.key,
+                        &a.value,
+                        a.expected_version,
+                        &me,
+                    )
                     .await
                     .map_err(|e| match e {
                         StoreError::Conflict(m) => ToolError::Refused(format!(
@@ -555,7 +567,10 @@ impl Tools {
 
     async fn send(&self, grant: &SessionGrant, a: Send, me: &str) -> Result<Value, ToolError> {
         not_blank("message", &a.message)?;
-        if matches!(a.kind, CoordinationKind::Completion | CoordinationKind::Spawn | CoordinationKind::Conflict) {
+        if matches!(
+            a.kind,
+            CoordinationKind::Completion | CoordinationKind::Spawn | CoordinationKind::Conflict
+        ) {
             return Err(ToolError::Invalid(format!(
                 "kind {} is spectask's own; use handoff, request, response, notification, broadcast, blocking or unblocked",
                 a.kind
@@ -669,7 +684,11 @@ impl Tools {
                 "item: {:?} is not a sub-item of your task {} (its sub-items: {})",
                 a.item,
                 item.key,
-                if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+                if keys.is_empty() {
+                    "none".to_string()
+                } else {
+                    keys.join(", ")
+                }
             )));
         }
         let line = doc.get(&a.item).map(|i| i.line).unwrap_or_default();
@@ -690,7 +709,12 @@ impl Tools {
         }))
     }
 
-    async fn complete(&self, grant: &SessionGrant, a: Complete, me: &str) -> Result<Value, ToolError> {
+    async fn complete(
+        &self,
+        grant: &SessionGrant,
+        a: Complete,
+        me: &str,
+    ) -> Result<Value, ToolError> {
         not_blank("summary", &a.summary)?;
         let (_, item, _) = self.mine(grant).await?;
         let e = self
@@ -707,13 +731,17 @@ impl Tools {
                 me,
             )
             .await?;
-        Ok(json!({"id": e.id, "recorded": "your summary goes to the sessions that depend on your task once it is merged"}))
+        Ok(
+            json!({"id": e.id, "recorded": "your summary goes to the sessions that depend on your task once it is merged"}),
+        )
     }
 
     async fn ask_person(&self, grant: &SessionGrant, a: Ask, me: &str) -> Result<Value, ToolError> {
         not_blank("question", &a.question)?;
         if a.choices.iter().any(|c| c.trim().is_empty()) {
-            return Err(ToolError::Invalid("choices must not be empty strings".into()));
+            return Err(ToolError::Invalid(
+                "choices must not be empty strings".into(),
+            ));
         }
         let secs = a.timeout_secs.unwrap_or(DEFAULT_ASK_SECS);
         if !(1..=MAX_WAIT_SECS).contains(&secs) {
@@ -760,18 +788,24 @@ impl Tools {
                         )
                         .await;
                 }
-                return Ok(json!({"answered": true, "answer": answer.message, "request_id": asked.id}));
+                return Ok(
+                    json!({"answered": true, "answer": answer.message, "request_id": asked.id}),
+                );
             }
             let dismissed = all
                 .iter()
                 .any(|e| e.id == asked.id && e.acknowledged_at.is_some());
             if dismissed {
-                return Ok(json!({"answered": false, "dismissed": true, "request_id": asked.id,
-                    "note": "a person acknowledged the question without answering it; decide on your own"}));
+                return Ok(
+                    json!({"answered": false, "dismissed": true, "request_id": asked.id,
+                    "note": "a person acknowledged the question without answering it; decide on your own"}),
+                );
             }
             if tokio::time::Instant::now() >= deadline {
-                return Ok(json!({"answered": false, "timed_out": true, "request_id": asked.id,
-                    "note": "no person answered in time; decide on your own, or ask again later"}));
+                return Ok(
+                    json!({"answered": false, "timed_out": true, "request_id": asked.id,
+                    "note": "no person answered in time; decide on your own, or ask again later"}),
+                );
             }
             self.wait_for_change(&mut events, deadline).await?;
         }

@@ -877,7 +877,9 @@ impl Store for SqlStore {
         // while it is failed, see `find_session_token`).
         if matches!(
             next,
-            WorkSessionStatus::Completed | WorkSessionStatus::Skipped | WorkSessionStatus::Cancelled
+            WorkSessionStatus::Completed
+                | WorkSessionStatus::Skipped
+                | WorkSessionStatus::Cancelled
         ) {
             super::session_tokens::revoke_in(&mut tx, id).await?;
         }

@@ -41,9 +41,15 @@ impl Implementer {
         prompt: String,
         actor: &str,
     ) -> Result<WorkSession, ImplError> {
-        let name = name
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(|| prompt.lines().next().unwrap_or("").chars().take(60).collect());
+        let name = name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
+            prompt
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(60)
+                .collect()
+        });
         let req = SpawnRequest {
             name,
             prompt,
@@ -102,7 +108,11 @@ impl Implementer {
             ));
         }
         // Spawned sessions' tasks are S1, S2…; threads people opened are A1, A2….
-        let prefix = if kind == WorkSessionKind::AdHoc { 'A' } else { 'S' };
+        let prefix = if kind == WorkSessionKind::AdHoc {
+            'A'
+        } else {
+            'S'
+        };
         let key = format!(
             "{prefix}{}",
             plan.iter().filter(|t| t.key.starts_with(prefix)).count() + 1

@@ -448,5 +448,8 @@ impl Implementer {
 
 /// A completion an agent posted itself (its `complete` tool), not the merge's.
 pub(super) fn is_summary(e: &CoordinationEvent) -> bool {
-    e.payload.get("summary").and_then(serde_json::Value::as_bool) == Some(true)
+    e.payload
+        .get("summary")
+        .and_then(serde_json::Value::as_bool)
+        == Some(true)
 }
