@@ -93,7 +93,7 @@ async fn bench(backend: Backend) {
         .unwrap();
     let token = generate_token();
     store
-        .issue_session_token(session.id, &hash_token(&token), "bench")
+        .issue_session_token(session.id, &hash_token(&token), "http", "bench")
         .await
         .unwrap();
     store

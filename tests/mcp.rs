@@ -70,7 +70,7 @@ async fn call(app: &TestApp, token: &str, tool: &str, args: Value) -> Result<Val
 async fn token_for(app: &TestApp, session: i64) -> String {
     let token = generate_token();
     app.store
-        .issue_session_token(session, &hash_token(&token), "test")
+        .issue_session_token(session, &hash_token(&token), "http", "test")
         .await
         .unwrap();
     token

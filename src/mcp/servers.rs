@@ -41,7 +41,12 @@ pub async fn for_session(
     };
     let token = generate_token();
     store
-        .issue_session_token(work_session_id, &hash_token(&token), "system")
+        .issue_session_token(
+            work_session_id,
+            &hash_token(&token),
+            if http { "http" } else { "stdio" },
+            "system",
+        )
         .await?;
     let base = endpoint.url.trim_end_matches('/');
     Ok(if http {

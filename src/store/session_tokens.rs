@@ -27,10 +27,12 @@ pub struct SessionGrant {
 pub trait SessionTokenStore: Send + Sync + 'static {
     /// Records a new token for a session and revokes the session's earlier ones (its
     /// thread was reopened: only the newest process holds a valid one).
+    /// `transport` (`http`, `stdio`) is recorded in the event, for people and tests.
     async fn issue_session_token(
         &self,
         work_session_id: i64,
         token_hash: &str,
+        transport: &str,
         actor: Actor<'_>,
     ) -> Result<i64>;
     /// The grant of an unrevoked token whose session has not ended.
@@ -55,6 +57,7 @@ impl SessionTokenStore for SqlStore {
         &self,
         work_session_id: i64,
         token_hash: &str,
+        transport: &str,
         actor: Actor<'_>,
     ) -> Result<i64> {
         let mut tx = self.begin().await?;
@@ -82,7 +85,7 @@ impl SessionTokenStore for SqlStore {
             entity: "work_session",
             entity_id: Some(work_session_id),
             kind: "session.token_issued",
-            data: json!({ "token_id": id }),
+            data: json!({ "token_id": id, "transport": transport }),
         };
         self.commit_with(tx, event, actor).await?;
         Ok(id)
