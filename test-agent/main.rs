@@ -245,7 +245,11 @@ fn request(app: &App, method: &str, params: &Value) -> RpcResult {
             let cwd = params["cwd"].as_str().map(PathBuf::from);
             let history = app
                 .sessions
-                .load(session_id, cwd, mcp::Server::parse_list(&params["mcpServers"]))
+                .load(
+                    session_id,
+                    cwd,
+                    mcp::Server::parse_list(&params["mcpServers"]),
+                )
                 .ok_or_else(|| RpcError::new(-32002, "session not found"))?;
             for entry in history {
                 let (kind, text) = match entry {

@@ -380,8 +380,7 @@ impl StdioConn {
         let writer = tokio::spawn(async move {
             while let Some(mut line) = lines_out.recv().await {
                 line.push('\n');
-                if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err()
-                {
+                if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
                     break;
                 }
             }
@@ -534,7 +533,10 @@ impl HttpConn {
             .http
             .post(&self.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(reqwest::header::ACCEPT, "application/json, text/event-stream");
+            .header(
+                reqwest::header::ACCEPT,
+                "application/json, text/event-stream",
+            );
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -649,7 +651,10 @@ impl Drop for HttpConn {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let mut request = self.http.delete(&self.url).header("Mcp-Session-Id", session);
+        let mut request = self
+            .http
+            .delete(&self.url)
+            .header("Mcp-Session-Id", session);
         for (name, value) in &self.headers {
             request = request.header(name.as_str(), value.as_str());
         }
@@ -700,23 +705,42 @@ mod tests {
     fn substitution_uses_the_last_result() {
         let last = Ok(json!({"id": 7, "name": "x", "list": [{"a": true}]}));
         assert_eq!(
-            substitute(r#"{"id": {{last:/id}}, "n": {{last:/name}}, "a": {{last:/list/0}}}"#, Some(&last)).unwrap(),
+            substitute(
+                r#"{"id": {{last:/id}}, "n": {{last:/name}}, "a": {{last:/list/0}}}"#,
+                Some(&last)
+            )
+            .unwrap(),
             r#"{"id": 7, "n": "x", "a": {"a":true}}"#
         );
         assert_eq!(substitute("{}", None).unwrap(), "{}");
         let missing = substitute("{{last:/nope}}", Some(&last)).unwrap_err();
         assert!(missing.contains("nothing at \"/nope\""), "{missing}");
-        assert!(substitute("{{last:/id}}", None).unwrap_err().contains("no mcp call"));
+        assert!(
+            substitute("{{last:/id}}", None)
+                .unwrap_err()
+                .contains("no mcp call")
+        );
         let failed = Err("the last mcp result is not JSON: hi".to_string());
-        assert!(substitute("{{last:/id}}", Some(&failed)).unwrap_err().contains("not JSON"));
-        assert!(substitute("{{last:/id", Some(&last)).unwrap_err().contains("unclosed"));
+        assert!(
+            substitute("{{last:/id}}", Some(&failed))
+                .unwrap_err()
+                .contains("not JSON")
+        );
+        assert!(
+            substitute("{{last:/id", Some(&last))
+                .unwrap_err()
+                .contains("unclosed")
+        );
     }
 
     #[test]
     fn sse_events_are_split_across_chunks() {
         let mut sse = Sse::default();
         assert!(sse.feed(b"event: message\nid: 1\nda").is_empty());
-        assert_eq!(sse.feed(b"ta: {\"a\":\r\ndata: 1}\r\n\r\n: c\n\ndata:x\n"), ["{\"a\":\n1}"]);
+        assert_eq!(
+            sse.feed(b"ta: {\"a\":\r\ndata: 1}\r\n\r\n: c\n\ndata:x\n"),
+            ["{\"a\":\n1}"]
+        );
         assert_eq!(sse.feed(b"\n"), ["x"]);
     }
 

@@ -439,12 +439,10 @@ impl Turn {
         work: impl Future<Output = Result<T, String>>,
     ) -> Result<Result<T, String>, Cancelled> {
         let limited = tokio::time::timeout(mcp::CALL_LIMIT, work);
-        Ok(self.until_cancelled(limited).await?.unwrap_or_else(|_| {
-            Err(format!(
-                "no answer within {} s",
-                mcp::CALL_LIMIT.as_secs()
-            ))
-        }))
+        Ok(self
+            .until_cancelled(limited)
+            .await?
+            .unwrap_or_else(|_| Err(format!("no answer within {} s", mcp::CALL_LIMIT.as_secs()))))
     }
 
     fn write_direct(&mut self, command: &str, path: &str, content: &str, append: bool) {
