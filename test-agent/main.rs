@@ -6,7 +6,8 @@
 //! README.md next to this file for the commands and flags.
 //!
 //! Layout: `rpc` owns stdout and matches responses to requests, `session` keeps
-//! histories and cancel switches, `script` parses commands, `turn` runs them.
+//! histories and cancel switches, `script` parses commands, `turn` runs them,
+//! `mcp` is the MCP client behind `mcp TOOL JSON` and `mcp-list`.
 
 mod mcp;
 mod rpc;

@@ -1135,10 +1135,11 @@ async fn an_mcp_call_waits_until_cancelled_and_a_crash_kills_the_server() {
     let mut agent = Agent::start(&[]).await;
     // A stdio "server" that answers `initialize` (request 1) and the first tool
     // call (request 2, after the `initialized` notification), then reads
-    // everything and answers nothing.
+    // everything and answers nothing (keeping its stdout open: a closed one
+    // would make the next command start it again).
     let mute = r#"read l; echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"mute","version":"0"}}}'
                   read l; read l; echo '{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"first"}]}}'
-                  exec cat >/dev/null"#;
+                  while read l; do :; done"#;
     let servers = json!([{"name": "mute", "command": "sh", "args": ["-c", mute], "env": []}]);
     let s = agent.session_with_mcp(&dir.0, servers).await;
     assert_eq!(agent.prompt(&s, "mcp first").await, "end_turn");
