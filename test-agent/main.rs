@@ -6,8 +6,10 @@
 //! README.md next to this file for the commands and flags.
 //!
 //! Layout: `rpc` owns stdout and matches responses to requests, `session` keeps
-//! histories and cancel switches, `script` parses commands, `turn` runs them.
+//! histories and cancel switches, `script` parses commands, `turn` runs them,
+//! `mcp` is the MCP client behind `mcp TOOL JSON` and `mcp-list`.
 
+mod mcp;
 mod rpc;
 mod script;
 mod session;
@@ -37,6 +39,8 @@ struct Flags {
     require_auth: bool,
     no_initialize: bool,
     garbage_on_start: bool,
+    /// Advertise MCP over HTTP in `initialize` (`mcpCapabilities.http`).
+    mcp_http: bool,
 }
 
 /// What the client said it can do in `initialize`.
@@ -65,7 +69,7 @@ impl App {
 
 fn usage() -> &'static str {
     "usage: spectask-test-agent [--script FILE] [--state-dir DIR] [--require-auth] \
-     [--no-initialize] [--garbage-on-start] [--crash-on-start] [--version]"
+     [--no-initialize] [--garbage-on-start] [--crash-on-start] [--mcp-http] [--version]"
 }
 
 /// Parses the command line; exits for `--version`, `--crash-on-start` and errors.
@@ -94,6 +98,7 @@ fn parse_flags() -> Flags {
             "--require-auth" => flags.require_auth = true,
             "--no-initialize" => flags.no_initialize = true,
             "--garbage-on-start" => flags.garbage_on_start = true,
+            "--mcp-http" => flags.mcp_http = true,
             "--crash-on-start" => {
                 eprintln!("crashed on start");
                 std::process::exit(2);
@@ -160,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = tokio::time::timeout(Duration::from_secs(1), all_done).await;
     }
     app.peer.flush(Duration::from_secs(1)).await;
+    mcp::kill_all();
     Ok(())
 }
 
@@ -204,7 +210,11 @@ fn request(app: &App, method: &str, params: &Value) -> RpcResult {
             };
             Ok(json!({
                 "protocolVersion": 1,
-                "agentCapabilities": {"loadSession": true, "promptCapabilities": {}},
+                "agentCapabilities": {
+                    "loadSession": true,
+                    "promptCapabilities": {},
+                    "mcpCapabilities": {"http": app.flags.mcp_http, "sse": false},
+                },
                 "authMethods": auth_methods,
                 "agentInfo": {"name": NAME, "version": VERSION},
             }))
@@ -225,7 +235,8 @@ fn request(app: &App, method: &str, params: &Value) -> RpcResult {
             let cwd = params["cwd"]
                 .as_str()
                 .ok_or_else(|| RpcError::invalid_params("cwd is required"))?;
-            let session_id = app.sessions.create(PathBuf::from(cwd));
+            let servers = mcp::Server::parse_list(&params["mcpServers"]);
+            let session_id = app.sessions.create(PathBuf::from(cwd), servers);
             eprintln!("[test-agent] new session {session_id} in {cwd}");
             Ok(json!({"sessionId": session_id}))
         }
@@ -235,7 +246,11 @@ fn request(app: &App, method: &str, params: &Value) -> RpcResult {
             let cwd = params["cwd"].as_str().map(PathBuf::from);
             let history = app
                 .sessions
-                .load(session_id, cwd)
+                .load(
+                    session_id,
+                    cwd,
+                    mcp::Server::parse_list(&params["mcpServers"]),
+                )
                 .ok_or_else(|| RpcError::new(-32002, "session not found"))?;
             for entry in history {
                 let (kind, text) = match entry {
@@ -304,6 +319,7 @@ fn prompt(app: &Arc<App>, turns: &mut JoinSet<()>, id: Value, params: Value) {
         if turn.exit_after {
             app.peer.flush(Duration::from_secs(5)).await;
             eprintln!("[test-agent] exiting after the turn, as asked");
+            mcp::kill_all();
             std::process::exit(0);
         }
     });

@@ -49,6 +49,14 @@ pub enum Command {
         count: u64,
         script: String,
     },
+    /// `mcp TOOL JSON`: calls TOOL on the session's first MCP server with the JSON
+    /// object (the rest of the line, `{{last:/pointer}}` substituted when it runs).
+    Mcp {
+        tool: String,
+        arguments: String,
+    },
+    /// `mcp-list`: the names of the first MCP server's tools.
+    McpList,
     Hang,
     Crash(i32),
     Garbage,
@@ -182,6 +190,18 @@ fn parse_line(line: &str) -> Command {
                 _ => invalid("expected: repeat N SCRIPT"),
             }
         }
+        "mcp" => {
+            let (tool, arguments) = split_word(rest);
+            if tool.is_empty() {
+                return invalid("expected: mcp TOOL [JSON]");
+            }
+            Command::Mcp {
+                tool: tool.to_string(),
+                arguments: arguments.to_string(),
+            }
+        }
+        "mcp-list" if rest.is_empty() => Command::McpList,
+        "mcp-list" => invalid("expected: mcp-list"),
         "hang" => Command::Hang,
         "crash" if rest.is_empty() => Command::Crash(3),
         "crash" => match rest.parse() {

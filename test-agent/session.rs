@@ -9,10 +9,12 @@ use std::collections::HashMap;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
+
+use crate::mcp::{Server, SessionMcp};
 
 /// One line of a session's history.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -31,6 +33,9 @@ struct Session {
     history: Vec<Entry>,
     /// Cancel switches of the turns running now, by turn number.
     turns: HashMap<u64, watch::Sender<bool>>,
+    /// The `mcpServers` of `session/new` or the latest `session/load`, and the
+    /// connection to the first (not kept in the state dir: a load brings them).
+    mcp: Arc<SessionMcp>,
 }
 
 /// A started turn: what it needs to know about its session.
@@ -98,7 +103,7 @@ impl Sessions {
         })
     }
 
-    pub fn create(&self, cwd: PathBuf) -> String {
+    pub fn create(&self, cwd: PathBuf, mcp_servers: Vec<Server>) -> String {
         let mut inner = self.inner.lock().unwrap();
         let id = format!("sess-{}", inner.next_session);
         inner.next_session += 1;
@@ -109,20 +114,40 @@ impl Sessions {
                 cwd,
                 history: Vec::new(),
                 turns: HashMap::new(),
+                mcp: Arc::new(SessionMcp::new(mcp_servers)),
             },
         );
         id
     }
 
     /// The session's history, loading it from the state dir if this process has
-    /// not seen it yet. A `cwd` given by the client replaces the stored one.
-    pub fn load(&self, id: &str, cwd: Option<PathBuf>) -> Option<Vec<Entry>> {
+    /// not seen it yet. A `cwd` given by the client replaces the stored one; so
+    /// do `mcpServers` (a different list drops the connection to the old first
+    /// server, which stops a stdio one).
+    pub fn load(
+        &self,
+        id: &str,
+        cwd: Option<PathBuf>,
+        mcp_servers: Vec<Server>,
+    ) -> Option<Vec<Entry>> {
         let mut inner = self.inner.lock().unwrap();
         let session = self.find(&mut inner, id)?;
         if let Some(cwd) = cwd {
             session.cwd = cwd;
         }
+        if session.mcp.servers != mcp_servers {
+            session.mcp = Arc::new(session.mcp.replaced(mcp_servers));
+        }
         Some(session.history.clone())
+    }
+
+    /// The session's MCP side (an empty one for an unknown session).
+    pub fn mcp(&self, id: &str) -> Arc<SessionMcp> {
+        let inner = self.inner.lock().unwrap();
+        match inner.sessions.get(id) {
+            Some(session) => session.mcp.clone(),
+            None => Arc::new(SessionMcp::default()),
+        }
     }
 
     /// Records the user's prompt and registers a cancel switch for the turn.
@@ -220,6 +245,7 @@ impl Sessions {
             cwd,
             history,
             turns: HashMap::new(),
+            mcp: Arc::new(SessionMcp::default()),
         })
     }
 

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::App;
+use crate::mcp;
 use crate::rpc::{RpcError, RpcResult};
 use crate::script::{self, Command};
 use crate::session::Cancel;
@@ -161,12 +162,15 @@ impl Turn {
                     }
                 }
             }
+            Command::Mcp { tool, arguments } => self.mcp(&tool, &arguments).await?,
+            Command::McpList => self.mcp_list().await?,
             Command::Hang => {
                 self.cancel.cancelled().await;
                 return Err(Cancelled);
             }
             Command::Crash(code) => {
                 self.app.peer.flush(Duration::from_millis(500)).await;
+                mcp::kill_all();
                 eprintln!("crashing as asked");
                 std::process::exit(code);
             }
@@ -355,6 +359,90 @@ impl Turn {
         self.tool_done(&id, failure);
         self.say(&format!("permission: {choice}"));
         Ok(())
+    }
+
+    /// `mcp TOOL JSON`: a `tool_call`, the MCP `tools/call`, its `tool_call_update`
+    /// with the result text, then the message `mcp TOOL -> TEXT` (or `error:`).
+    async fn mcp(&mut self, tool: &str, arguments: &str) -> Step {
+        let label = format!("mcp {tool}");
+        let session = self.app.sessions.mcp(&self.session_id);
+        let arguments = session.substitute(arguments).and_then(|text| {
+            let text = if text.trim().is_empty() { "{}" } else { &text };
+            match serde_json::from_str::<Value>(text) {
+                Ok(v) if v.is_object() => Ok(v),
+                Ok(_) => Err(format!("the arguments must be a JSON object: {text}")),
+                Err(e) => Err(format!("the arguments are not JSON ({e}): {text}")),
+            }
+        });
+        let arguments = match arguments {
+            Ok(arguments) => arguments,
+            Err(problem) => {
+                self.say(&format!("{label} error: {problem}"));
+                return Ok(());
+            }
+        };
+        let id = self.tool_call_with(
+            &label,
+            "other",
+            "in_progress",
+            json!({"rawInput": arguments}),
+        );
+        let cwd = self.cwd.clone();
+        let call = async {
+            let client = session.client(&cwd).await?;
+            client.call_tool(tool, arguments).await
+        };
+        let outcome = match self.mcp_limited(call).await {
+            Ok(outcome) => outcome,
+            Err(Cancelled) => {
+                self.tool_done(&id, Some("cancelled".into()));
+                return Err(Cancelled);
+            }
+        };
+        let (text, failed) = match &outcome {
+            Ok(result) => mcp::result_text(result),
+            Err(e) => (e.clone(), true),
+        };
+        session.set_last(match outcome {
+            Ok(_) => serde_json::from_str(&text)
+                .map_err(|_| format!("the result of mcp {tool} is not JSON: {text}")),
+            Err(e) => Err(format!("mcp {tool} failed: {e}")),
+        });
+        let status = if failed { "failed" } else { "completed" };
+        self.update(json!({
+            "sessionUpdate": "tool_call_update", "toolCallId": id, "status": status,
+            "content": [{"type": "content", "content": {"type": "text", "text": text}}],
+        }));
+        if failed {
+            self.say(&format!("{label} error: {text}"));
+        } else {
+            self.say(&format!("{label} -> {text}"));
+        }
+        Ok(())
+    }
+
+    /// `mcp-list`: the message `tools: a, b, c`.
+    async fn mcp_list(&mut self) -> Step {
+        let session = self.app.sessions.mcp(&self.session_id);
+        let cwd = self.cwd.clone();
+        let list = async { session.client(&cwd).await?.list_tools().await };
+        match self.mcp_limited(list).await? {
+            Ok(names) => self.say(&format!("tools: {}", names.join(", "))),
+            Err(e) => self.say(&format!("mcp-list error: {e}")),
+        }
+        Ok(())
+    }
+
+    /// An MCP exchange, given at most [`mcp::CALL_LIMIT`] and ended by a cancel.
+    async fn mcp_limited<T>(
+        &self,
+        work: impl Future<Output = Result<T, String>>,
+    ) -> Result<Result<T, String>, Cancelled> {
+        let limited = tokio::time::timeout(mcp::CALL_LIMIT, work);
+        Ok(self
+            .until_cancelled(limited)
+            .await?
+            .unwrap_or_else(|_| Err(format!("no answer within {} s", mcp::CALL_LIMIT.as_secs()))))
     }
 
     fn write_direct(&mut self, command: &str, path: &str, content: &str, append: bool) {

@@ -849,3 +849,532 @@ async fn stamp_and_repeat() {
                 && t["title"].as_str().unwrap().starts_with("stamp "))
     );
 }
+
+/// `dist/index.js` of the MCP reference server that `scripts/install-mcp-everything`
+/// puts in `target/mcp-everything`.
+fn mcp_everything() -> String {
+    let index = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "target/mcp-everything/node_modules/@modelcontextprotocol/server-everything/dist/index.js",
+    );
+    assert!(
+        index.exists(),
+        "{} is missing: run scripts/install-mcp-everything (scripts/test does it)",
+        index.display()
+    );
+    index.to_str().unwrap().to_string()
+}
+
+/// The reference server over Streamable HTTP on a free port, and its URL, once it
+/// says it listens.
+async fn mcp_everything_http() -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("node")
+        .args([&mcp_everything(), "streamableHttp"])
+        .env("PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn node");
+    let mut stderr = BufReader::new(server.stderr.take().unwrap()).lines();
+    let listening = async {
+        while let Some(line) = stderr.next_line().await.unwrap() {
+            if line.contains("listening on port") {
+                return;
+            }
+            eprintln!("mcp server: {line}");
+        }
+        panic!("the MCP server exited before listening");
+    };
+    timeout(WAIT, listening)
+        .await
+        .expect("the MCP server listens");
+    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    (server, format!("http://127.0.0.1:{port}/mcp"))
+}
+
+impl Agent {
+    async fn session_with_mcp(&mut self, cwd: &Path, servers: Value) -> String {
+        let result = self
+            .call("session/new", json!({"cwd": cwd, "mcpServers": servers}))
+            .await;
+        result["sessionId"].as_str().unwrap().to_string()
+    }
+
+    /// The `mcp` tool calls of a session: (the `tool_call`, its `tool_call_update`).
+    fn mcp_calls(&self, session: &str) -> Vec<(Value, Value)> {
+        let updates = self.updates_of(session, "tool_call_update");
+        self.updates_of(session, "tool_call")
+            .into_iter()
+            .filter(|c| c["title"].as_str().unwrap().starts_with("mcp "))
+            .map(|call| {
+                let done = updates
+                    .iter()
+                    .find(|u| u["toolCallId"] == call["toolCallId"])
+                    .unwrap_or_else(|| panic!("no update for {call}"))
+                    .clone();
+                (call, done)
+            })
+            .collect()
+    }
+}
+
+/// What `mcp echo {"message":"hi"}` shows: the call, its completion, the message.
+fn assert_echo_hi(call: &(Value, Value), message: &str) {
+    let (call, done) = call;
+    assert_eq!(call["title"], "mcp echo");
+    assert_eq!(call["kind"], "other");
+    assert_eq!(call["status"], "in_progress");
+    assert_eq!(call["rawInput"], json!({"message": "hi"}));
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(
+        done["content"],
+        json!([{"type": "content", "content": {"type": "text", "text": "Echo: hi"}}])
+    );
+    assert_eq!(message, "mcp echo -> Echo: hi");
+}
+
+#[tokio::test]
+async fn mcp_tools_are_called_over_stdio() {
+    let dir = TempDir::new();
+    let mut agent = Agent::spawn(&[]);
+    let init = agent.initialize(true).await;
+    assert_eq!(
+        init["agentCapabilities"]["mcpCapabilities"],
+        json!({"http": false, "sse": false})
+    );
+    let servers = json!([{
+        "name": "everything",
+        "command": "node",
+        "args": [mcp_everything(), "stdio"],
+        "env": [{"name": "SPECTASK_MCP_TEST", "value": "from the env"}],
+    }]);
+    let s = agent.session_with_mcp(&dir.0, servers).await;
+    let script = r#"mcp echo {"message":"hi"}
+                    mcp-list
+                    mcp get-env
+                    mcp echo {"message": {{last:/nope}}}
+                    mcp echo {"message": {{last:/SPECTASK_MCP_TEST}}}
+                    mcp echo {"message": {{last:/SPECTASK_MCP_TEST}}}
+                    mcp no-such-tool
+                    mcp echo [1]"#;
+    assert_eq!(agent.prompt(&s, script).await, "end_turn");
+    let messages = agent.messages(&s);
+    let calls = agent.mcp_calls(&s);
+    assert_echo_hi(&calls[0], &messages[0]);
+    let tools = messages[1].strip_prefix("tools: ").expect(&messages[1]);
+    assert!(
+        tools.split(", ").any(|t| t == "echo") && tools.contains("get-env"),
+        "{tools}"
+    );
+    assert!(
+        messages[2].starts_with("mcp get-env -> {"),
+        "{}",
+        messages[2]
+    );
+    assert_eq!(calls[1].0["rawInput"], json!({}));
+    // Bad arguments are a message, not a call.
+    assert!(
+        messages[3].starts_with(
+            "mcp echo error: {{last:/nope}}: the last mcp result has nothing at \"/nope\""
+        ),
+        "{}",
+        messages[3]
+    );
+    assert_eq!(messages[4], "mcp echo -> Echo: from the env");
+    assert_eq!(calls[2].0["rawInput"], json!({"message": "from the env"}));
+    // The last result is now `Echo: from the env`: not JSON.
+    assert_eq!(
+        messages[5],
+        "mcp echo error: {{last:/SPECTASK_MCP_TEST}}: the result of mcp echo is not JSON: Echo: from the env"
+    );
+    assert!(
+        messages[6].starts_with("mcp no-such-tool error: "),
+        "{}",
+        messages[6]
+    );
+    assert_eq!(calls[3].0["title"], "mcp no-such-tool");
+    assert_eq!(calls[3].1["status"], "failed");
+    assert!(
+        messages[7].starts_with("mcp echo error: the arguments must be a JSON object"),
+        "{}",
+        messages[7]
+    );
+    assert_eq!(messages.len(), 8);
+    assert_eq!(calls.len(), 4);
+
+    // The server lives as long as the agent: its stderr is the agent's, so the
+    // agent's stderr closing means the server is gone too.
+    assert_eq!(agent.close().await, 0);
+    assert!(agent.stderr().contains("Starting default (STDIO) server"));
+}
+
+#[tokio::test]
+async fn mcp_tools_are_called_over_streamable_http() {
+    let (_server, url) = mcp_everything_http().await;
+    let dir = TempDir::new();
+    let mut agent = Agent::spawn(&["--mcp-http"]);
+    let init = agent.initialize(true).await;
+    assert_eq!(
+        init["agentCapabilities"]["mcpCapabilities"],
+        json!({"http": true, "sse": false})
+    );
+    let servers = json!([
+        {"type": "sse", "name": "ignored", "url": "http://127.0.0.1:9/sse", "headers": []},
+        {"type": "http", "name": "everything", "url": url, "headers": [{"name": "X-Test", "value": "1"}]},
+    ]);
+    let s = agent.session_with_mcp(&dir.0, servers).await;
+    let script = r#"mcp echo {"message":"hi"}
+                    mcp get-structured-content {"location": "Chicago"}
+                    mcp echo {"message": {{last:/conditions}}}
+                    mcp-list"#;
+    assert_eq!(agent.prompt(&s, script).await, "end_turn");
+    let messages = agent.messages(&s);
+    let calls = agent.mcp_calls(&s);
+    assert_echo_hi(&calls[0], &messages[0]);
+    assert!(
+        messages[1].starts_with("mcp get-structured-content -> {"),
+        "{}",
+        messages[1]
+    );
+    assert_eq!(messages[2], "mcp echo -> Echo: Light rain / drizzle");
+    assert!(messages[3].starts_with("tools: ") && messages[3].contains("echo"));
+    // A later turn uses the same connection, and the last result.
+    let turn = r#"mcp echo {"message": "again {{last:/nope}}"}
+                  mcp echo {"message":"hi"}"#;
+    assert_eq!(agent.prompt(&s, turn).await, "end_turn");
+    let messages = agent.messages(&s);
+    assert!(
+        messages[4].starts_with("mcp echo error: {{last:/nope}}: "),
+        "{}",
+        messages[4]
+    );
+    assert_echo_hi(&agent.mcp_calls(&s)[3], &messages[5]);
+    assert_eq!(
+        agent
+            .stderr()
+            .matches("MCP server everything connected")
+            .count(),
+        1
+    );
+    assert_eq!(agent.close().await, 0);
+}
+
+#[tokio::test]
+async fn mcp_failures_are_messages() {
+    let dir = TempDir::new();
+    let mut agent = Agent::start(&[]).await;
+    let none = agent.new_session(&dir.0).await;
+    assert_eq!(
+        agent
+            .prompt(
+                &none,
+                "mcp echo {\"message\":\"hi\"}\nmcp-list\nmcp echo {oops"
+            )
+            .await,
+        "end_turn"
+    );
+    let messages = agent.messages(&none);
+    assert!(
+        messages[0].starts_with("mcp echo error: the session has no MCP server"),
+        "{messages:?}"
+    );
+    assert_eq!(agent.mcp_calls(&none)[0].1["status"], "failed");
+    assert!(
+        messages[1].starts_with("mcp-list error: the session has no MCP server"),
+        "{messages:?}"
+    );
+    assert!(
+        messages[2].starts_with("mcp echo error: the arguments are not JSON"),
+        "{messages:?}"
+    );
+
+    // Nothing listens on the port; a stdio command that does not exist.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let http = json!([{"type": "http", "name": "gone", "url": format!("http://127.0.0.1:{port}/mcp"), "headers": []}]);
+    let s = agent.session_with_mcp(&dir.0, http).await;
+    assert_eq!(agent.prompt(&s, "mcp echo").await, "end_turn");
+    let message = &agent.messages(&s)[0];
+    assert!(
+        message.starts_with("mcp echo error: initialize gone: POST http://127.0.0.1:"),
+        "{message}"
+    );
+    let stdio =
+        json!([{"name": "nothing", "command": "/nonexistent/mcp-server", "args": [], "env": []}]);
+    let s = agent.session_with_mcp(&dir.0, stdio).await;
+    assert_eq!(agent.prompt(&s, "mcp echo").await, "end_turn");
+    let message = &agent.messages(&s)[0];
+    assert!(
+        message.starts_with("mcp echo error: cannot start /nonexistent/mcp-server"),
+        "{message}"
+    );
+    // A server that exits at once.
+    let quits = json!([{"name": "quits", "command": "true", "args": [], "env": []}]);
+    let s = agent.session_with_mcp(&dir.0, quits).await;
+    assert_eq!(agent.prompt(&s, "mcp echo").await, "end_turn");
+    let message = &agent.messages(&s)[0];
+    assert!(
+        message.starts_with("mcp echo error: initialize quits: the MCP server exited"),
+        "{message}"
+    );
+    assert_eq!(agent.close().await, 0);
+}
+
+#[tokio::test]
+async fn an_mcp_call_waits_until_cancelled_and_a_crash_kills_the_server() {
+    let dir = TempDir::new();
+    let mut agent = Agent::start(&[]).await;
+    // A stdio "server" that answers `initialize` (request 1) and the first tool
+    // call (request 2, after the `initialized` notification), then reads
+    // everything and answers nothing (keeping its stdout open: a closed one
+    // would make the next command start it again).
+    let mute = r#"read l; echo '{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{},"serverInfo":{"name":"mute","version":"0"}}}'
+                  read l; read l; echo '{"jsonrpc":"2.0","id":2,"result":{"content":[{"type":"text","text":"first"}]}}'
+                  while read l; do :; done"#;
+    let servers = json!([{"name": "mute", "command": "sh", "args": ["-c", mute], "env": []}]);
+    let s = agent.session_with_mcp(&dir.0, servers).await;
+    assert_eq!(agent.prompt(&s, "mcp first").await, "end_turn");
+    assert_eq!(agent.messages(&s), ["mcp first -> first"]);
+    let id = agent.send_prompt(&s, "mcp slow {}").await;
+    agent
+        .until(WAIT, |a| a.updates_of(&s, "tool_call").len() == 2)
+        .await;
+    agent
+        .notify("session/cancel", json!({"sessionId": s}))
+        .await;
+    let response = agent.response_within(id, Duration::from_secs(5)).await;
+    assert_eq!(response["result"]["stopReason"], "cancelled");
+    let (call, done) = &agent.mcp_calls(&s)[1];
+    assert_eq!(call["title"], "mcp slow");
+    assert_eq!(done["status"], "failed");
+    // A crash kills the server too: else its stderr, the agent's, would stay open
+    // and `exit_code` would not see stderr close.
+    agent.send_prompt(&s, "crash 5").await;
+    assert_eq!(agent.exit_code().await, 5);
+    assert_eq!(
+        agent.stderr().matches("MCP server mute connected").count(),
+        1
+    );
+}
+
+/// A hand-written Streamable HTTP MCP server, to see exactly what the agent sends:
+/// it records each POST (headers and message) and each DELETE, answers with
+/// `application/json`, except the tool `sse`, answered in an event stream after a
+/// notification, a ping request and someone else's response.
+#[derive(Clone)]
+struct Fixture {
+    posts: Arc<Mutex<Vec<(axum::http::HeaderMap, Value)>>>,
+    deleted: mpsc::UnboundedSender<axum::http::HeaderMap>,
+}
+
+async fn fixture_post(
+    axum::extract::State(fixture): axum::extract::State<Fixture>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let message: Value = serde_json::from_slice(&body).unwrap();
+    fixture
+        .posts
+        .lock()
+        .unwrap()
+        .push((headers, message.clone()));
+    let id = message["id"].clone();
+    let reply = |result: Value| json!({"jsonrpc": "2.0", "id": id, "result": result});
+    let params = &message["params"];
+    let method = message["method"].as_str();
+    if method.is_none() || id.is_null() {
+        return axum::http::StatusCode::ACCEPTED.into_response();
+    }
+    let json = |message: Value| axum::Json(message).into_response();
+    match (method.unwrap(), params["name"].as_str()) {
+        ("initialize", _) => {
+            let result = json!({
+                "protocolVersion": "2025-03-26",
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "fixture", "version": "0"},
+            });
+            ([("mcp-session-id", "sid-1")], axum::Json(reply(result))).into_response()
+        }
+        ("tools/list", _) if params["cursor"] == "p2" => {
+            json(reply(json!({"tools": [{"name": "c", "inputSchema": {}}]})))
+        }
+        ("tools/list", _) => json(reply(json!({
+            "tools": [{"name": "a", "inputSchema": {}}, {"name": "b", "inputSchema": {}}],
+            "nextCursor": "p2",
+        }))),
+        ("tools/call", Some("sse")) => {
+            let events = [
+                json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "info", "data": "x"}}),
+                json!({"jsonrpc": "2.0", "id": "srv-1", "method": "ping"}),
+                json!({"jsonrpc": "2.0", "id": 999, "result": {"content": [{"type": "text", "text": "not yours"}]}}),
+                reply(json!({"content": [{"type": "text", "text": "streamed"}]})),
+            ];
+            let body: String = events
+                .iter()
+                .map(|e| format!("event: message\ndata: {e}\n\n"))
+                .collect();
+            ([("content-type", "text/event-stream")], body).into_response()
+        }
+        ("tools/call", Some("boom")) => json(reply(json!({
+            "content": [{"type": "text", "text": "it broke"}], "isError": true,
+        }))),
+        ("tools/call", _) => json(reply(json!({
+            "content": [{"type": "text", "text": params["arguments"].to_string()}],
+        }))),
+        _ => json(json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "no"}})),
+    }
+}
+
+async fn fixture_delete(
+    axum::extract::State(fixture): axum::extract::State<Fixture>,
+    headers: axum::http::HeaderMap,
+) -> axum::http::StatusCode {
+    let _ = fixture.deleted.send(headers);
+    axum::http::StatusCode::OK
+}
+
+#[tokio::test]
+async fn mcp_over_http_sends_the_headers_and_reads_json_and_event_streams() {
+    let (deleted, mut deletes) = mpsc::unbounded_channel();
+    let fixture = Fixture {
+        posts: Arc::default(),
+        deleted,
+    };
+    let router = axum::Router::new()
+        .route(
+            "/mcp",
+            axum::routing::post(fixture_post).delete(fixture_delete),
+        )
+        .with_state(fixture.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let dir = TempDir::new();
+    let mut agent = Agent::start(&["--mcp-http"]).await;
+    let server = |token: &str| {
+        json!([{"type": "http", "name": "fixture", "url": url,
+                "headers": [{"name": "Authorization", "value": format!("Bearer {token}")}]}])
+    };
+    let s = agent.session_with_mcp(&dir.0, server("one")).await;
+    let script = r#"mcp echo {"x": 1, "s": "a"}
+                    mcp echo {"n": {{last:/x}}, "s": {{last:/s}}}
+                    mcp sse
+                    mcp boom
+                    mcp-list"#;
+    assert_eq!(agent.prompt(&s, script).await, "end_turn");
+    assert_eq!(
+        agent.messages(&s),
+        [
+            r#"mcp echo -> {"s":"a","x":1}"#,
+            r#"mcp echo -> {"n":1,"s":"a"}"#,
+            "mcp sse -> streamed",
+            "mcp boom error: it broke",
+            "tools: a, b, c",
+        ]
+    );
+    let calls = agent.mcp_calls(&s);
+    let statuses: Vec<&Value> = calls.iter().map(|(_, done)| &done["status"]).collect();
+    assert_eq!(statuses, ["completed", "completed", "completed", "failed"]);
+    assert_eq!(
+        calls[3].1["content"],
+        json!([{"type": "content", "content": {"type": "text", "text": "it broke"}}])
+    );
+
+    let posts = fixture.posts.lock().unwrap().clone();
+    let header = |i: usize, name: &str| {
+        posts[i]
+            .0
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    let methods: Vec<&str> = posts
+        .iter()
+        .map(|(_, m)| m["method"].as_str().unwrap_or("(response)"))
+        .collect();
+    assert_eq!(
+        methods,
+        [
+            "initialize",
+            "notifications/initialized",
+            "tools/call",
+            "tools/call",
+            "tools/call",
+            "(response)",
+            "tools/call",
+            "tools/list",
+            "tools/list",
+        ]
+    );
+    assert_eq!(posts[0].1["params"]["protocolVersion"], "2025-06-18");
+    assert_eq!(
+        posts[0].1["params"]["clientInfo"]["name"],
+        "spectask-test-agent"
+    );
+    assert_eq!(posts[0].1["params"]["capabilities"], json!({}));
+    assert_eq!(header(0, "mcp-session-id"), None);
+    assert_eq!(header(0, "mcp-protocol-version"), None);
+    for i in 0..posts.len() {
+        assert_eq!(header(i, "authorization").as_deref(), Some("Bearer one"));
+        assert_eq!(
+            header(i, "content-type").as_deref(),
+            Some("application/json")
+        );
+        assert_eq!(
+            header(i, "accept").as_deref(),
+            Some("application/json, text/event-stream")
+        );
+        if i > 0 {
+            assert_eq!(header(i, "mcp-session-id").as_deref(), Some("sid-1"));
+            assert_eq!(
+                header(i, "mcp-protocol-version").as_deref(),
+                Some("2025-03-26")
+            );
+        }
+    }
+    assert_eq!(
+        posts[2].1["params"],
+        json!({"name": "echo", "arguments": {"x": 1, "s": "a"}})
+    );
+    assert_eq!(
+        posts[5].1,
+        json!({"jsonrpc": "2.0", "id": "srv-1", "result": {}})
+    );
+    assert_eq!(posts[8].1["params"], json!({"cursor": "p2"}));
+
+    // Loaded with other servers (a new token), the session ends the old MCP
+    // session and connects again.
+    let load = json!({"sessionId": s, "cwd": dir.0, "mcpServers": server("two")});
+    agent.call("session/load", load).await;
+    let gone = timeout(WAIT, deletes.recv())
+        .await
+        .expect("a DELETE")
+        .unwrap();
+    assert_eq!(gone.get("mcp-session-id").unwrap(), "sid-1");
+    assert_eq!(gone.get("authorization").unwrap(), "Bearer one");
+    // The last result stays (that of `boom`; `messages` now also holds the replay).
+    let turn = "mcp echo {\"y\": {{last:/n}}}\nmcp echo {\"y\": 1}";
+    assert_eq!(agent.prompt(&s, turn).await, "end_turn");
+    let messages = agent.messages(&s);
+    assert_eq!(
+        messages[messages.len() - 2..],
+        [
+            "mcp echo error: {{last:/n}}: the result of mcp boom is not JSON: it broke",
+            r#"mcp echo -> {"y":1}"#,
+        ]
+    );
+    let posts = fixture.posts.lock().unwrap().clone();
+    assert_eq!(posts[9].1["method"], "initialize");
+    assert_eq!(posts[9].0.get("authorization").unwrap(), "Bearer two");
+    assert_eq!(agent.close().await, 0);
+}
