@@ -237,6 +237,8 @@ fn request(app: &App, method: &str, params: &Value) -> RpcResult {
                 .ok_or_else(|| RpcError::invalid_params("cwd is required"))?;
             let servers = mcp::Server::parse_list(&params["mcpServers"]);
             let session_id = app.sessions.create(PathBuf::from(cwd), servers);
+            app.sessions
+                .note_mcp_servers(&session_id, &params["mcpServers"]);
             eprintln!("[test-agent] new session {session_id} in {cwd}");
             Ok(json!({"sessionId": session_id}))
         }
@@ -252,6 +254,8 @@ fn request(app: &App, method: &str, params: &Value) -> RpcResult {
                     mcp::Server::parse_list(&params["mcpServers"]),
                 )
                 .ok_or_else(|| RpcError::new(-32002, "session not found"))?;
+            app.sessions
+                .note_mcp_servers(session_id, &params["mcpServers"]);
             for entry in history {
                 let (kind, text) = match entry {
                     Entry::User { text } => ("user_message_chunk", text),

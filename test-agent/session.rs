@@ -249,6 +249,21 @@ impl Sessions {
         })
     }
 
+    /// With `--state-dir`, appends the `mcpServers` a `session/new` or
+    /// `session/load` gave to `DIR/<sessionId>.mcp-servers.jsonl`, as an agent's own
+    /// state folder keeps its config: tests look there for the credentials it got.
+    pub fn note_mcp_servers(&self, id: &str, servers: &serde_json::Value) {
+        let Some(path) = self
+            .state_file(id)
+            .map(|p| p.with_extension("mcp-servers.jsonl"))
+        else {
+            return;
+        };
+        if let Err(e) = append_line(&path, &servers.to_string()) {
+            eprintln!("[test-agent] cannot write {}: {e}", path.display());
+        }
+    }
+
     fn persist(&self, id: &str, entry: &Entry) {
         let Some(path) = self.state_file(id) else {
             return;

@@ -51,13 +51,44 @@ async fn until<T>(api: &Api, what: &str, mut check: impl AsyncFnMut() -> Option<
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out waiting for {what}\n{}", dump(api).await);
+        }
         let page = api
             .get(&format!("/events?after={after}&wait=5&limit=500"))
             .await
             .unwrap();
         after = page["last_id"].as_i64().unwrap_or(after);
     }
+}
+
+/// The task's sessions and their transcripts, for a failure's message.
+async fn dump(api: &Api) -> String {
+    let mut out = String::new();
+    let sessions = api.get("/spec-tasks/1/sessions").await.unwrap_or_default();
+    for s in sessions.as_array().cloned().unwrap_or_default() {
+        out.push_str(&format!(
+            "session {} {} {} {}\n",
+            s["id"], s["name"], s["status"], s["failure_reason"]
+        ));
+        let t = api
+            .get(&format!("/sessions/{}/transcript", s["id"]))
+            .await
+            .unwrap_or_default();
+        for e in t.as_array().cloned().unwrap_or_default() {
+            out.push_str(&format!(
+                "  {} {}\n",
+                e["kind"],
+                e["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
+            ));
+        }
+    }
+    out
 }
 
 /// Every file under `dir`, with its text (binary files lossily).
@@ -70,7 +101,10 @@ fn files_under(dir: &Path, out: &mut Vec<(String, String)>) {
         if path.is_dir() {
             files_under(&path, out);
         } else if let Ok(bytes) = std::fs::read(&path) {
-            out.push((path.display().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+            out.push((
+                path.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
         }
     }
 }
@@ -86,7 +120,12 @@ async fn run(transport: &str) {
     }
     std::fs::write(
         data.join("spectask.toml"),
-        format!("default_agent = \"test\"\n\n[agents.test]\ncommand = {AGENT:?}\nargs = {args:?}\n"),
+        // The agent keeps its state (and the config it was given) outside its task's
+        // folder, so its sandbox lets it write there, as a real agent's profile does.
+        format!(
+            "default_agent = \"test\"\n\n[agents.test]\ncommand = {AGENT:?}\nargs = {args:?}\n\n[agents.test.sandbox]\nwrite = [{:?}]\n",
+            agent_state.display().to_string()
+        ),
     )
     .unwrap();
     let repo = dir.path().join("repo");
@@ -101,7 +140,11 @@ async fn run(transport: &str) {
     let server = Server::start(&data).await.expect("spectask serve starts");
     let api = server.api.clone();
     let project = api
-        .ok(Method::POST, "/projects", Some(json!({ "path": repo, "max_parallel_sessions": 3 })))
+        .ok(
+            Method::POST,
+            "/projects",
+            Some(json!({ "path": repo, "max_parallel_sessions": 3 })),
+        )
         .await
         .unwrap();
     let pid = project["id"].as_i64().unwrap();
@@ -122,21 +165,29 @@ async fn run(transport: &str) {
         .await
         .unwrap();
     let id = task["id"].as_i64().unwrap();
-    api.ok(Method::POST, &format!("/spec-tasks/{id}/approve"), Some(json!({})))
-        .await
-        .unwrap();
+    api.ok(
+        Method::POST,
+        &format!("/spec-tasks/{id}/approve"),
+        Some(json!({})),
+    )
+    .await
+    .unwrap();
 
     // While task 1 runs, a person opens a thread on the task's agent.
-    let first = until(&api, "task 1's session", async || {
+    until(&api, "task 1's session", async || {
         let sessions = api.get(&format!("/spec-tasks/{id}/sessions")).await.ok()?;
-        sessions.as_array()?.iter().find(|s| s["kind"] == "implementation").cloned()
+        sessions
+            .as_array()?
+            .iter()
+            .find(|s| s["kind"] == "implementation")
+            .cloned()
     })
     .await;
     let thread = api
         .ok(
             Method::POST,
             &format!("/spec-tasks/{id}/threads"),
-            Some(json!({ "prompt": "mcp spectask_context {}\nwrite notes.txt opened by a person" })),
+            Some(json!({ "name": "Notes", "prompt": "mcp spectask_context {}\nwrite notes.txt opened by a person" })),
         )
         .await
         .unwrap();
@@ -144,20 +195,47 @@ async fn run(transport: &str) {
 
     let done = until(&api, "the run's end", async || {
         let t = api.get(&format!("/spec-tasks/{id}")).await.ok()?;
-        matches!(t["status"].as_str(), Some("implementation_review" | "failed" | "done")).then_some(t)
+        matches!(
+            t["status"].as_str(),
+            Some("implementation_review" | "failed" | "done")
+        )
+        .then_some(t)
     })
     .await;
-    let sessions = api.get(&format!("/spec-tasks/{id}/sessions")).await.unwrap();
-    assert_eq!(done["status"], "implementation_review", "{done}\n{sessions:#}\n{}", server.log());
+    let sessions = api
+        .get(&format!("/spec-tasks/{id}/sessions"))
+        .await
+        .unwrap();
+    assert_eq!(
+        done["status"],
+        "implementation_review",
+        "{done}\n{sessions:#}\n{}",
+        server.log()
+    );
     let sessions = sessions.as_array().unwrap().clone();
-    let by_name = |name: &str| sessions.iter().find(|s| s["name"] == name).cloned().unwrap_or_else(|| panic!("no session {name}: {sessions:#?}"));
+    let by_name = |name: &str| {
+        sessions
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no session {name}: {sessions:#?}"))
+    };
+    let first = by_name("1. Serve the API");
+    let second = by_name("2. Write the client");
     let child = by_name("Changelog");
     assert_eq!(child["kind"], "spawned");
-    assert_eq!(child["parent_id"], first["id"], "the child is under the session that spawned it");
+    assert_eq!(
+        child["parent_id"], first["id"],
+        "the child is under the session that spawned it"
+    );
     for s in &sessions {
         assert_eq!(s["status"], "completed", "{s}");
     }
-    assert_eq!(sessions.len(), 4, "two plan tasks, the spawned child, the person's thread: {sessions:#?}");
+    assert_eq!(
+        sessions.len(),
+        4,
+        "two plan tasks, the spawned child, the person's thread: {sessions:#?}"
+    );
 
     // Every piece of work is merged, once.
     let task_branch = done["branch"].as_str().unwrap().to_string();
@@ -167,7 +245,10 @@ async fn run(transport: &str) {
     }
     let log = git(&repo, &["log", "--format=%s", &task_branch]);
     for s in &sessions {
-        let merges = log.lines().filter(|l| l.contains(&format!("session {}", s["id"]))).count();
+        let merges = log
+            .lines()
+            .filter(|l| l.contains(&format!("session {}", s["id"])))
+            .count();
         assert!(merges >= 1, "session {} merged: {log}", s["id"]);
     }
 
@@ -175,7 +256,10 @@ async fn run(transport: &str) {
     let mut events = Vec::new();
     let mut after = 0;
     loop {
-        let page = api.get(&format!("/events?after={after}&limit=500&spec_task={id}")).await.unwrap();
+        let page = api
+            .get(&format!("/events?after={after}&limit=500&spec_task={id}"))
+            .await
+            .unwrap();
         let items = page["items"].as_array().cloned().unwrap_or_default();
         if items.is_empty() {
             break;
@@ -188,44 +272,102 @@ async fn run(transport: &str) {
         e["entity"] == "implementation_task" && e["data"]["key"] == "1" && e["data"]["to"] == "done"
     });
     let child_started = position(&|e| {
-        e["entity"] == "work_session" && e["entity_id"] == child["id"] && e["data"]["to"] == "running"
+        e["entity"] == "work_session"
+            && e["entity_id"] == child["id"]
+            && e["data"]["to"] == "running"
     });
     assert!(
         matches!((parent_done, child_started), (Some(p), Some(c)) if p < c),
         "parent done at {parent_done:?}, child running at {child_started:?}"
     );
     // Each session's token said which transport it was for.
-    let issued: Vec<&Value> = events.iter().filter(|e| e["kind"] == "session.token_issued").collect();
+    let issued: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["kind"] == "session.token_issued")
+        .collect();
     assert!(issued.len() >= 4, "{issued:?}");
-    assert!(issued.iter().all(|e| e["data"]["transport"] == transport), "{issued:?}");
+    assert!(
+        issued.iter().all(|e| e["data"]["transport"] == transport),
+        "{issued:?}"
+    );
 
     // The request and its response, both acknowledged by their receivers.
-    let coordination = api.get(&format!("/spec-tasks/{id}/coordination")).await.unwrap();
+    let coordination = api
+        .get(&format!("/spec-tasks/{id}/coordination"))
+        .await
+        .unwrap();
     let coordination = coordination.as_array().unwrap();
-    let second = by_name(sessions.iter().find(|s| s["kind"] == "implementation" && s["id"] != first["id"]).unwrap()["name"].as_str().unwrap());
-    let request = coordination.iter().find(|e| e["kind"] == "request").expect("the request");
-    assert_eq!((request["from_session_id"].clone(), request["to_session_id"].clone()), (second["id"].clone(), first["id"].clone()));
+    let request = coordination
+        .iter()
+        .find(|e| e["kind"] == "request")
+        .expect("the request");
+    assert_eq!(
+        (
+            request["from_session_id"].clone(),
+            request["to_session_id"].clone()
+        ),
+        (second["id"].clone(), first["id"].clone())
+    );
     assert_eq!(request["acknowledged_by"], first["id"]);
-    let response = coordination.iter().find(|e| e["kind"] == "response").expect("the response");
+    let response = coordination
+        .iter()
+        .find(|e| e["kind"] == "response")
+        .expect("the response");
     assert_eq!(response["payload"]["in_reply_to"], request["id"]);
     assert_eq!(response["acknowledged_by"], second["id"]);
     // The summary the parent handed over is what its completion says.
     let completion = coordination
         .iter()
-        .find(|e| e["kind"] == "completion" && e["from_session_id"] == first["id"] && e["payload"]["merge_commit"].is_string())
+        .find(|e| {
+            e["kind"] == "completion"
+                && e["from_session_id"] == first["id"]
+                && e["payload"]["merge_commit"].is_string()
+        })
         .expect("the parent's completion");
-    assert!(completion["message"].as_str().unwrap().contains("port 8080"), "{completion}");
+    assert!(
+        completion["message"]
+            .as_str()
+            .unwrap()
+            .contains("port 8080"),
+        "{completion}"
+    );
 
     // The tool calls are in the transcripts and the history files.
-    let transcript = api.get(&format!("/sessions/{}/transcript", first["id"])).await.unwrap();
-    let titles: Vec<&str> = transcript.as_array().unwrap().iter().filter_map(|e| e["data"]["title"].as_str()).collect();
-    for tool in ["spectask_context", "read_inbox", "spawn_session", "complete"] {
-        assert!(titles.contains(&format!("spectask: {tool}").as_str()), "{tool} in {titles:?}");
+    let transcript = api
+        .get(&format!("/sessions/{}/transcript", first["id"]))
+        .await
+        .unwrap();
+    let titles: Vec<&str> = transcript
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["data"]["title"].as_str())
+        .collect();
+    for tool in [
+        "spectask_context",
+        "read_inbox",
+        "spawn_session",
+        "complete",
+    ] {
+        assert!(
+            titles.contains(&format!("spectask: {tool}").as_str()),
+            "{tool} in {titles:?}"
+        );
     }
     let spec = format!("specs/{}", done["spec_dir_name"].as_str().unwrap());
-    let history = git(&repo, &["show", &format!("{task_branch}:{spec}/history/session-{}-1.md", first["id"])]);
+    let history = git(
+        &repo,
+        &[
+            "show",
+            &format!("{task_branch}:{spec}/history/session-{}-1.md", first["id"]),
+        ],
+    );
     assert!(history.contains("spectask: spawn_session"), "{history}");
-    assert!(git(&repo, &["ls-tree", "-r", "--name-only", &task_branch]).contains(&format!("session-{}-", thread["id"])), "the thread's history is written");
+    assert!(
+        git(&repo, &["ls-tree", "-r", "--name-only", &task_branch])
+            .contains(&format!("session-{}-", thread["id"])),
+        "the thread's history is written"
+    );
 
     // No session token anywhere: transcripts, history files, events, the log, the
     // data dir, the repository.
@@ -241,19 +383,28 @@ async fn run(transport: &str) {
     }
     tokens.sort();
     tokens.dedup();
-    assert!(tokens.len() >= 4, "the agent was given a token per session: {tokens:?}");
+    assert!(
+        tokens.len() >= 4,
+        "the agent was given a token per session: {tokens:?}"
+    );
     let mut haystack = Vec::new();
     files_under(&data, &mut haystack);
     haystack.push(("events".into(), serde_json::to_string(&events).unwrap()));
     for s in &sessions {
-        let t = api.get(&format!("/sessions/{}/transcript", s["id"])).await.unwrap();
+        let t = api
+            .get(&format!("/sessions/{}/transcript", s["id"]))
+            .await
+            .unwrap();
         haystack.push((format!("transcript {}", s["id"]), t.to_string()));
     }
     let all = git(&repo, &["log", "--all", "-p"]);
     haystack.push(("the repository's history".into(), all));
     for (name, text) in &haystack {
         for token in &tokens {
-            assert!(!text.contains(token.as_str()) && !text.contains(&token[3..]), "a session token is in {name}");
+            assert!(
+                !text.contains(token.as_str()) && !text.contains(&token[3..]),
+                "a session token is in {name}"
+            );
         }
     }
     server.stop().await;

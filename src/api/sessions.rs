@@ -242,10 +242,11 @@ pub async fn answer(
                 "no coordination event {event_id} in spec task {id}"
             ))
         })?;
-    let Some(asker) = asked
-        .from_session_id
-        .filter(|_| asked.kind == CoordinationKind::Request && asked.to_session_id.is_none())
-    else {
+    let Some(asker) = asked.from_session_id.filter(|_| {
+        asked.kind == CoordinationKind::Request
+            && asked.to_session_id.is_none()
+            && crate::mcp::tools::for_task(&asked).is_none()
+    }) else {
         return Err(ApiError::Conflict(format!(
             "event {event_id} is not a session's request to a person"
         )));

@@ -276,6 +276,25 @@ pub enum Merge {
 /// Merges `branch` into the branch checked out in `worktree` with a merge commit.
 /// A conflict is never resolved here: the merge is aborted and reported.
 pub async fn merge(worktree: &Path, branch: &str, message: &str) -> Result<Merge, GitError> {
+    merge_with(worktree, branch, message, &[]).await
+}
+
+/// [`merge`], where the hunks that conflict take the checked-out branch's side
+/// (`-X ours`); the rest of `branch` merges as usual.
+pub async fn merge_preferring_ours(
+    worktree: &Path,
+    branch: &str,
+    message: &str,
+) -> Result<Merge, GitError> {
+    merge_with(worktree, branch, message, &["-X", "ours"]).await
+}
+
+async fn merge_with(
+    worktree: &Path,
+    branch: &str,
+    message: &str,
+    options: &[&str],
+) -> Result<Merge, GitError> {
     // A merge a killed process left half-done is abandoned first; it is redone below.
     if git(worktree, &["rev-parse", "-q", "--verify", "MERGE_HEAD"])
         .await?
@@ -283,11 +302,10 @@ pub async fn merge(worktree: &Path, branch: &str, message: &str) -> Result<Merge
     {
         git_ok(worktree, &["merge", "--abort"]).await?;
     }
-    let out = run(
-        worktree,
-        &["merge", "--no-ff", "--no-edit", "-m", message, branch],
-    )
-    .await?;
+    let mut args = vec!["merge", "--no-ff", "--no-edit"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["-m", message, branch]);
+    let out = run(worktree, &args).await?;
     if out.ok {
         let head = git_ok(worktree, &["rev-parse", "HEAD"]).await?;
         return Ok(Merge::Merged(head.trim().to_string()));

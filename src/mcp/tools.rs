@@ -277,6 +277,34 @@ pub fn for_person(e: &CoordinationEvent) -> bool {
     e.payload.get("to_person").and_then(Value::as_bool) == Some(true)
 }
 
+/// The plan task a message waits for when it was sent before that task had a
+/// session: whichever session works on the task receives it.
+pub fn for_task(e: &CoordinationEvent) -> Option<&str> {
+    e.payload.get("to_task").and_then(Value::as_str)
+}
+
+/// Whether a message is for `session`, which works on the plan task `key`.
+pub fn addressed_to(e: &CoordinationEvent, session: i64, key: Option<&str>) -> bool {
+    e.to_session_id == Some(session)
+        || (e.to_session_id.is_none() && key.is_some() && for_task(e) == key)
+}
+
+/// Whether a message goes to every session of the task (but its sender).
+pub fn is_broadcast(e: &CoordinationEvent, session: i64) -> bool {
+    e.to_session_id.is_none()
+        && e.from_session_id != Some(session)
+        && !for_person(e)
+        && for_task(e).is_none()
+}
+
+/// A message's receiver, as `send_message` resolves it.
+enum To {
+    Everyone,
+    Session(i64),
+    /// A plan task without a session yet: its session reads it once it starts.
+    Task(String),
+}
+
 impl Tools {
     /// Runs one tool call and records it in the session's transcript. The result is
     /// JSON text for the agent; `Err` is a tool error (the agent sees its text).
@@ -525,10 +553,10 @@ impl Tools {
     }
 
     /// The session a `to` names, within the caller's spec task.
-    async fn recipient(&self, grant: &SessionGrant, to: &str) -> Result<Option<i64>, ToolError> {
+    async fn recipient(&self, grant: &SessionGrant, to: &str) -> Result<To, ToolError> {
         let to = to.trim();
         if to == "everyone" {
-            return Ok(None);
+            return Ok(To::Everyone);
         }
         let sessions = self.store.list_work_sessions(grant.spec_task_id).await?;
         if let Some(key) = to.strip_prefix("task:") {
@@ -539,14 +567,26 @@ impl Tools {
             let task = plan.iter().find(|t| t.key == key).ok_or_else(|| {
                 ToolError::Invalid(format!("to: no task {key:?} in this spec task's plan"))
             })?;
-            return sessions
+            let session = sessions
                 .iter()
                 .rev()
-                .find(|s| s.implementation_task_id == Some(task.id))
-                .map(|s| Some(s.id))
-                .ok_or_else(|| {
-                    ToolError::Refused(format!("task {key} has no session yet to receive it"))
-                });
+                .find(|s| s.implementation_task_id == Some(task.id));
+            return Ok(match session {
+                Some(s) => To::Session(s.id),
+                None if matches!(
+                    task.status,
+                    ImplementationTaskStatus::Done
+                        | ImplementationTaskStatus::Skipped
+                        | ImplementationTaskStatus::Cancelled
+                ) =>
+                {
+                    return Err(ToolError::Refused(format!(
+                        "task {key} is {} and had no session to receive it",
+                        task.status
+                    )));
+                }
+                None => To::Task(task.key.clone()),
+            });
         }
         let id: i64 = to
             .strip_prefix("session:")
@@ -562,7 +602,7 @@ impl Tools {
                 "to: session {id} is not in this spec task"
             )));
         }
-        Ok(Some(id))
+        Ok(To::Session(id))
     }
 
     async fn send(&self, grant: &SessionGrant, a: Send, me: &str) -> Result<Value, ToolError> {
@@ -577,15 +617,23 @@ impl Tools {
             )));
         }
         let person = a.to.trim() == "person";
-        let to = if person || a.kind == CoordinationKind::Broadcast {
-            None
+        let recipient = if person || a.kind == CoordinationKind::Broadcast {
+            To::Everyone
         } else {
             self.recipient(grant, &a.to).await?
         };
-        if to == Some(grant.work_session_id) {
-            return Err(ToolError::Invalid("to: that is your own session".into()));
-        }
         let mut payload = serde_json::Map::new();
+        let to = match recipient {
+            To::Everyone => None,
+            To::Session(id) if id == grant.work_session_id => {
+                return Err(ToolError::Invalid("to: that is your own session".into()));
+            }
+            To::Session(id) => Some(id),
+            To::Task(key) => {
+                payload.insert("to_task".into(), json!(key));
+                None
+            }
+        };
         if !a.payload.is_null() {
             payload.insert("data".into(), a.payload);
         }
@@ -615,18 +663,16 @@ impl Tools {
     /// Unacknowledged messages for the session: addressed to it, or broadcast by others.
     async fn waiting(&self, grant: &SessionGrant) -> Result<Vec<CoordinationEvent>, ToolError> {
         let me = grant.work_session_id;
+        let (_, item, _) = self.mine(grant).await?;
+        let key = item.as_ref().map(|t| t.key.as_str());
         Ok(self
             .store
             .list_coordination_events(grant.spec_task_id)
             .await?
             .into_iter()
             .filter(|e| {
-                let addressed = e.to_session_id == Some(me);
-                let broadcast = e.to_session_id.is_none()
-                    && e.from_session_id != Some(me)
-                    && !for_person(e)
-                    && e.kind != CoordinationKind::Completion;
-                e.acknowledged_at.is_none() && (addressed || broadcast)
+                let broadcast = is_broadcast(e, me) && e.kind != CoordinationKind::Completion;
+                e.acknowledged_at.is_none() && (addressed_to(e, me, key) || broadcast)
             })
             .collect())
     }

@@ -13,13 +13,23 @@ impl Implementer {
         session_id: i64,
     ) -> Result<String, ImplError> {
         let mut text = String::new();
+        let session = self.store.get_work_session(session_id).await?;
+        let key = match session.implementation_task_id {
+            Some(tid) => self
+                .store
+                .list_implementation_tasks(spec_task_id)
+                .await?
+                .into_iter()
+                .find(|t| t.id == tid)
+                .map(|t| t.key),
+            None => None,
+        };
         for e in self.store.list_coordination_events(spec_task_id).await? {
-            let addressed = e.to_session_id == Some(session_id);
+            // Addressed to it, or to its plan task before it had a session.
+            let addressed = crate::mcp::tools::addressed_to(&e, session_id, key.as_deref());
             // A message to a person (an agent's `ask_person` or `send_message` to
-            // "person") is for nobody's turn.
-            let broadcast = e.to_session_id.is_none()
-                && e.from_session_id != Some(session_id)
-                && !crate::mcp::tools::for_person(&e);
+            // "person") or to one task is not for everyone's turn.
+            let broadcast = crate::mcp::tools::is_broadcast(&e, session_id);
             // Holding and releasing are acted on, not read; a completion summary goes
             // to the sessions that depend on its sender (see `handoffs`), not to all.
             let waiting = e.acknowledged_at.is_none()

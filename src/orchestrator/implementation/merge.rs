@@ -62,7 +62,18 @@ impl Implementer {
             }
             None
         } else {
-            match git::merge(&task_worktree, branch, &message).await? {
+            let spec_rel = spec_files::spec_dir_rel(project, task);
+            let tasks_rel = format!("{spec_rel}/tasks.md");
+            let mut outcome = git::merge(&task_worktree, branch, &message).await?;
+            // Sessions tick their own sub-items in tasks.md (an agent's
+            // `report_progress`) while the merges tick tasks on the task branch: lines
+            // side by side conflict in git although the marks do not. The task
+            // branch's side is kept, and the session's marks are copied over below.
+            if matches!(&outcome, Merge::Conflict(files) if files == std::slice::from_ref(&tasks_rel))
+            {
+                outcome = git::merge_preferring_ours(&task_worktree, branch, &message).await?;
+            }
+            match outcome {
                 Merge::Merged(commit) => Some(commit),
                 Merge::Conflict(files) => {
                     self.store
@@ -98,12 +109,31 @@ impl Implementer {
         let spec_rel = spec_files::spec_dir_rel(project, task);
         let tasks_path = task_worktree.join(&spec_rel).join("tasks.md");
         if let Ok(text) = std::fs::read_to_string(&tasks_path) {
+            let session_doc = std::fs::read_to_string(worktree.join(&spec_rel).join("tasks.md"))
+                .ok()
+                .map(|t| tasks_md::parse(&t));
+            let mut text = text;
+            // The session's own sub-items as it left them (see the merge above).
+            if let Some(theirs) = &session_doc {
+                for sub in crate::orchestrator::progress::sub_items(theirs, &item.key) {
+                    let mark = if sub.done { Mark::Done } else { Mark::Pending };
+                    let doc = tasks_md::parse(&text);
+                    if let Some(found) = doc
+                        .get(&sub.key)
+                        .filter(|f| (f.mark == Mark::Done) != sub.done)
+                        && let Ok(next) = tasks_md::set_mark(&text, found.line, mark)
+                    {
+                        text = next;
+                    }
+                }
+            }
             let doc = tasks_md::parse(&text);
             if let Some(found) = doc.get(&item.key)
                 && let Ok(ticked) = tasks_md::set_mark(&text, found.line, Mark::Done)
             {
-                std::fs::write(&tasks_path, ticked).map_err(git::GitError::from)?;
+                text = ticked;
             }
+            std::fs::write(&tasks_path, text).map_err(git::GitError::from)?;
         }
         let history_dir = task_worktree.join(&spec_rel).join("history");
         std::fs::create_dir_all(&history_dir).map_err(git::GitError::from)?;
