@@ -157,7 +157,15 @@ pub async fn ensure_worktree(repo: &Path, path: &Path, branch: &str) -> Result<(
 /// write, and the user's `.git` stays read-only to it. spectask moves branches
 /// between the two repositories with [`copy_branch`].
 pub async fn ensure_task_repo(user_repo: &Path, task_repo: &Path) -> Result<(), GitError> {
-    if task_repo.join("HEAD").exists() && task_repo.join("objects/info/alternates").exists() {
+    let complete =
+        || task_repo.join("HEAD").exists() && task_repo.join("objects/info/alternates").exists();
+    if complete() {
+        return Ok(());
+    }
+    // Sessions of one task start side by side: one makes the repository, the others
+    // wait for it (two `git init` in one folder race on its template files).
+    let _made_once = worktree_lock(user_repo).await;
+    if complete() {
         return Ok(());
     }
     let common = git_ok(
