@@ -453,7 +453,7 @@ async fn the_stdio_bridge_relays_tool_calls_and_ask_person_waits_for_the_answer(
             .contains("401"),
         "{refused}"
     );
-    drop(send);
+
     drop(stdin);
     assert!(
         child.wait().await.unwrap().success(),

@@ -7,6 +7,8 @@
 //! or log of the run.
 
 mod common;
+// Shared with tests/runs.rs; this test uses part of it.
+#[allow(dead_code)]
 #[path = "runs/server.rs"]
 mod server;
 
