@@ -245,7 +245,7 @@ pub async fn answer(
     let Some(asker) = asked.from_session_id.filter(|_| {
         asked.kind == CoordinationKind::Request
             && asked.to_session_id.is_none()
-            && crate::mcp::tools::for_task(&asked).is_none()
+            && asked.for_task().is_none()
     }) else {
         return Err(ApiError::Conflict(format!(
             "event {event_id} is not a session's request to a person"

@@ -38,6 +38,48 @@ pub struct CoordinationEvent {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// The markers spectask's own messages carry in their payload, read in one place.
+impl CoordinationEvent {
+    /// Addressed to a person (an agent's `ask_person`, or `send_message` to
+    /// "person") rather than to sessions.
+    pub fn is_for_person(&self) -> bool {
+        self.payload
+            .get("to_person")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+    }
+
+    /// The plan task a message waits for when it was sent before that task had a
+    /// session: whichever session works on the task receives it.
+    pub fn for_task(&self) -> Option<&str> {
+        self.payload
+            .get("to_task")
+            .and_then(serde_json::Value::as_str)
+    }
+
+    /// A completion an agent posted itself (its `complete` tool), not the merge's.
+    pub fn is_summary(&self) -> bool {
+        self.payload
+            .get("summary")
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+    }
+
+    /// Whether the message is for `session`, which works on the plan task `key`.
+    pub fn is_addressed_to(&self, session: i64, key: Option<&str>) -> bool {
+        self.to_session_id == Some(session)
+            || (self.to_session_id.is_none() && key.is_some() && self.for_task() == key)
+    }
+
+    /// Whether the message goes to every session of the task but its sender.
+    pub fn is_broadcast_for(&self, session: i64) -> bool {
+        self.to_session_id.is_none()
+            && self.from_session_id != Some(session)
+            && !self.is_for_person()
+            && self.for_task().is_none()
+    }
+}
+
 /// A key/value note shared by every session of a SpecTask. Writes are a
 /// compare-and-set on `version`, so two sessions never silently overwrite each other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

@@ -272,31 +272,6 @@ struct Ask {
     timeout_secs: Option<u64>,
 }
 
-/// Whether a coordination event was addressed to a person rather than to sessions.
-pub fn for_person(e: &CoordinationEvent) -> bool {
-    e.payload.get("to_person").and_then(Value::as_bool) == Some(true)
-}
-
-/// The plan task a message waits for when it was sent before that task had a
-/// session: whichever session works on the task receives it.
-pub fn for_task(e: &CoordinationEvent) -> Option<&str> {
-    e.payload.get("to_task").and_then(Value::as_str)
-}
-
-/// Whether a message is for `session`, which works on the plan task `key`.
-pub fn addressed_to(e: &CoordinationEvent, session: i64, key: Option<&str>) -> bool {
-    e.to_session_id == Some(session)
-        || (e.to_session_id.is_none() && key.is_some() && for_task(e) == key)
-}
-
-/// Whether a message goes to every session of the task (but its sender).
-pub fn is_broadcast(e: &CoordinationEvent, session: i64) -> bool {
-    e.to_session_id.is_none()
-        && e.from_session_id != Some(session)
-        && !for_person(e)
-        && for_task(e).is_none()
-}
-
 /// A message's receiver, as `send_message` resolves it.
 enum To {
     Everyone,
@@ -362,7 +337,6 @@ impl Tools {
         let me = format!("session:{}", grant.work_session_id);
         match name {
             "spectask_context" => {
-                let _: Wait = args(json!({}))?;
                 if !(arguments.is_null() || arguments.as_object().is_some_and(|o| o.is_empty())) {
                     return Err(ToolError::Invalid(
                         "spectask_context takes no arguments".into(),
@@ -468,9 +442,7 @@ impl Tools {
         let sessions = self.store.list_work_sessions(grant.spec_task_id).await?;
         let sub_items = match (&item, &session.worktree_path) {
             (Some(item), Some(worktree)) => {
-                let path = PathBuf::from(worktree)
-                    .join(spec_files::spec_dir_rel(&project, &spec))
-                    .join("tasks.md");
+                let path = PathBuf::from(worktree).join(spec_files::tasks_md_rel(&project, &spec));
                 match tokio::fs::read_to_string(&path).await {
                     Ok(text) => progress::sub_items(&tasks_md::parse(&text), &item.key),
                     Err(_) => Vec::new(),
@@ -671,8 +643,8 @@ impl Tools {
             .await?
             .into_iter()
             .filter(|e| {
-                let broadcast = is_broadcast(e, me) && e.kind != CoordinationKind::Completion;
-                e.acknowledged_at.is_none() && (addressed_to(e, me, key) || broadcast)
+                let broadcast = e.is_broadcast_for(me) && e.kind != CoordinationKind::Completion;
+                e.acknowledged_at.is_none() && (e.is_addressed_to(me, key) || broadcast)
             })
             .collect())
     }
@@ -716,9 +688,7 @@ impl Tools {
             .ok_or_else(|| ToolError::Refused("your session has no worktree".into()))?;
         let spec = self.store.get_spec_task(grant.spec_task_id).await?;
         let project = self.store.get_project(grant.project_id).await?;
-        let path = PathBuf::from(worktree)
-            .join(spec_files::spec_dir_rel(&project, &spec))
-            .join("tasks.md");
+        let path = PathBuf::from(worktree).join(spec_files::tasks_md_rel(&project, &spec));
         let text = tokio::fs::read_to_string(&path)
             .await
             .map_err(|e| ToolError::Refused(format!("reading tasks.md in your worktree: {e}")))?;

@@ -150,7 +150,7 @@ pub fn for_task(
     for e in coordination.iter().filter(|e| {
         e.kind == CoordinationKind::Request
             && e.to_session_id.is_none()
-            && crate::mcp::tools::for_task(e).is_none()
+            && e.for_task().is_none()
             && e.from_session_id.is_some()
             && e.acknowledged_at.is_none()
     }) {

@@ -244,7 +244,7 @@ impl Sources {
         task: &SpecTask,
         sessions: &[WorkSession],
     ) -> Sources {
-        let rel = format!("{}/tasks.md", spec_files::spec_dir_rel(project, task));
+        let rel = spec_files::tasks_md_rel(project, task);
         let from_worktree = spec_files::task_worktree(tasks_dir, task).join(&rel);
         let text = match tokio::fs::read_to_string(&from_worktree).await {
             Ok(t) => Some(t),

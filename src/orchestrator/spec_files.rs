@@ -31,6 +31,12 @@ pub fn spec_dir_rel(project: &Project, task: &SpecTask) -> String {
     )
 }
 
+/// The task's `tasks.md`, relative to the repository root (the same in the task's
+/// worktree and in each session's).
+pub fn tasks_md_rel(project: &Project, task: &SpecTask) -> String {
+    format!("{}/tasks.md", spec_dir_rel(project, task))
+}
+
 /// Reads the documents of a spec folder (spec-kit's `spec.md` stands in for a
 /// missing `requirements.md`, and so does a Kiro bugfix spec's `bugfix.md`).
 pub fn read(dir: &Path) -> SpecFiles {

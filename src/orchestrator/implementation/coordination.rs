@@ -26,10 +26,10 @@ impl Implementer {
         };
         for e in self.store.list_coordination_events(spec_task_id).await? {
             // Addressed to it, or to its plan task before it had a session.
-            let addressed = crate::mcp::tools::addressed_to(&e, session_id, key.as_deref());
+            let addressed = e.is_addressed_to(session_id, key.as_deref());
             // A message to a person (an agent's `ask_person` or `send_message` to
             // "person") or to one task is not for everyone's turn.
-            let broadcast = crate::mcp::tools::is_broadcast(&e, session_id);
+            let broadcast = e.is_broadcast_for(session_id);
             // Holding and releasing are acted on, not read; a completion summary goes
             // to the sessions that depend on its sender (see `handoffs`), not to all.
             let waiting = e.acknowledged_at.is_none()

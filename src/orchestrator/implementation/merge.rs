@@ -62,8 +62,7 @@ impl Implementer {
             }
             None
         } else {
-            let spec_rel = spec_files::spec_dir_rel(project, task);
-            let tasks_rel = format!("{spec_rel}/tasks.md");
+            let tasks_rel = spec_files::tasks_md_rel(project, task);
             let mut outcome = git::merge(&task_worktree, branch, &message).await?;
             // Sessions tick their own sub-items in tasks.md (an agent's
             // `report_progress`) while the merges tick tasks on the task branch: lines
@@ -107,9 +106,10 @@ impl Implementer {
         };
         // Tick the task in tasks.md and write the session's history, on the task branch.
         let spec_rel = spec_files::spec_dir_rel(project, task);
-        let tasks_path = task_worktree.join(&spec_rel).join("tasks.md");
+        let tasks_rel = spec_files::tasks_md_rel(project, task);
+        let tasks_path = task_worktree.join(&tasks_rel);
         if let Ok(text) = std::fs::read_to_string(&tasks_path) {
-            let session_doc = std::fs::read_to_string(worktree.join(&spec_rel).join("tasks.md"))
+            let session_doc = std::fs::read_to_string(worktree.join(&tasks_rel))
                 .ok()
                 .map(|t| tasks_md::parse(&t));
             let mut text = text;
@@ -189,9 +189,9 @@ impl Implementer {
         let summary = events
             .iter()
             .filter(mine)
-            .rfind(|e| is_summary(e))
+            .rfind(|e| e.is_summary())
             .map(|e| e.message.clone());
-        let posted = events.iter().filter(mine).any(|e| !is_summary(e));
+        let posted = events.iter().filter(mine).any(|e| !e.is_summary());
         if !posted {
             let last_message = match summary {
                 Some(s) => Some(s),
@@ -474,12 +474,4 @@ impl Implementer {
         ));
         Ok(out)
     }
-}
-
-/// A completion an agent posted itself (its `complete` tool), not the merge's.
-pub(super) fn is_summary(e: &CoordinationEvent) -> bool {
-    e.payload
-        .get("summary")
-        .and_then(serde_json::Value::as_bool)
-        == Some(true)
 }

@@ -82,7 +82,7 @@ impl Implementer {
                 .is_some_and(|k| item.depends_on.iter().any(|d| d == k));
             // An agent's own summary is carried by the merge's completion event.
             if from_dependency
-                && !super::merge::is_summary(&e)
+                && !e.is_summary()
                 && matches!(
                     e.kind,
                     CoordinationKind::Completion | CoordinationKind::Handoff
