@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spectask");
 
@@ -277,7 +277,9 @@ fn agents_check_reports_each_profile_or_exactly_why_not() {
              [agents.noisy]\ncommand = {agent:?}\nargs = [\"--garbage-on-start\"]\n\
              [agents.locked]\ncommand = {agent:?}\nargs = [\"--require-auth\"]\n\
              [agents.unlocked]\ncommand = {agent:?}\nargs = [\"--require-auth\"]\nauth_method = \"test-token\"\n\
-             [agents.absent]\ncommand = \"no-such-agent-xyz\"\n"
+             [agents.absent]\ncommand = \"no-such-agent-xyz\"\n\
+             [agents.http]\ncommand = {agent:?}\nargs = [\"--mcp-http\"]\nsandbox = {{ write = [{state:?}] }}\n",
+            state = dir.path().join("agent-state").display().to_string()
         ),
     )
     .unwrap();
@@ -312,6 +314,29 @@ fn agents_check_reports_each_profile_or_exactly_why_not() {
         "spectask-test-agent"
     );
     assert_eq!(status("unlocked").0, "ok");
+    // What it can do, from its `initialize`, and where it keeps its state.
+    let report = |name: &str| reports.iter().find(|r| r["profile"] == name).unwrap();
+    assert_eq!(report("good")["load_session"], true);
+    assert_eq!(report("good")["mcp_http"], false);
+    assert_eq!(report("http")["mcp_http"], true);
+    assert_eq!(report("http")["images"], false);
+    assert_eq!(
+        report("http")["state_folders"],
+        json!([dir.path().join("agent-state").display().to_string()])
+    );
+    let text = ok(cli(
+        dir.path(),
+        &["agents", "check", "http", "--timeout", "2"],
+    ));
+    assert!(
+        text.contains("session/load: yes; MCP over HTTP: yes; images: no"),
+        "{text}"
+    );
+    assert!(
+        text.contains("state folders: ") && text.contains("agent-state"),
+        "{text}"
+    );
+    assert!(text.contains("spectask-test-agent"), "{text}");
     let (s, e) = status("silent");
     assert_eq!(s, "timeout");
     assert!(e.contains("did not answer initialize within 2s"), "{e}");

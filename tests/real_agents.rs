@@ -7,172 +7,24 @@
 //! version; `scripts/agents-matrix` turns those into the README's compatibility table.
 //! An agent that is not installed fails its tests: nothing is skipped.
 
+#[path = "real_agents/agents.rs"]
+mod agents;
 mod common;
 #[allow(dead_code)]
 #[path = "runs/server.rs"]
 mod server;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use agents::{Agent, CLAUDE, Endpoint, OPENCODE, QWEN};
 use common::app::git;
 use reqwest::Method;
 use serde_json::{Value, json};
 use server::{Api, Server};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// The longest a whole run may take.
 const RUN: Duration = Duration::from_secs(240);
-
-/// How a real agent is started against the endpoint at `url`, with `home` as its HOME.
-struct Agent {
-    name: &'static str,
-    /// Files it needs in its HOME before it starts.
-    setup: fn(home: &Path),
-    /// Whether its tool calls report a command's exit status (Claude Code's do not).
-    exit_status: bool,
-    profile: fn(url: &str, home: &Path) -> String,
-}
-
-fn bin(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/agents/node_modules/.bin")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is not installed: run scripts/install-agents",
-        path.display()
-    );
-    path.display().to_string()
-}
-
-fn toml_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap()
-}
-
-const QWEN: Agent = Agent {
-    name: "qwen",
-    setup: |_| {},
-    exit_status: true,
-    profile: |url, home| {
-        format!(
-            "command = {}\nargs = [\"--acp\", \"--approval-mode\", \"default\", \"--auth-type\", \"openai\", \"--openai-base-url\", {}, \"-m\", \"scripted\"]\nenv = {{ HOME = {}, OPENAI_API_KEY = \"scripted\" }}\nsandbox = {{ write = [{}] }}\n",
-            toml_str(&bin("qwen")),
-            toml_str(&format!("{url}/v1")),
-            toml_str(&home.display().to_string()),
-            toml_str(&home.display().to_string()),
-        )
-    },
-};
-
-const CLAUDE: Agent = Agent {
-    name: "claude",
-    setup: |_| {},
-    exit_status: false,
-    profile: |url, home| {
-        // IS_SANDBOX=1: as root, Claude Code refuses to start unless told it is
-        // sandboxed (spectask's sandbox is what makes that true).
-        format!(
-            "command = {}\nenv = {{ HOME = {}, ANTHROPIC_BASE_URL = {}, ANTHROPIC_API_KEY = \"scripted\", IS_SANDBOX = \"1\", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC = \"1\", DISABLE_TELEMETRY = \"1\", DISABLE_AUTOUPDATER = \"1\", DISABLE_ERROR_REPORTING = \"1\" }}\nsandbox = {{ write = [{}] }}\n",
-            toml_str(&bin("claude-agent-acp")),
-            toml_str(&home.display().to_string()),
-            toml_str(url),
-            toml_str(&home.display().to_string()),
-        )
-    },
-};
-
-const OPENCODE: Agent = Agent {
-    name: "opencode",
-    exit_status: true,
-    setup: |home| {
-        // OpenCode installs its plugin package from npm at each start unless its
-        // config folder says it is there.
-        let config = home.join(".config/opencode");
-        std::fs::create_dir_all(config.join("node_modules")).unwrap();
-        std::fs::write(
-            config.join("package.json"),
-            r#"{"dependencies":{"@opencode-ai/plugin":"*"}}"#,
-        )
-        .unwrap();
-        std::fs::write(
-            config.join("package-lock.json"),
-            r#"{"lockfileVersion":3,"packages":{"":{"dependencies":{"@opencode-ai/plugin":"*"}}}}"#,
-        )
-        .unwrap();
-    },
-    profile: |url, home| {
-        // permission ask: its edits and commands go to spectask's policy.
-        let config = json!({
-            "model": "scripted/scripted", "small_model": "scripted/scripted",
-            "autoupdate": false, "share": "disabled", "lsp": false, "formatter": false,
-            "permission": {"edit": "ask", "bash": "ask"},
-            "provider": {"scripted": {
-                "npm": "@ai-sdk/openai-compatible", "name": "Scripted",
-                "options": {"baseURL": format!("{url}/v1"), "apiKey": "scripted"},
-                "models": {"scripted": {"name": "scripted", "tool_call": true,
-                                        "limit": {"context": 128000, "output": 8192}}}}}
-        });
-        let h = home.display().to_string();
-        format!(
-            "command = {}\nargs = [\"acp\"]\nenv = {{ HOME = {}, XDG_CONFIG_HOME = {}, XDG_DATA_HOME = {}, XDG_CACHE_HOME = {}, XDG_STATE_HOME = {}, OPENCODE_DISABLE_MODELS_FETCH = \"1\", OPENCODE_DISABLE_AUTOUPDATE = \"1\", OPENCODE_DISABLE_LSP_DOWNLOAD = \"1\", OPENCODE_DISABLE_SHARE = \"1\", OPENCODE_CONFIG_CONTENT = {} }}\nsandbox = {{ write = [{}] }}\n",
-            toml_str(&bin("opencode")),
-            toml_str(&h),
-            toml_str(&format!("{h}/.config")),
-            toml_str(&format!("{h}/.local/share")),
-            toml_str(&format!("{h}/.cache")),
-            toml_str(&format!("{h}/.local/state")),
-            toml_str(&config.to_string()),
-            toml_str(&h),
-        )
-    },
-};
-
-/// The scripted model: a separate process speaking the model APIs.
-struct Endpoint {
-    _child: tokio::process::Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Endpoint {
-    async fn start(dir: &Path, script: &Value) -> Endpoint {
-        let script_path = dir.join("script.json");
-        std::fs::write(&script_path, serde_json::to_vec_pretty(script).unwrap()).unwrap();
-        let log = dir.join("requests.jsonl");
-        let mut child = tokio::process::Command::new("python3")
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/model/endpoint.py"))
-            .arg("--script")
-            .arg(&script_path)
-            .arg("--log")
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("python3 runs the model endpoint");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("the endpoint starts")
-            .unwrap()
-            .unwrap();
-        let url = line.strip_prefix("listening on ").unwrap().to_string();
-        Endpoint {
-            _child: child,
-            url,
-            log,
-        }
-    }
-
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-}
 
 /// A server whose default agent is `agent`, a project on a fresh repository, and the
 /// model endpoint with `script`.
@@ -720,20 +572,16 @@ macro_rules! agent_tests {
     };
 }
 
-// qwen: after its process is killed mid-turn, the reopened thread ends its turn with
-// end_turn and nothing done (the session completes empty), so crash-retry is not
-// in its list.
 agent_tests!(
     qwen,
     QWEN,
     a_spec_task_runs_from_prompt_to_merged_work,
     permissions_asked_wait_for_a_person_and_the_answer_goes_through,
     a_cancel_during_a_stalled_model_call_ends_the_turn_at_once,
+    the_agent_killed_mid_turn_is_retried_and_the_task_completes,
     the_server_killed_mid_run_resumes_the_agents_sessions,
     a_model_that_fails_fails_the_session_with_a_readable_reason,
 );
-// claude: against a model answering 500 it retries for longer than a run's bound
-// (its own backoff), so model-errors is not in its list.
 agent_tests!(
     claude,
     CLAUDE,
@@ -742,6 +590,7 @@ agent_tests!(
     a_cancel_during_a_stalled_model_call_ends_the_turn_at_once,
     the_agent_killed_mid_turn_is_retried_and_the_task_completes,
     the_server_killed_mid_run_resumes_the_agents_sessions,
+    a_model_that_fails_fails_the_session_with_a_readable_reason,
 );
 // opencode: a session cancelled during a stalled model call gets no end of its turn
 // within 20 s through spectask (a bare client sees `cancelled` at once), so cancel is

@@ -26,6 +26,15 @@ pub struct CheckReport {
     /// How the agent ran in this check, as it runs in a spec task: `confined
     /// (Landlock ABI N)` with the folders it may write, or `not confined: <why>`.
     pub sandbox: String,
+    /// Whether it can resume a session after a restart (`session/load`).
+    pub load_session: bool,
+    /// Whether it takes spectask's tools over HTTP (`mcpCapabilities.http`); if
+    /// not, they reach it over stdio through `spectask mcp`.
+    pub mcp_http: bool,
+    /// Whether its prompts may carry images (`promptCapabilities.image`).
+    pub images: bool,
+    /// The folders it keeps its own state in (its profile's sandbox `write`).
+    pub state_folders: Vec<String>,
 }
 
 /// Answers nothing: a check never serves files or terminals.
@@ -66,6 +75,15 @@ pub async fn check(
         agent: None,
         error: None,
         sandbox: String::new(),
+        load_session: false,
+        mcp_http: false,
+        images: false,
+        state_folders: profile
+            .sandbox
+            .write_dirs()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
     };
     let scratch = match tempfile::tempdir() {
         Ok(d) => d,
@@ -169,6 +187,13 @@ pub async fn check(
                     info.auth_methods
                 ));
             }
+            report.load_session = info.load_session;
+            report.mcp_http = crate::mcp::servers::speaks_http(&info.capabilities);
+            report.images = info
+                .capabilities
+                .pointer("/promptCapabilities/image")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
             report.agent = Some(info);
         }
         Err(err) => {

@@ -75,6 +75,7 @@ pub struct Connection {
     next_id: Arc<AtomicI64>,
     /// `Some(reason)` once the connection is closed.
     closed: watch::Receiver<Option<String>>,
+    closed_tx: Arc<watch::Sender<Option<String>>>,
 }
 
 impl Connection {
@@ -107,6 +108,7 @@ impl Connection {
             pending: pending.clone(),
             next_id: Arc::new(AtomicI64::new(1)),
             closed,
+            closed_tx: closed_tx.clone(),
         };
         tokio::spawn(read_loop(reader, out, pending, closed_tx, handler));
         conn
@@ -146,6 +148,16 @@ impl Connection {
     pub fn notify(&self, method: &str, params: Value) {
         let msg = json!({ "jsonrpc": "2.0", "method": method, "params": params });
         let _ = self.out.send(msg.to_string());
+    }
+
+    /// Closes the connection from our side: the process it spoke to is gone even
+    /// if its pipes are not (a launcher that re-executed its child leaves the child
+    /// holding them). Everyone waiting learns why at once.
+    pub async fn shut(&self, reason: String) {
+        close(&self.closed_tx, reason.clone());
+        for (_, tx) in self.pending.lock().await.drain() {
+            let _ = tx.send(Err(RpcError::Closed(reason.clone())));
+        }
     }
 
     pub fn is_closed(&self) -> bool {

@@ -322,10 +322,18 @@ impl AgentRuntime {
         let watched = conn.clone();
         tokio::spawn(async move {
             let reason = tokio::select! {
-                status = child.wait() => match status {
-                    Ok(s) => format!("the agent process exited ({s})"),
-                    Err(e) => format!("the agent process was lost: {e}"),
-                },
+                status = child.wait() => {
+                    let reason = match status {
+                        Ok(s) => format!("the agent process exited ({s})"),
+                        Err(e) => format!("the agent process was lost: {e}"),
+                    };
+                    // What it started may live on with its pipes (qwen's launcher
+                    // re-executes itself as a child): end the rest of its group, and
+                    // the connection with it, so its turns fail now, not at a timeout.
+                    kill_group(pid);
+                    watched.shut(reason.clone()).await;
+                    reason
+                }
                 reason = watched.closed() => {
                     // A protocol violation with the process still running: end it.
                     kill_group(pid);

@@ -168,6 +168,8 @@ const FIELD_PATTERNS: &[(&str, &str, &str)] = &[
     ("ImportSpec", "title", NOT_BLANK),
     ("SpawnRequest", "name", NOT_BLANK),
     ("SpawnRequest", "prompt", NOT_BLANK),
+    ("OpenThread", "prompt", NOT_BLANK),
+    ("AnswerRequest", "answer", NOT_BLANK),
 ];
 
 /// States the rules of request bodies and path parameters the handlers check in

@@ -1112,20 +1112,37 @@ async fn check_agents(
     } else {
         for r in &reports {
             match (&r.agent, &r.error) {
-                (Some(a), None) => println!(
-                    "{:<10} ok: {} {} (protocol {}, load session: {}) [{}]\n{:<10} capabilities: {}",
-                    r.profile,
-                    a.name.as_deref().unwrap_or("(unnamed)"),
-                    a.version.as_deref().unwrap_or(""),
-                    a.protocol_version,
-                    a.load_session,
-                    r.command,
-                    "",
-                    a.capabilities
-                ),
+                (Some(a), None) => {
+                    let yes = |b: bool| if b { "yes" } else { "no" };
+                    println!(
+                        "{:<10} ok: {} {} (protocol {}) [{}]",
+                        r.profile,
+                        a.name.as_deref().unwrap_or("(unnamed)"),
+                        a.version.as_deref().unwrap_or("(no version)"),
+                        a.protocol_version,
+                        r.command,
+                    );
+                    println!(
+                        "{:<10} session/load: {}; MCP over HTTP: {}; images: {}",
+                        "",
+                        yes(r.load_session),
+                        yes(r.mcp_http),
+                        yes(r.images)
+                    );
+                    println!("{:<10} capabilities: {}", "", a.capabilities);
+                }
                 (_, Some(e)) => println!("{:<10} {}: {e} [{}]", r.profile, r.status, r.command),
                 (None, None) => println!("{:<10} {}", r.profile, r.status),
             }
+            println!(
+                "{:<10} state folders: {}",
+                "",
+                if r.state_folders.is_empty() {
+                    "(none declared)".to_string()
+                } else {
+                    r.state_folders.join(", ")
+                }
+            );
             println!("{:<10} sandbox: {}", "", r.sandbox);
         }
     }

@@ -23,6 +23,7 @@ their own steps. Past the last step, and for requests matching no scenario (titl
 suggestions, memory), the answer is `otherwise` (default: say "Done."). A STEP is one of
 
     {"say": "text"}                               a final answer, ending the turn
+    {"say": "text", "chunks": N}                  the same, streamed as N deltas
     {"write": {"path": P, "content": C}}          the agent's own file-writing tool
     {"shell": {"command": C}}                     the agent's own shell tool
     {"tool": NAME | [NAME, ...], "args": {...}}   a tool by name (the first the agent has)
@@ -183,6 +184,11 @@ def to_call(step, conv, script):
     """A step as (text, [(tool name, arguments)]) or None when it is not an answer."""
     step = expand(step, conv, script)
     if "say" in step:
+        n = int(step.get("chunks", 1))
+        if n > 1:
+            text = step["say"]
+            size = max(1, -(-len(text) // n))
+            return [text[i:i + size] for i in range(0, len(text), size)], []
         return step["say"], []
     if "write" in step:
         name, schema = pick_tool(conv, WRITE_TOOLS)
@@ -241,7 +247,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         scenario, step = choose(conv, self.script)
         with LOCK:
             self.log.write(json.dumps({
-                "path": path, "api": api, "scenario": scenario, "step": conv.assistant_turns,
+                "at": time.time(), "path": path, "api": api, "scenario": scenario, "step": conv.assistant_turns,
                 "tools": [name for name, _ in conv.tools], "stream": bool(body.get("stream")),
                 "first_user": conv.first_user[:2000], "answer": step, "body": body,
             }) + "\n")
@@ -291,6 +297,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def openai(self, answer, model, stream):
         text, calls = answer
+        pieces = text if isinstance(text, list) else [text] if text else []
+        text = "".join(pieces)
         usage = {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}
         tool_calls = [{"id": "call_%d_%d" % (time.time_ns(), i), "type": "function",
                        "function": {"name": name, "arguments": json.dumps(args)}}
@@ -308,8 +316,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             base, object="chat.completion.chunk",
             choices=[{"index": 0, "delta": delta, "finish_reason": finish_reason}])
         events = [(None, chunk({"role": "assistant", "content": ""}))]
-        if text:
-            events.append((None, chunk({"content": text})))
+        for piece in pieces:
+            events.append((None, chunk({"content": piece})))
         for i, call in enumerate(tool_calls):
             events.append((None, chunk({"tool_calls": [dict(call, index=i)]})))
         events.append((None, chunk({}, finish)))
@@ -319,6 +327,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def anthropic(self, answer, model, stream):
         text, calls = answer
+        pieces = text if isinstance(text, list) else [text] if text else []
+        text = "".join(pieces)
         blocks = []
         if text:
             blocks.append({"type": "text", "text": text})
@@ -339,8 +349,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if block["type"] == "text":
                 events.append(("content_block_start", {"type": "content_block_start", "index": i,
                                                        "content_block": {"type": "text", "text": ""}}))
-                events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                       "delta": {"type": "text_delta", "text": block["text"]}}))
+                for piece in pieces:
+                    events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                           "delta": {"type": "text_delta", "text": piece}}))
             else:
                 events.append(("content_block_start", {"type": "content_block_start", "index": i,
                                                        "content_block": dict(block, input={})}))
@@ -356,6 +367,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def responses_api(self, answer, model):
         text, calls = answer
+        pieces = text if isinstance(text, list) else [text] if text else []
+        text = "".join(pieces)
         rid = "resp_%d" % time.time_ns()
         output = []
         if text:
@@ -377,9 +390,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             events.append(("response.output_item.added", {"type": "response.output_item.added",
                                                           "output_index": i, "item": item}))
             if item["type"] == "message":
-                events.append(("response.output_text.delta", {"type": "response.output_text.delta",
-                                                              "item_id": item["id"], "output_index": i,
-                                                              "content_index": 0, "delta": text}))
+                for piece in pieces:
+                    events.append(("response.output_text.delta", {"type": "response.output_text.delta",
+                                                                  "item_id": item["id"], "output_index": i,
+                                                                  "content_index": 0, "delta": piece}))
             events.append(("response.output_item.done", {"type": "response.output_item.done",
                                                          "output_index": i, "item": item}))
         events.append(("response.completed", {"type": "response.completed", "response": response}))

@@ -994,7 +994,10 @@ async fn agent_left(api: &Api, id: i64) -> Result<Option<String>, String> {
             .call(Method::GET, &format!("/spec-tasks/{id}/agent"), None)
             .await?;
         let now = agent["status"].as_str().unwrap_or("").to_string();
-        if status == reqwest::StatusCode::NOT_FOUND || matches!(now.as_str(), "stopped" | "crashed")
+        // `null`: the task never got an instance (cancelled before its agent started).
+        if status == reqwest::StatusCode::NOT_FOUND
+            || agent.is_null()
+            || matches!(now.as_str(), "stopped" | "crashed")
         {
             return Ok(None);
         }
