@@ -818,15 +818,27 @@ async fn a_turn_that_hangs_past_its_timeout_is_cancelled_with_a_clear_error() {
         err.to_string().contains("did not answer session/prompt"),
         "{err}"
     );
-    assert_eq!(
-        app.store.get_agent_thread(ws).await.unwrap().status,
-        AgentThreadStatus::Idle
-    );
+    // The failed turn's ACP session is left behind: the thread is interrupted and
+    // its next turn opens a new one.
+    let thread = app.store.get_agent_thread(ws).await.unwrap();
+    assert_eq!(thread.status, AgentThreadStatus::Interrupted);
+    let failed_acp = thread.acp_session_id.clone().unwrap();
     assert!(entries(&app, ws, TranscriptKind::Error).await[0].contains("session/prompt"));
     // The agent got session/cancel and is free for the next turn.
     assert_eq!(
         rt.prompt(ws, "say next").await.unwrap(),
         StopReason::EndTurn
+    );
+    let thread = app.store.get_agent_thread(ws).await.unwrap();
+    assert_eq!(thread.status, AgentThreadStatus::Idle);
+    assert_ne!(
+        thread.acp_session_id.unwrap(),
+        failed_acp,
+        "a new ACP session"
+    );
+    assert_eq!(
+        entries(&app, ws, TranscriptKind::Message).await.concat(),
+        "next"
     );
     rt.stop().await.unwrap();
     app.shutdown().await;

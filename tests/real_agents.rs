@@ -116,8 +116,16 @@ impl Rig {
                 return found;
             }
             if Instant::now() > deadline {
+                let mut transcripts = String::new();
+                for t in self.get("/spec-tasks").await["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    transcripts.push_str(&Box::pin(self.dump(t["id"].as_i64().unwrap())).await);
+                }
                 panic!(
-                    "{what}: not within {bound:?}\nserver log:\n{}\nmodel requests: {}",
+                    "{what}: not within {bound:?}\nserver log:\n{}\nmodel requests: {}\n{transcripts}",
                     self.server.log(),
                     self.endpoint.requests().len()
                 );
@@ -481,7 +489,7 @@ async fn a_model_that_fails_fails_the_session_with_a_readable_reason(agent: &'st
     let rig = Rig::start(agent, script, auto()).await;
     let task = rig.approved_task("Add greeting files").await;
     let failed = rig
-        .until("the session failing", RUN, || async {
+        .until("the session failing", Duration::from_secs(90), || async {
             let s = rig.implementation_sessions(task).await;
             s.into_iter()
                 .find(|s| s["status"] == "failed" || s["status"] == "needs_review")

@@ -131,6 +131,8 @@ struct ThreadRef {
     cwd: PathBuf,
     /// The ACP session id and the process generation it lives in.
     acp: Option<(String, u64)>,
+    /// The last turn failed: the next one starts in a new ACP session.
+    renew: bool,
 }
 
 const STDERR_TAIL_LINES: usize = 20;
@@ -599,12 +601,14 @@ impl AgentRuntime {
         cwd: PathBuf,
     ) -> Result<String, AgentError> {
         let (conn, generation, info) = self.connection().await?;
-        if let Some(ThreadRef {
-            acp: Some((id, g)), ..
-        }) = self.threads.lock().await.get(&work_session_id)
-            && *g == generation
-        {
-            return Ok(id.clone());
+        let mut renew = false;
+        if let Some(t) = self.threads.lock().await.get(&work_session_id) {
+            if let Some((id, g)) = &t.acp
+                && *g == generation
+            {
+                return Ok(id.clone());
+            }
+            renew = t.renew;
         }
         let thread = self
             .store
@@ -614,9 +618,14 @@ impl AgentRuntime {
         let timeout = self.config.timeouts.request;
         let cwd_text = cwd.display().to_string();
         let mcp_servers = self.mcp_servers(&session, &info).await?;
-        // A thread that lived in an earlier process is loaded when the agent can.
+        // A thread that lived in an earlier process is loaded when the agent can;
+        // one whose turn failed is not (see `discard_failed_session`).
         let mut acp_id = None;
-        if let Some(old) = thread.acp_session_id.clone().filter(|_| info.load_session) {
+        if let Some(old) = thread
+            .acp_session_id
+            .clone()
+            .filter(|_| info.load_session && !renew)
+        {
             let params = json!({ "sessionId": old, "cwd": cwd_text, "mcpServers": mcp_servers });
             if conn.request("session/load", params, timeout).await.is_ok() {
                 acp_id = Some(old);
@@ -651,6 +660,7 @@ impl AgentRuntime {
             ThreadRef {
                 cwd,
                 acp: Some((acp_id.clone(), generation)),
+                renew: false,
             },
         );
         Ok(acp_id)
@@ -793,9 +803,45 @@ impl AgentRuntime {
                 self.host
                     .record(&ctx, TranscriptKind::Error, err.to_string(), Value::Null)
                     .await;
-                self.end_turn(thread.id).await;
+                self.discard_failed_session(work_session_id, &acp_id, thread.id, &err)
+                    .await;
                 Err(err)
             }
+        }
+    }
+
+    /// After a turn the agent failed (an error answer, or a timeout and its
+    /// cancel), its ACP session is left behind: the agent may still hold that turn
+    /// (Claude Code answers the next prompt on it with the failed turn's end, at
+    /// once and having done nothing). The thread is interrupted and its next turn
+    /// opens a new ACP session; late updates of the old one are dropped.
+    async fn discard_failed_session(
+        &self,
+        work_session_id: i64,
+        acp_id: &str,
+        thread_id: i64,
+        err: &AgentError,
+    ) {
+        if let Some(t) = self.threads.lock().await.get_mut(&work_session_id) {
+            t.acp = None;
+            t.renew = true;
+        }
+        self.host.sessions.lock().await.remove(acp_id);
+        let reason = format!("the turn failed: {err}");
+        if self
+            .store
+            .transition_agent_thread(
+                thread_id,
+                AgentThreadEvent::Interrupt,
+                None,
+                Some(&reason),
+                "system",
+            )
+            .await
+            .is_err()
+        {
+            // Interrupted meanwhile (the agent stopped): nothing is left to end.
+            self.end_turn(thread_id).await;
         }
     }
 
