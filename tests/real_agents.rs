@@ -384,13 +384,19 @@ fn write_one() -> Vec<Value> {
 }
 
 impl Rig {
-    /// Waits until the model has been asked for task 1's step `step`.
+    /// Waits until the model has been asked for task 1's step `step` by the agent's
+    /// turn itself: a request with tools, not a side request on the same first
+    /// message (OpenCode asks for a session title with it, in parallel).
     async fn model_asked(&self, step: i64) {
         self.until("the model asked for task 1", RUN, || async {
             self.endpoint
                 .requests()
                 .iter()
-                .any(|r| r["scenario"] == "task 1" && r["step"] == step)
+                .any(|r| {
+                    r["scenario"] == "task 1"
+                        && r["step"] == step
+                        && r["tools"].as_array().is_some_and(|t| !t.is_empty())
+                })
                 .then_some(())
         })
         .await
@@ -608,6 +614,7 @@ agent_tests!(
     OPENCODE,
     a_spec_task_runs_from_prompt_to_merged_work,
     permissions_asked_wait_for_a_person_and_the_answer_goes_through,
+    a_cancel_during_a_stalled_model_call_ends_the_turn_at_once,
     the_agent_killed_mid_turn_is_retried_and_the_task_completes,
     the_server_killed_mid_run_resumes_the_agents_sessions,
     a_model_that_fails_fails_the_session_with_a_readable_reason,

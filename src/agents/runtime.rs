@@ -154,6 +154,29 @@ pub struct AgentRuntime {
     restarts: AtomicU32,
     stderr_tail: Arc<std::sync::Mutex<VecDeque<String>>>,
     status: watch::Sender<AgentInstanceStatus>,
+    /// `session/prompt` requests awaiting their answer.
+    turns: watch::Sender<usize>,
+}
+
+/// How long a retiring agent has to end the turns it was told to cancel, so they
+/// end `cancelled` with the agent's own answer rather than cut off by the stop
+/// (OpenCode answers a cancel in about 100 ms).
+const CANCEL_GRACE: Duration = Duration::from_secs(2);
+
+/// Counts a turn in flight for as long as it lives, even when its future is dropped.
+struct TurnInFlight<'a>(&'a watch::Sender<usize>);
+
+impl<'a> TurnInFlight<'a> {
+    fn new(turns: &'a watch::Sender<usize>) -> Self {
+        turns.send_modify(|n| *n += 1);
+        TurnInFlight(turns)
+    }
+}
+
+impl Drop for TurnInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 fn ensure_ok<T>(result: Result<T, StoreError>) {
@@ -177,6 +200,7 @@ impl AgentRuntime {
             restarts: AtomicU32::new(0),
             stderr_tail: Arc::default(),
             status: watch::channel(AgentInstanceStatus::Stopped).0,
+            turns: watch::channel(0).0,
         })
     }
 
@@ -768,6 +792,7 @@ impl AgentRuntime {
         self.host
             .record(&ctx, TranscriptKind::Prompt, text.to_string(), Value::Null)
             .await;
+        let in_flight = TurnInFlight::new(&self.turns);
         let result = conn
             .request(
                 "session/prompt",
@@ -775,6 +800,7 @@ impl AgentRuntime {
                 limit,
             )
             .await;
+        drop(in_flight);
         self.host.flush(&ctx).await;
         match result {
             Ok(result) => {
@@ -937,6 +963,11 @@ impl AgentRuntime {
     /// manager forgets this runtime, so a later phase gets a fresh one.
     pub async fn retire(&self) -> Result<(), AgentError> {
         self.retired.store(true, Ordering::SeqCst);
+        if *self.turns.borrow() > 0 {
+            self.cancel_all().await;
+            let mut turns = self.turns.subscribe();
+            let _ = tokio::time::timeout(CANCEL_GRACE, turns.wait_for(|n| *n == 0)).await;
+        }
         self.stop().await
     }
 
