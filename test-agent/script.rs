@@ -57,7 +57,8 @@ pub enum Command {
     },
     /// `mcp-list`: the names of the first MCP server's tools.
     McpList,
-    Hang,
+    /// `hang [MS]`: waits for the cancel, then MS ms more before the turn ends.
+    Hang(u64),
     Crash(i32),
     Garbage,
     ExitAfterTurn,
@@ -202,7 +203,11 @@ fn parse_line(line: &str) -> Command {
         }
         "mcp-list" if rest.is_empty() => Command::McpList,
         "mcp-list" => invalid("expected: mcp-list"),
-        "hang" => Command::Hang,
+        "hang" if rest.is_empty() => Command::Hang(0),
+        "hang" => match rest.parse() {
+            Ok(ms) => Command::Hang(ms),
+            Err(_) => invalid("expected: hang [MS]"),
+        },
         "crash" if rest.is_empty() => Command::Crash(3),
         "crash" => match rest.parse() {
             Ok(code) => Command::Crash(code),

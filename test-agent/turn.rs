@@ -164,8 +164,10 @@ impl Turn {
             }
             Command::Mcp { tool, arguments } => self.mcp(&tool, &arguments).await?,
             Command::McpList => self.mcp_list().await?,
-            Command::Hang => {
+            Command::Hang(ms) => {
                 self.cancel.cancelled().await;
+                // An agent slow to answer a cancel (OpenCode takes ~100 ms).
+                tokio::time::sleep(Duration::from_millis(ms)).await;
                 return Err(Cancelled);
             }
             Command::Crash(code) => {

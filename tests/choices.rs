@@ -295,3 +295,42 @@ async fn cancelling_a_running_session_cancels_its_turn_and_its_task_and_merges_n
     assert_eq!(app.store.merge_commit(session).await.unwrap(), None);
     app.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_turn_ends_with_the_agents_own_answer_even_when_it_is_the_runs_last() {
+    let app = scripted_app(|_| {}).await;
+    let (project, repo) = app.project_with_repo().await;
+    commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
+    // The agent answers a cancel 500 ms late, as OpenCode does (~100 ms): the run
+    // ends with this cancel, and stopping its agent must not cut that answer off.
+    let plan = "- [ ] 1. Slow to cancel\n  - say working\n  - hang 500\n";
+    let id = approved_plan(&app, project, "Slow cancel", plan).await;
+    let driver = drive(&app);
+    let session = wait_for(&app, "the turn under way", || async {
+        for s in app.store.list_work_sessions(id).await.unwrap() {
+            let t = app.store.list_transcript(s.id, 0).await.unwrap();
+            if t.iter()
+                .any(|e| e.kind == TranscriptKind::Message && e.content.contains("working"))
+            {
+                return Some(s.id);
+            }
+        }
+        None
+    })
+    .await;
+    let (status, body) = app
+        .post(&format!("/api/v1/sessions/{session}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    wait_status(&app, id, "implementation_review").await;
+    let ended = wait_for(&app, "the turn's end", || async {
+        let t = app.store.list_transcript(session, 0).await.unwrap();
+        t.iter()
+            .find(|e| matches!(e.kind, TranscriptKind::StopReason | TranscriptKind::Error))
+            .map(|e| (e.kind, e.content.clone()))
+    })
+    .await;
+    driver.abort();
+    assert_eq!(ended, (TranscriptKind::StopReason, "Cancelled".to_string()));
+    app.shutdown().await;
+}
