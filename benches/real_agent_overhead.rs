@@ -3,9 +3,10 @@
 //! pinned) driven by a bare ACP client in the same run, on the same scripted model.
 //!
 //! 1. Approval to every session prompted: a plan of three parallel tasks is approved
-//!    and the clock runs until the model has each task's first request. Baseline:
-//!    a bare client starts the agent, opens three sessions and prompts them at once;
-//!    the same clock, from the agent's start.
+//!    (the agent runs since planning) and the clock runs until the model has each
+//!    task's first request. Baseline: a bare client starts the agent and has one
+//!    turn with it (as planning is), then opens three sessions and prompts them at
+//!    once; the same clock, from the end of that first turn.
 //! 2. `session/update` handling: each task's answer streams as CHUNKS deltas; the
 //!    time from the model's first request of a task to the end of its turn
 //!    (spectask: its `stop_reason` entry is stored; bare: the prompt's answer read).
@@ -31,7 +32,7 @@ use serde_json::{Value, json};
 use server::Server;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const CHUNKS: usize = 400;
 const BOUND: Duration = Duration::from_secs(240);
 
@@ -290,7 +291,7 @@ async fn bare_round() -> Round {
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
     let (command, args, env) = agent_command(&endpoint.url, &home);
-    let start = now();
+    let mut start = now();
     let mut child = tokio::process::Command::new(command)
         .args(args)
         .envs(env)
@@ -311,7 +312,7 @@ async fn bare_round() -> Round {
     )
     .await;
     let mut sessions: Vec<(usize, String)> = Vec::new();
-    let mut turns = vec![0.0; 3];
+    let mut turns = [0.0; 3];
     let mut ended = 0;
     let mut updates = 0;
     let deadline = tokio::time::Instant::now() + BOUND;
@@ -325,7 +326,25 @@ async fn bare_round() -> Round {
             continue;
         };
         match (msg["id"].as_i64(), msg.get("method")) {
+            // A first session and turn, as spectask's planning is: the clock starts
+            // with the agent running and warm, as spectask's does at approval.
             (Some(0), None) => {
+                send(
+                    &mut stdin,
+                    json!({"jsonrpc": "2.0", "id": 50, "method": "session/new",
+                    "params": {"cwd": dir.path(), "mcpServers": []}}),
+                )
+                .await;
+            }
+            (Some(50), None) => {
+                let sid = msg["result"]["sessionId"].as_str().unwrap();
+                send(&mut stdin, json!({"jsonrpc": "2.0", "id": 51, "method": "session/prompt",
+                    "params": {"sessionId": sid, "prompt": [{"type": "text", "text": "Warm up."}]}}))
+                .await;
+            }
+            (Some(51), None) => {
+                start = now();
+                updates = 0;
                 for key in 1..=3 {
                     let cwd = dir.path().join(format!("work{key}"));
                     std::fs::create_dir_all(&cwd).unwrap();
@@ -400,7 +419,7 @@ async fn main() {
     let (t, bt) = (median(turns), median(bare_turns));
     println!("real agent: qwen-code {}", agents::bin("qwen"));
     println!(
-        "approval → 3 sessions prompted: spectask {:.0} ms, bare ACP client {:.0} ms (agent start to prompted): spectask adds {:.0} ms ({:.2}×)",
+        "approval → 3 sessions prompted: spectask {:.0} ms, bare ACP client {:.0} ms (warm agent, sessions opened and prompted): spectask adds {:.0} ms ({:.2}×)",
         p * 1e3,
         bp * 1e3,
         (p - bp) * 1e3,
