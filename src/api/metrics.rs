@@ -261,8 +261,9 @@ pub async fn observe(State(metrics): State<Arc<Metrics>>, req: Request, next: Ne
     response
 }
 
-/// The server's figures in the Prometheus text format (0.0.4): HTTP requests and
-/// their latency by method, route template and status; spec tasks, work sessions
+/// The server's figures, in the Prometheus text exposition format (0.0.4).
+///
+/// HTTP requests and their latency by method, route template and status; spec tasks, work sessions
 /// and agent instances by status; the merge queue's depth (sessions in `merging`);
 /// each running agent process's CPU and memory (its newest sample); WebSocket
 /// clients; the newest event id and how far the WebSocket fan-out is behind it;
