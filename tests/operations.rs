@@ -14,6 +14,8 @@ use common::app::{TestApp, spawn_app, spawn_app_with};
 use common::db::{Backend, pg_admin_url};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use spectask::domain::{AgentInstanceEvent, WorkSessionEvent, WorkSessionKind};
+use spectask::store::{InstanceReport, NewWorkSession};
 
 macro_rules! on_both_backends {
     ($($name:ident),+ $(,)?) => {
@@ -30,6 +32,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     metrics_need_a_credential_and_move,
+    sessions_and_agents_in_the_figures,
     readyz_reports_the_database_and_the_loops,
 );
 
@@ -269,6 +272,129 @@ async fn metrics_need_a_credential_and_move(backend: Backend) {
     let live = scrape(&app).await;
     assert_eq!(value(&live, "spectask_websocket_clients", &[]), 1.0);
     drop(socket);
+    app.shutdown().await;
+}
+
+async fn sessions_and_agents_in_the_figures(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let project = app.project().await;
+    let task = app.task(project, "figures").await;
+    let new_session = |name: &str| NewWorkSession {
+        spec_task_id: task,
+        parent_id: None,
+        implementation_task_id: None,
+        kind: WorkSessionKind::Implementation,
+        name: name.into(),
+        prompt: "p".into(),
+    };
+    // One session running, one through its turn and verification into the merge queue.
+    let running = app
+        .store
+        .create_work_session(new_session("one"), "system")
+        .await
+        .unwrap();
+    let merging = app
+        .store
+        .create_work_session(new_session("two"), "system")
+        .await
+        .unwrap();
+    app.store
+        .transition_work_session(running.id, WorkSessionEvent::Start, None, "system")
+        .await
+        .unwrap();
+    for event in [
+        WorkSessionEvent::Start,
+        WorkSessionEvent::TurnEnded,
+        WorkSessionEvent::VerifyPassed,
+    ] {
+        app.store
+            .transition_work_session(merging.id, event, None, "system")
+            .await
+            .unwrap();
+    }
+    // The task's agent, sampled as the runtime samples it.
+    let instance = app
+        .store
+        .start_agent_instance(task, "test", "system")
+        .await
+        .unwrap();
+    app.store
+        .record_instance_sample(instance.id, 5.0, 1024)
+        .await
+        .unwrap();
+    app.store
+        .record_instance_sample(instance.id, 12.5, 4 * 1024 * 1024)
+        .await
+        .unwrap();
+    let task_label = task.to_string();
+    let figures = scrape(&app).await;
+    for (status, n) in [("running", 1.0), ("merging", 1.0), ("pending", 0.0)] {
+        assert_eq!(
+            value(&figures, "spectask_work_sessions", &[("status", status)]),
+            n,
+            "{status}"
+        );
+    }
+    assert_eq!(value(&figures, "spectask_merge_queue_depth", &[]), 1.0);
+    assert_eq!(
+        value(
+            &figures,
+            "spectask_agent_instances",
+            &[("status", "starting")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&figures, "spectask_agent_processes_running", &[]),
+        1.0
+    );
+    // The newest sample, not the first.
+    assert_eq!(
+        value(
+            &figures,
+            "spectask_agent_cpu_percent",
+            &[("spec_task", &task_label)]
+        ),
+        12.5
+    );
+    assert_eq!(
+        value(
+            &figures,
+            "spectask_agent_memory_bytes",
+            &[("spec_task", &task_label)]
+        ),
+        4.0 * 1024.0 * 1024.0
+    );
+
+    // A stopped agent has no process: no usage series, none running.
+    app.store
+        .transition_agent_instance(
+            instance.id,
+            AgentInstanceEvent::Stop,
+            InstanceReport::default(),
+            "system",
+        )
+        .await
+        .unwrap();
+    let stopped = scrape(&app).await;
+    assert_eq!(
+        value(&stopped, "spectask_agent_processes_running", &[]),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &stopped,
+            "spectask_agent_instances",
+            &[("status", "stopped")]
+        ),
+        1.0
+    );
+    assert!(
+        !stopped
+            .samples()
+            .any(|s| s["name"] == "spectask_agent_cpu_percent"),
+        "a stopped agent still has a CPU figure"
+    );
     app.shutdown().await;
 }
 
