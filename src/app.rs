@@ -70,6 +70,8 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
     let reviewer = Arc::new(Reviewer::new(store.clone(), tasks_dir.clone()));
     let (hub, hub_task) = api::ws::EventHub::start(store.clone(), config.web.ws_buffer);
     let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let loops = Arc::new(api::ready::Loops::default());
+    loops.watch("event_hub", &hub_task);
     let state = AppState {
         store: store.clone(),
         agents: agents.clone(),
@@ -79,6 +81,8 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
         web: config.web,
         hub,
         shutdown: shutdown_rx,
+        metrics: Default::default(),
+        loops,
     };
     let router = api::router(state.clone());
     Ok(App {
@@ -171,13 +175,20 @@ impl App {
         }
         let loops = if self.background {
             vec![
-                self.planner.spawn_loop(),
-                self.implementer.spawn_loop(),
-                notifier.spawn_loop(),
+                ("planner", self.planner.spawn_loop()),
+                ("implementer", self.implementer.spawn_loop()),
+                ("notifier", notifier.spawn_loop()),
             ]
         } else {
             Vec::new()
         };
+        // Registered before the listener serves, so `/readyz` never sees them missing.
+        for name in ["planner", "implementer", "notifier"] {
+            match loops.iter().find(|(n, _)| *n == name) {
+                Some((_, task)) => self.state.loops.watch(name, task),
+                None => self.state.loops.disabled(name),
+            }
+        }
         // WebSockets outlive the HTTP exchange that opened them: tell them to close.
         let closing = self.shutdown.clone();
         let shutdown = async move {
@@ -198,7 +209,7 @@ impl App {
             .context("serving HTTP")?;
         self.hub_task.abort();
         // The loops stop before the agents and the database they use.
-        for l in loops {
+        for (_, l) in loops {
             l.abort();
         }
         self.implementer.close();

@@ -77,6 +77,7 @@ async fn spec_written(app: &TestApp, task: i64) {
 
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/projects"),
+    ("GET", "/api/v1/metrics"),
     ("POST", "/api/v1/projects"),
     ("GET", "/api/v1/projects/1"),
     ("PATCH", "/api/v1/projects/1"),

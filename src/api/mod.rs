@@ -1,6 +1,7 @@
 //! The HTTP API under `/api/v1`, with its OpenAPI document generated from the
-//! handlers' annotations. Every route but `/healthz` and sign-in requires a bearer
-//! token or the browser session cookie; every other path serves the dashboard.
+//! handlers' annotations. Every route but `/healthz`, `/readyz` and sign-in requires
+//! a bearer token or the browser session cookie; every other path serves the
+//! dashboard. Every request, on any route, goes through `metrics::observe`.
 
 mod agents;
 mod auth;
@@ -10,8 +11,10 @@ mod error;
 mod events;
 mod extract;
 mod implementation;
+pub mod metrics;
 mod notifications;
 mod projects;
+pub mod ready;
 mod reviews;
 mod sessions;
 mod spec_tasks;
@@ -54,6 +57,10 @@ pub struct AppState {
     pub hub: Arc<ws::EventHub>,
     /// Becomes `true` when the server shuts down: open WebSockets close.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// HTTP figures, fed by the request middleware, read by `/api/v1/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The background loops `App` started, for `/readyz` and the metrics.
+    pub loops: Arc<ready::Loops>,
 }
 
 #[derive(OpenApi)]
@@ -129,6 +136,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(browser::session))
         .routes(routes!(browser::sign_out))
         .routes(routes!(browser::create_link))
+        .routes(routes!(metrics::metrics))
 }
 
 /// The routes that need no credential of their own (the request carries one).
@@ -229,11 +237,19 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready::readyz))
         .nest("/api/v1", api)
         // Agents' tools, with their session tokens (not the API's).
         .merge(crate::mcp::router(tools))
         .fallback(crate::web::serve)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // `Router::layer` wraps each route after routing, so the middleware sees the
+        // matched route template; outermost, so it also times and counts the 401s
+        // of the token check.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::observe,
+        ))
         .with_state(state)
 }
 

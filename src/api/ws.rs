@@ -11,6 +11,7 @@
 //! slow or dead client costs its own task only, never the server or other clients.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -45,6 +46,8 @@ pub struct LiveEvent {
 /// The one tail of the event table that every WebSocket listens to.
 pub struct EventHub {
     tx: broadcast::Sender<Arc<LiveEvent>>,
+    /// The newest event id the tail has sent on (for the metrics' event lag).
+    published: AtomicI64,
 }
 
 fn event_frame(event: &Event) -> Utf8Bytes {
@@ -61,7 +64,11 @@ impl EventHub {
         capacity: usize,
     ) -> (Arc<EventHub>, tokio::task::JoinHandle<()>) {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        let hub = Arc::new(EventHub { tx: tx.clone() });
+        let hub = Arc::new(EventHub {
+            tx: tx.clone(),
+            published: AtomicI64::new(0),
+        });
+        let tail = hub.clone();
         let handle = tokio::spawn(async move {
             // Subscribed before reading the cursor, so nothing committed in between is missed.
             let mut changes = store.subscribe_events();
@@ -74,9 +81,13 @@ impl EventHub {
                     }
                 }
             };
+            tail.published.store(last, Ordering::Relaxed);
             loop {
                 match Self::publish_after(&store, &tx, last).await {
-                    Ok(newest) => last = newest,
+                    Ok(newest) => {
+                        last = newest;
+                        tail.published.store(last, Ordering::Relaxed);
+                    }
                     Err(err) => {
                         // The next commit, or this retry, reads again from the same cursor.
                         tracing::error!(error = %err, "event hub: reading new events failed; retrying");
@@ -117,6 +128,17 @@ impl EventHub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveEvent>> {
         self.tx.subscribe()
+    }
+
+    /// WebSocket clients connected: each holds one receiver from its handshake to
+    /// its close (the tail itself holds none).
+    pub fn clients(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// The newest event id sent on to the clients (0 before the tail has started).
+    pub fn published(&self) -> i64 {
+        self.published.load(Ordering::Relaxed)
     }
 }
 

@@ -12,6 +12,7 @@
 mod agents;
 mod browser;
 mod implementation;
+mod ops;
 mod postgres;
 mod reviews;
 mod rows;
@@ -131,6 +132,7 @@ pub use agents::{
 };
 pub use browser::{BrowserSession, BrowserStore};
 pub use implementation::{ImplementationStore, NewImplementationTask, StartSession};
+pub use ops::{AgentUsage, OpsSnapshot, OpsStore};
 pub use reviews::{NewReviewComment, ReviewStore};
 pub use session_tokens::{SessionGrant, SessionTokenStore};
 pub use webhooks::{AttemptOutcome, ClaimedDelivery, NewWebhook, WebhookStore};
@@ -143,6 +145,7 @@ pub trait Store:
     + BrowserStore
     + WebhookStore
     + SessionTokenStore
+    + OpsStore
     + Send
     + Sync
     + 'static

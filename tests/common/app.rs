@@ -109,6 +109,11 @@ impl TestApp {
         )
     }
 
+    /// The URL of the app's database.
+    pub fn database_url(&self) -> &str {
+        self._db.url()
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, None).await
     }
