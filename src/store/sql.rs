@@ -30,9 +30,24 @@ pub(super) type Tx = sqlx::Transaction<'static, Any>;
 pub struct SqlStore {
     pub(super) pool: AnyPool,
     backend: Backend,
-    /// The id of the newest event this process committed.
-    last_event: Arc<tokio::sync::watch::Sender<i64>>,
+    /// The id of the newest event this process committed, or (on PostgreSQL) that
+    /// another replica announced with `NOTIFY`.
+    pub(super) last_event: Arc<tokio::sync::watch::Sender<i64>>,
+    /// The task that listens for other replicas' events; ends with the last clone.
+    pub(super) follower: Option<Arc<AbortOnDrop>>,
 }
+
+/// Aborts a background task when dropped.
+pub(super) struct AbortOnDrop(pub(super) tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The PostgreSQL channel each event commit notifies, with the newest id as payload.
+pub(super) const EVENTS_CHANNEL: &str = "spectask_events";
 
 /// A value to bind in a query whose shape is built at runtime.
 pub(super) enum Bind {
@@ -61,12 +76,25 @@ fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_foreign_key_violation())
 }
 
+/// Wakes whoever follows the log; ids commit in order (the events lock), so the max
+/// is the news.
+pub(super) fn announce(last_event: &tokio::sync::watch::Sender<i64>, last: i64) {
+    last_event.send_if_modified(|seen| {
+        let newer = last > *seen;
+        if newer {
+            *seen = last;
+        }
+        newer
+    });
+}
+
 impl SqlStore {
     pub(super) fn new(pool: AnyPool, backend: Backend) -> SqlStore {
         SqlStore {
             pool,
             backend,
             last_event: Arc::new(tokio::sync::watch::channel(0).0),
+            follower: None,
         }
     }
 
@@ -337,22 +365,21 @@ impl SqlStore {
         for event in events {
             last = Some(self.record(&mut tx, event, actor).await?);
         }
+        // Other replicas on the database learn of it at commit (a notification is
+        // delivered only if the transaction commits). The event table stays the
+        // truth: a missed notification costs latency, never an event.
+        if let (Some(last), Backend::Postgres) = (last, self.backend) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(EVENTS_CHANNEL)
+                .bind(last.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         if let Some(last) = last {
-            self.announce(last);
+            announce(&self.last_event, last);
         }
         Ok(())
-    }
-
-    /// Wakes whoever follows the log; ids commit in order, so the max is the news.
-    fn announce(&self, last: i64) {
-        self.last_event.send_if_modified(|seen| {
-            let newer = last > *seen;
-            if newer {
-                *seen = last;
-            }
-            newer
-        });
     }
 
     /// Like [`SqlStore::commit_with`], followed by the events of the queued tasks the

@@ -23,7 +23,9 @@ pub struct TestApp {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: tempfile::TempDir,
-    _db: TestDb,
+    /// The database, dropped with the app that made it (a replica has none).
+    _db: Option<TestDb>,
+    database_url: String,
     repos: std::sync::Mutex<Vec<tempfile::TempDir>>,
 }
 
@@ -34,10 +36,24 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// Starts an app after `configure` has adjusted its config.
 pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
     let db = TestDb::new(backend).await;
+    let url = db.url().to_string();
+    start(Some(db), &url, configure).await
+}
+
+/// A second server on `app`'s database, with a data dir of its own: a replica.
+pub async fn spawn_replica_of(app: &TestApp, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+    start(None, app.database_url(), configure).await
+}
+
+async fn start(
+    db: Option<TestDb>,
+    database_url: &str,
+    configure: impl FnOnce(&mut ServeConfig),
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let mut config = ServeConfig::new("127.0.0.1:0", data_dir.clone());
-    config.database_url = Some(db.url().to_string());
+    config.database_url = Some(database_url.to_string());
     // API tests move tasks by hand; tests of the orchestrator turn it back on.
     config.background = false;
     configure(&mut config);
@@ -69,6 +85,7 @@ pub async fn spawn_app_with(backend: Backend, configure: impl FnOnce(&mut ServeC
         server: Some(server),
         _dir: dir,
         _db: db,
+        database_url: database_url.to_string(),
         repos: Default::default(),
     }
 }
@@ -111,7 +128,7 @@ impl TestApp {
 
     /// The URL of the app's database.
     pub fn database_url(&self) -> &str {
-        self._db.url()
+        &self.database_url
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
