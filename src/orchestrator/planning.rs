@@ -3,6 +3,7 @@
 //! problems if it does not validate, and commits a valid spec as the next spec
 //! version (then the task is in `spec_review`), or fails the task with the report.
 
+use crate::store::TryTransition;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -199,10 +200,10 @@ impl Planner {
                 && !old.status.is_terminal()
                 && old.status != WorkSessionStatus::Failed
             {
-                let _ = self
-                    .store
+                self.store
                     .transition_work_session(old.id, WorkSessionEvent::Cancel, None, "system")
-                    .await;
+                    .await
+                    .try_transition()?;
             }
         }
         let session = self
@@ -310,10 +311,10 @@ impl Planner {
         reason: String,
     ) -> Result<PlanOutcome, PlanError> {
         if let Some(id) = session {
-            let _ = self
-                .store
+            self.store
                 .transition_work_session(id, WorkSessionEvent::Fail, Some(reason.clone()), "system")
-                .await;
+                .await
+                .try_transition()?;
         }
         let fail = reason.clone();
         self.store

@@ -55,6 +55,25 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// A transition the caller expects may be refused (the entity moved on meanwhile:
+/// cancelled, already ended, or changed under it between the read and the
+/// compare-and-set). `try_transition` ignores that refusal and only that: a
+/// database error still comes back, where `let _ =` dropped both.
+pub trait TryTransition<T> {
+    /// `Ok(None)` when the lifecycle refused the transition.
+    fn try_transition(self) -> Result<Option<T>>;
+}
+
+impl<T> TryTransition<T> for Result<T> {
+    fn try_transition(self) -> Result<Option<T>> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(StoreError::Transition(_) | StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 pub fn not_found(entity: &'static str, id: impl ToString) -> StoreError {
     StoreError::NotFound {
         entity,
@@ -282,5 +301,37 @@ pub async fn connect(database_url: &str) -> anyhow::Result<SqlStore> {
         anyhow::bail!(
             "unsupported database URL {database_url:?}: use sqlite://PATH or postgres://…"
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StoreError, TryTransition};
+    use crate::domain::lifecycle::TransitionError;
+
+    #[test]
+    fn try_transition_ignores_a_refusal_and_nothing_else() {
+        let ok: super::Result<i32> = Ok(1);
+        assert_eq!(ok.try_transition().unwrap(), Some(1));
+        let refused: super::Result<i32> = Err(StoreError::Transition(TransitionError {
+            lifecycle: "work session",
+            from: "completed",
+            event: "cancel",
+            reason: None,
+        }));
+        assert_eq!(refused.try_transition().unwrap(), None);
+        let broken: super::Result<i32> = Err(StoreError::Database(sqlx::Error::PoolClosed));
+        assert!(matches!(
+            broken.try_transition(),
+            Err(StoreError::Database(sqlx::Error::PoolClosed))
+        ));
+        // A lost compare-and-set is a refusal found late.
+        let lost: super::Result<i32> = Err(StoreError::Conflict("moved".into()));
+        assert_eq!(lost.try_transition().unwrap(), None);
+        let gone: super::Result<i32> = Err(StoreError::NotFound {
+            entity: "work session",
+            id: "7".into(),
+        });
+        assert!(gone.try_transition().is_err());
     }
 }

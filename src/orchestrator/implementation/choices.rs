@@ -2,6 +2,7 @@
 //! decision about a task, cancelling everything.
 
 use super::*;
+use crate::store::TryTransition;
 
 /// A person's (or an agent's) request for a new session in a running SpecTask.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
@@ -169,17 +170,17 @@ impl Implementer {
         let _queue = lock.lock().await;
         for session in self.store.list_work_sessions(spec_task_id).await? {
             if !session.status.is_terminal() {
-                let _ = self
-                    .store
+                self.store
                     .transition_work_session(session.id, WorkSessionEvent::Cancel, None, "system")
-                    .await;
+                    .await
+                    .try_transition()?;
             }
         }
         for t in self.store.list_implementation_tasks(spec_task_id).await? {
-            let _ = self
-                .store
+            self.store
                 .transition_implementation_task(t.id, ImplementationTaskEvent::Cancel, "system")
-                .await;
+                .await
+                .try_transition()?;
         }
         self.agents
             .cancel_all(spec_task_id)
@@ -381,16 +382,16 @@ impl Implementer {
                 if s.implementation_task_id == Some(item.id)
                     && s.status == WorkSessionStatus::Pending
                 {
-                    let _ = self
-                        .store
+                    self.store
                         .transition_work_session(s.id, session_event.clone(), None, actor)
-                        .await;
+                        .await
+                        .try_transition()?;
                 }
             }
         }
         // A blocked task is freed when nothing it waits on, directly or not, has failed.
         let plan = self.store.list_implementation_tasks(spec_task_id).await?;
-        self.unblock_freed(&plan, actor).await;
+        self.unblock_freed(&plan, actor).await?;
         Ok(updated)
     }
 }

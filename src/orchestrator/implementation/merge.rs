@@ -2,6 +2,7 @@
 //! `tasks.md` and writing the session's history; conflicts go to a conflict-fixing
 //! session.
 
+use crate::store::TryTransition;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
@@ -309,15 +310,15 @@ impl Implementer {
         if let Err(e) = &fixed {
             // The fixer ends, whatever went wrong; the session stays `conflicted` for a
             // person.
-            let _ = self
-                .store
+            self.store
                 .transition_work_session(
                     fixer.id,
                     WorkSessionEvent::Fail,
                     Some(e.to_string()),
                     "system",
                 )
-                .await;
+                .await
+                .try_transition()?;
         }
         fixed
     }
@@ -366,28 +367,28 @@ impl Implementer {
                 .await
                 .map_err(|e| ImplError::Other(e.to_string()))?;
             if let Err(e) = session::turn(&runtime, project, fixer_id, worktree, &prompt).await {
-                let _ = self
-                    .store
+                self.store
                     .transition_work_session(
                         fixer_id,
                         WorkSessionEvent::Fail,
                         Some(e.to_string()),
                         "system",
                     )
-                    .await;
+                    .await
+                    .try_transition()?;
                 return Ok(());
             }
             if git::has_conflict_markers(worktree, &conflicted) {
                 let reason = format!("conflict markers remain in {}", conflicted.join(", "));
-                let _ = self
-                    .store
+                self.store
                     .transition_work_session(
                         fixer_id,
                         WorkSessionEvent::Fail,
                         Some(reason),
                         "system",
                     )
-                    .await;
+                    .await
+                    .try_transition()?;
                 return Ok(());
             }
             git::conclude_merge(worktree).await?;

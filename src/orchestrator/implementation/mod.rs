@@ -10,6 +10,7 @@
 //! runs one session, `merge` is the merge queue, `coordination` delivers messages,
 //! and `choices` takes what people ask (spawn, retry/skip/cancel, cancel all).
 
+use crate::store::TryTransition;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -316,7 +317,7 @@ impl Implementer {
             outcome.finished = true;
             return Ok(outcome);
         }
-        self.unblock_freed(&plan, "system").await;
+        self.unblock_freed(&plan, "system").await?;
         self.resume_orphans(task, &project, &plan).await?;
         // Resuming may have started tasks: decide what is ready on fresh statuses.
         let plan = self.store.list_implementation_tasks(task.id).await?;
@@ -438,7 +439,11 @@ impl Implementer {
     /// Frees every blocked task that nothing failed holds any more, directly or not:
     /// after a person's retry or skip, and on every step (a choice that raced with
     /// the failure that blocked it).
-    pub(super) async fn unblock_freed(&self, plan: &[ImplementationTask], actor: &str) {
+    pub(super) async fn unblock_freed(
+        &self,
+        plan: &[ImplementationTask],
+        actor: &str,
+    ) -> Result<(), ImplError> {
         let by_key: HashMap<&str, &ImplementationTask> =
             plan.iter().map(|t| (t.key.as_str(), t)).collect();
         let waits_on_failure = |start: &ImplementationTask| {
@@ -463,11 +468,12 @@ impl Implementer {
         {
             // A person's choice and a step may free it at the same moment: whichever
             // comes second finds it free, which is no failure.
-            let _ = self
-                .store
+            self.store
                 .transition_implementation_task(t.id, ImplementationTaskEvent::Unblock, actor)
-                .await;
+                .await
+                .try_transition()?;
         }
+        Ok(())
     }
 
     /// Cancels a plan task that has not started, and the pending (spawned) session
@@ -479,17 +485,17 @@ impl Implementer {
     ) -> Result<(), ImplError> {
         for s in self.store.list_work_sessions(spec_task_id).await? {
             if s.implementation_task_id == Some(t.id) && s.status == WorkSessionStatus::Pending {
-                let _ = self
-                    .store
+                self.store
                     .transition_work_session(s.id, WorkSessionEvent::Cancel, None, "system")
-                    .await;
+                    .await
+                    .try_transition()?;
             }
         }
         // A person may decide about it at the same moment; their choice stands.
-        let _ = self
-            .store
+        self.store
             .transition_implementation_task(t.id, ImplementationTaskEvent::Cancel, "system")
-            .await;
+            .await
+            .try_transition()?;
         Ok(())
     }
 
@@ -507,7 +513,8 @@ impl Implementer {
             )
             .await?;
         for s in self.store.list_work_sessions(spec_task_id).await? {
-            self.interrupt_if_working(&s, "the spec task failed").await;
+            self.interrupt_if_working(&s, "the spec task failed")
+                .await?;
         }
         self.agents
             .cancel_all(spec_task_id)

@@ -1,6 +1,7 @@
 //! Running one work session: starting it in its own worktree and thread, retrying
 //! it after a crash, resuming it after a server restart, and failing it.
 
+use crate::store::TryTransition;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -52,15 +53,15 @@ impl Implementer {
                 && active
                 && session.updated_at < self.born
             {
-                let _ = self
-                    .store
+                self.store
                     .transition_work_session(
                         session.id,
                         WorkSessionEvent::Fail,
                         Some("the server restarted while it worked".into()),
                         "system",
                     )
-                    .await;
+                    .await
+                    .try_transition()?;
                 continue;
             }
             let driven_kind = matches!(
@@ -81,15 +82,15 @@ impl Implementer {
             // A pending session of a task that another session already runs never
             // starts: two sessions would share one worktree and branch.
             if session.status == WorkSessionStatus::Pending {
-                let _ = self
-                    .store
+                self.store
                     .transition_work_session(
                         session.id,
                         WorkSessionEvent::Cancel,
                         Some(format!("another session runs task {}", item.key)),
                         "system",
                     )
-                    .await;
+                    .await
+                    .try_transition()?;
                 continue;
             }
             tracing::info!(session = session.id, status = %session.status, "resuming a session left by an earlier server");
@@ -116,7 +117,7 @@ impl Implementer {
             // back to the merge queue as it is (`run_session` sees `merging`).
             let merging = session.status == WorkSessionStatus::Merging;
             self.interrupt_if_working(&session, "the server restarted")
-                .await;
+                .await?;
             if !merging {
                 self.store
                     .transition_work_session(session.id, WorkSessionEvent::Start, None, "system")
@@ -253,7 +254,7 @@ impl Implementer {
             if result.is_err() && self.agent_held(task.id).await? {
                 let session = self.store.get_work_session(session_id).await?;
                 self.interrupt_if_working(&session, crate::agents::runtime::HELD)
-                    .await;
+                    .await?;
                 return Ok(false);
             }
             match result {
@@ -277,15 +278,15 @@ impl Implementer {
                 Err(e) if attempt < project.settings.max_attempts => {
                     // Retried in the same worktree with a continuation prompt.
                     let reason = e.to_string();
-                    let _ = self
-                        .store
+                    self.store
                         .transition_work_session(
                             session_id,
                             WorkSessionEvent::Interrupt,
                             Some(reason.clone()),
                             "system",
                         )
-                        .await;
+                        .await
+                        .try_transition()?;
                     self.store
                         .transition_work_session(
                             session_id,
@@ -407,18 +408,23 @@ impl Implementer {
 
     /// Interrupts a session that is at work (the states its lifecycle interrupts:
     /// running, blocked, verifying), so that a later start resumes it.
-    pub(super) async fn interrupt_if_working(&self, session: &WorkSession, reason: &str) {
+    pub(super) async fn interrupt_if_working(
+        &self,
+        session: &WorkSession,
+        reason: &str,
+    ) -> Result<(), ImplError> {
         if session.status.apply(WorkSessionEvent::Interrupt).is_ok() {
-            let _ = self
-                .store
+            self.store
                 .transition_work_session(
                     session.id,
                     WorkSessionEvent::Interrupt,
                     Some(reason.to_string()),
                     "system",
                 )
-                .await;
+                .await
+                .try_transition()?;
         }
+        Ok(())
     }
 
     /// Runs the verification command and records how it went (command, pass or
@@ -482,15 +488,15 @@ impl Implementer {
             WorkSessionEvent::Cancel
         };
         if !session.status.is_terminal() {
-            let _ = self
-                .store
+            self.store
                 .transition_work_session(
                     session.id,
                     event,
                     Some(format!("the spec task is {status}")),
                     "system",
                 )
-                .await;
+                .await
+                .try_transition()?;
         }
         Ok(true)
     }
@@ -535,10 +541,10 @@ impl Implementer {
         session_id: i64,
         reason: String,
     ) -> Result<(), ImplError> {
-        let _ = self
-            .store
+        self.store
             .transition_work_session(session_id, WorkSessionEvent::Fail, Some(reason), "system")
-            .await;
+            .await
+            .try_transition()?;
         self.store
             .transition_implementation_task(item.id, ImplementationTaskEvent::Fail, "system")
             .await?;
@@ -558,14 +564,14 @@ impl Implementer {
             for t in more {
                 blocked.insert(t.key.clone());
                 if t.status == ImplementationTaskStatus::Pending {
-                    let _ = self
-                        .store
+                    self.store
                         .transition_implementation_task(
                             t.id,
                             ImplementationTaskEvent::Block,
                             "system",
                         )
-                        .await;
+                        .await
+                        .try_transition()?;
                 }
             }
         }
