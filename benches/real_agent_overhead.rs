@@ -52,20 +52,6 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
-        .env("GIT_COMMITTER_NAME", "bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-}
-
 /// The words each task's answer streams, one delta per word.
 fn answer(key: usize) -> String {
     (0..CHUNKS).map(|i| format!("a{key}w{i} ")).collect()
@@ -116,39 +102,16 @@ struct Round {
 async fn spectask_round() -> Round {
     let dir = tempfile::tempdir().unwrap();
     let endpoint = Endpoint::start(dir.path(), &script()).await;
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(
-        data.join("spectask.toml"),
-        format!(
-            "default_agent = \"qwen\"\n\n[agents.qwen]\n{}",
-            (QWEN.profile)(&endpoint.url, &home)
-        ),
+    let agents::Served {
+        server, project, ..
+    } = agents::serve(
+        &QWEN,
+        dir.path(),
+        &endpoint.url,
+        json!({ "permission_policy": "auto", "max_parallel_sessions": 3 }),
     )
-    .unwrap();
-    let repo = dir.path().join("repo");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    std::fs::write(repo.join("README.md"), "# answers\n").unwrap();
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-qm", "first"]);
-    let server = Server::start(&data).await.expect("spectask serve starts");
+    .await;
     let api = &server.api;
-    let project = api
-        .ok(Method::POST, "/projects", Some(json!({ "path": repo })))
-        .await
-        .unwrap()["id"]
-        .as_i64()
-        .unwrap();
-    api.ok(
-        Method::PATCH,
-        &format!("/projects/{project}"),
-        Some(json!({ "permission_policy": "auto", "max_parallel_sessions": 3 })),
-    )
-    .await
-    .unwrap();
     let task = api
         .ok(
             Method::POST,

@@ -1,6 +1,7 @@
 //! The HTTP API, end to end: a real server on port 0 with a fresh database per test,
 //! called over real HTTP. Each test runs on SQLite and on PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use common::app::{TestApp, git_init, spawn_app};
@@ -8,20 +9,6 @@ use common::db::Backend;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use spectask::domain::SpecTaskEvent;
-
-/// Runs an `async fn(Backend)` test once per backend.
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await }) +
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await }) +
-        }
-    };
-}
 
 on_both_backends!(
     every_route_requires_a_valid_token,

@@ -3,6 +3,7 @@
 //! `x-request-id` header, and the request log line of the real binary. The tests
 //! that read the store run on SQLite and on PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use std::io::Write;
@@ -16,19 +17,6 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use spectask::domain::{AgentInstanceEvent, WorkSessionEvent, WorkSessionKind};
 use spectask::store::{InstanceReport, NewWorkSession};
-
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Sqlite).await }) +
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Backend::Postgres).await }) +
-        }
-    };
-}
 
 on_both_backends!(
     metrics_need_a_credential_and_move,

@@ -41,43 +41,11 @@ impl Rig {
     async fn start(agent: &'static Agent, script: Value, settings: Value) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let endpoint = Endpoint::start(dir.path(), &script).await;
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        (agent.setup)(&home);
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        std::fs::write(
-            data.join("spectask.toml"),
-            format!(
-                "default_agent = \"{0}\"\n\n[agents.{0}]\n{1}",
-                agent.name,
-                (agent.profile)(&endpoint.url, &home)
-            ),
-        )
-        .unwrap();
-        let repo = dir.path().join("repo");
-        std::fs::create_dir_all(&repo).unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        std::fs::write(repo.join("README.md"), "# greetings\n").unwrap();
-        git(&repo, &["add", "."]);
-        git(&repo, &["commit", "-qm", "first"]);
-        let server = Server::start(&data).await.expect("spectask serve starts");
-        let project = server
-            .api
-            .ok(Method::POST, "/projects", Some(json!({ "path": repo })))
-            .await
-            .unwrap()["id"]
-            .as_i64()
-            .unwrap();
-        server
-            .api
-            .ok(
-                Method::PATCH,
-                &format!("/projects/{project}"),
-                Some(settings),
-            )
-            .await
-            .unwrap();
+        let agents::Served {
+            server,
+            repo,
+            project,
+        } = agents::serve(agent, dir.path(), &endpoint.url, settings).await;
         Rig {
             dir,
             server,

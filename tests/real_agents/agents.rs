@@ -1,12 +1,16 @@
-//! The real agents' profiles and the scripted model endpoint they talk to, shared
-//! by tests/real_agents.rs and benches/real_agent_overhead.rs.
+//! The real agents' profiles, the scripted model endpoint they talk to, and a
+//! server set up to run them, shared by tests/real_agents.rs and
+//! benches/real_agent_overhead.rs (both declare `mod server`, tests/runs/server.rs).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::server::Server;
 
 /// How a real agent is started against the endpoint at `url`, with `home` as its HOME.
 pub struct Agent {
@@ -156,5 +160,74 @@ impl Endpoint {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+}
+
+/// A real `spectask serve` whose default agent is `agent`, and its project.
+pub struct Served {
+    pub server: Server,
+    pub repo: PathBuf,
+    pub project: i64,
+}
+
+/// Starts `spectask serve` with its data in `dir/data`, `agent` (its HOME in
+/// `dir/home`) pointed at the model at `url`, and a project with `settings` on a
+/// fresh repository in `dir/repo`.
+pub async fn serve(agent: &Agent, dir: &Path, url: &str, settings: Value) -> Served {
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    (agent.setup)(&home);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("spectask.toml"),
+        format!(
+            "default_agent = \"{0}\"\n\n[agents.{0}]\n{1}",
+            agent.name,
+            (agent.profile)(url, &home)
+        ),
+    )
+    .unwrap();
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    std::fs::write(repo.join("README.md"), "# a project\n").unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "."],
+        &["commit", "-qm", "first"],
+    ] {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "user")
+            .env("GIT_AUTHOR_EMAIL", "user@example.com")
+            .env("GIT_COMMITTER_NAME", "user")
+            .env("GIT_COMMITTER_EMAIL", "user@example.com")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+    let server = Server::start(&data).await.expect("spectask serve starts");
+    let project = server
+        .api
+        .ok(Method::POST, "/projects", Some(json!({ "path": repo })))
+        .await
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    server
+        .api
+        .ok(
+            Method::PATCH,
+            &format!("/projects/{project}"),
+            Some(settings),
+        )
+        .await
+        .unwrap();
+    Served {
+        server,
+        repo,
+        project,
     }
 }
