@@ -15,6 +15,7 @@ use crate::agents::sandbox;
 use crate::api::{self, AppState};
 use crate::auth::{generate_token, hash_token};
 use crate::config::{ServeConfig, TOKEN_FILE};
+use crate::orchestrator::cluster::Cluster;
 use crate::orchestrator::implementation::Implementer;
 use crate::orchestrator::planning::Planner;
 use crate::orchestrator::review::Reviewer;
@@ -26,6 +27,7 @@ pub struct App {
     agents: Arc<AgentManager>,
     planner: Arc<Planner>,
     implementer: Arc<Implementer>,
+    cluster: Option<Arc<Cluster>>,
     background: bool,
     router: axum::Router,
     token_file: PathBuf,
@@ -60,11 +62,32 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
         restart: config.agent_restart,
     };
     let agents = Arc::new(AgentManager::new(store.clone(), settings));
-    agents
-        .reconcile()
-        .await
-        .context("reconciling agent state")?;
     let tasks_dir = config.data_dir.join("tasks");
+    let cluster = match &config.cluster {
+        Some(settings) => {
+            if !config.database_url().starts_with("postgres") {
+                anyhow::bail!(
+                    "--cluster needs PostgreSQL (--database-url postgres://…): replicas share its database"
+                );
+            }
+            Some(Cluster::new(
+                store.clone(),
+                agents.clone(),
+                tasks_dir.clone(),
+                settings.clone(),
+            ))
+        }
+        // Alone on its database, no agent of ours survived the last process: what
+        // the database says runs is reconciled now. (A replica does it per task it
+        // takes: the others' agents are alive.)
+        None => {
+            agents
+                .reconcile()
+                .await
+                .context("reconciling agent state")?;
+            None
+        }
+    };
     let planner = Planner::new(store.clone(), agents.clone(), tasks_dir.clone());
     let implementer = Implementer::new(store.clone(), agents.clone(), tasks_dir.clone());
     let reviewer = Arc::new(Reviewer::new(store.clone(), tasks_dir.clone()));
@@ -83,6 +106,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
         shutdown: shutdown_rx,
         metrics: Default::default(),
         loops,
+        cluster: cluster.clone(),
     };
     let router = api::router(state.clone());
     Ok(App {
@@ -91,6 +115,7 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
         agents,
         planner,
         implementer,
+        cluster,
         background: config.background,
         router,
         token_file,
@@ -173,7 +198,22 @@ impl App {
                 }
             }
         }
-        let loops = if self.background {
+        let mut loops = Vec::new();
+        if let Some(cluster) = &self.cluster {
+            // Registered, and its leases taken, before the loops that work on them.
+            let address = listener
+                .local_addr()
+                .map(|a| format!("http://{a}"))
+                .unwrap_or_default();
+            cluster.register(&address).await.context("registering this replica")?;
+            if self.background {
+                if let Err(e) = cluster.run_once().await {
+                    tracing::warn!(error = %e, "first cluster step");
+                }
+                loops.push(("cluster", cluster.spawn_loop()));
+            }
+        }
+        loops.extend(if self.background {
             vec![
                 ("planner", self.planner.spawn_loop()),
                 ("implementer", self.implementer.spawn_loop()),
@@ -181,8 +221,11 @@ impl App {
             ]
         } else {
             Vec::new()
-        };
+        });
         // Registered before the listener serves, so `/readyz` never sees them missing.
+        if let Some((_, task)) = loops.iter().find(|(n, _)| *n == "cluster") {
+            self.state.loops.watch("cluster", task);
+        }
         for name in ["planner", "implementer", "notifier"] {
             match loops.iter().find(|(n, _)| *n == name) {
                 Some((_, task)) => self.state.loops.watch(name, task),
@@ -214,6 +257,10 @@ impl App {
         }
         self.implementer.close();
         self.agents.shutdown().await;
+        // Its tasks go back at once: another replica need not wait for expiry.
+        if let Some(cluster) = &self.cluster {
+            cluster.hand_back().await;
+        }
         self.store.close().await;
         Ok(())
     }

@@ -84,6 +84,60 @@ pub struct ServeConfig {
     /// (`spectask mcp`); by default this process's own. Tests that run the server
     /// inside a test binary name the real one.
     pub exe: Option<PathBuf>,
+    /// Run as one replica of a cluster on PostgreSQL (`serve --cluster`): work is
+    /// split by task leases. `None`: this server runs every task's work.
+    pub cluster: Option<ClusterSettings>,
+}
+
+/// One replica of a cluster: who it is, how long its leases last, how much it takes.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// Stable across restarts (kept in the data dir), so a replica that comes back
+    /// takes its own tasks again at once.
+    pub replica_id: String,
+    /// A lease not renewed for this long may be taken by another replica.
+    pub lease_ttl: std::time::Duration,
+    /// The most spec tasks (so agent processes) it runs at once.
+    pub max_agents: usize,
+}
+
+pub const DEFAULT_LEASE_TTL_MS: u64 = 15_000;
+pub const DEFAULT_MAX_AGENTS: usize = 8;
+const REPLICA_ID_FILE: &str = "replica-id";
+
+/// This data dir's replica id: made once (host name and a random suffix) and kept.
+pub fn replica_id(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(REPLICA_ID_FILE);
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim();
+        if valid_replica_id(id) {
+            return Ok(id.to_string());
+        }
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect();
+    let suffix = format!("{:08x}", rand::random::<u32>());
+    let id = if host.is_empty() {
+        format!("replica-{suffix}")
+    } else {
+        format!("{host}-{suffix}")
+    };
+    std::fs::write(&path, format!("{id}\n"))?;
+    Ok(id)
+}
+
+/// A replica id is 1–64 letters, digits, `-`, `_` or `.`.
+pub fn valid_replica_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 /// Sending notifications to webhooks.
@@ -245,6 +299,7 @@ impl ServeConfig {
             web: WebSettings::default(),
             webhooks: WebhookSettings::default(),
             exe: None,
+            cluster: None,
         }
     }
 

@@ -16,7 +16,7 @@ use super::terminals::Terminals;
 use crate::domain::{
     AgentInstance, AgentInstanceStatus, PermissionRequest, PermissionStatus, SpecTaskStatus,
 };
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TryTransition};
 
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
@@ -205,6 +205,22 @@ impl AgentManager {
                 .store
                 .resolve_permission_request(request.id, PermissionStatus::Cancelled, None, "system")
                 .await;
+        }
+        Ok(())
+    }
+
+    /// The same for one task this replica of a cluster just took: the earlier
+    /// owner's agent, which its pending permission requests waited on, is gone.
+    pub async fn reconcile_task(&self, spec_task_id: i64) -> Result<(), ManagerError> {
+        for request in self
+            .store
+            .list_permission_requests(Some(PermissionStatus::Pending), Some(spec_task_id))
+            .await?
+        {
+            self.store
+                .resolve_permission_request(request.id, PermissionStatus::Cancelled, None, "system")
+                .await
+                .try_transition()?;
         }
         Ok(())
     }

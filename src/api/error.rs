@@ -102,6 +102,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { .. } => ApiError::NotFound(err.to_string()),
             StoreError::Transition(t) => ApiError::IllegalTransition(t.to_string()),
             StoreError::Conflict(m) => ApiError::Conflict(m),
+            StoreError::Fenced(_) => ApiError::Conflict(err.to_string()),
             StoreError::Invalid(m) => ApiError::Validation(m),
             StoreError::Missing(m) => ApiError::NotFound(m),
             StoreError::InvalidSetting(s) => ApiError::Validation(s.to_string()),

@@ -367,6 +367,23 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
         "Events committed that this replica's WebSocket fan-out has not sent on yet.",
         (snapshot.last_event_id - published).max(0),
     );
+    let (held, takeovers) = match &state.cluster {
+        Some(c) => (state.store.fences().held().len() as u64, c.takeovers()),
+        None => (0, 0),
+    };
+    gauge(
+        &mut out,
+        "spectask_leases_held",
+        "Spec task leases this replica holds (0 when it is no cluster replica).",
+        held,
+    );
+    family(
+        &mut out,
+        "spectask_lease_takeovers_total",
+        "counter",
+        "Spec tasks this replica took over from a replica whose lease had expired.",
+    );
+    let _ = writeln!(out, "spectask_lease_takeovers_total {takeovers}");
     family(
         &mut out,
         "spectask_loop_up",

@@ -6,6 +6,7 @@
 mod agents;
 mod auth;
 mod browser;
+pub mod cluster;
 mod document;
 mod error;
 mod events;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The background loops `App` started, for `/readyz` and the metrics.
     pub loops: Arc<ready::Loops>,
+    /// This server as a cluster replica (`serve --cluster`), else `None`.
+    pub cluster: Option<Arc<crate::orchestrator::cluster::Cluster>>,
 }
 
 #[derive(OpenApi)]
@@ -108,6 +111,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::list_tokens, events::create_token))
         .routes(routes!(events::revoke_token))
         .routes(routes!(agents::get_instance))
+        .routes(routes!(cluster::status))
         .routes(routes!(agents::stop_instance))
         .routes(routes!(agents::restart_instance))
         .routes(routes!(agents::stop_all))

@@ -52,7 +52,12 @@ enum Command {
         /// sqlite://PATH or postgres://USER@HOST/DB [default: SQLite in the data dir]
         #[arg(long, env = "SPECTASK_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
+    /// The replicas of a cluster on PostgreSQL and the tasks each runs
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
     /// Register and configure git repositories
     #[command(subcommand)]
     Project(ProjectCmd),
@@ -124,6 +129,37 @@ enum SpecCmd {
     /// patterns, the task graph, coverage; exit 1 when there are errors
     Check {
         path: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Running as one replica of several on one PostgreSQL database.
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Run as a cluster replica: spec tasks are split between the replicas on the
+    /// database by leases (needs PostgreSQL; each replica its own data dir)
+    #[arg(long, env = "SPECTASK_CLUSTER")]
+    cluster: bool,
+    /// This replica's id [default: made once and kept in the data dir]
+    #[arg(long, env = "SPECTASK_REPLICA_ID", requires = "cluster")]
+    replica_id: Option<String>,
+    /// Milliseconds a lease lasts without a heartbeat: a dead replica's tasks are
+    /// taken over this long after its last one
+    #[arg(long, env = "SPECTASK_LEASE_TTL_MS", default_value_t = config::DEFAULT_LEASE_TTL_MS,
+          value_parser = clap::value_parser!(u64).range(500..=3_600_000))]
+    lease_ttl_ms: u64,
+    /// The most spec tasks (agent processes) this replica runs at once
+    #[arg(long, env = "SPECTASK_MAX_AGENTS", default_value_t = config::DEFAULT_MAX_AGENTS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    max_agents: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCmd {
+    /// Replicas (running, stopped or lost), the tasks each holds, their lease ages,
+    /// and the tasks waiting for an owner
+    Status {
         #[arg(long)]
         json: bool,
     },
@@ -450,7 +486,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let file = FileConfig::load(&data_dir)?;
     let log_format = cli.log_format.or(file.log_format).unwrap_or_default();
     match cli.command {
-        Command::Serve { bind, database_url } => {
+        Command::Serve {
+            bind,
+            database_url,
+            cluster,
+        } => {
             init_logging(log_format, "info");
             let bind = bind
                 .or(file.bind)
@@ -462,6 +502,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             config.webhooks = config::WebhookSettings::from_env()?;
             if let Some(default) = file.default_agent {
                 config.default_agent = default;
+            }
+            if cluster.cluster {
+                let replica_id = match cluster.replica_id {
+                    Some(id) if config::valid_replica_id(&id) => id,
+                    Some(id) => anyhow::bail!(
+                        "--replica-id: 1 to 64 letters, digits, '-', '_' or '.', not {id:?}"
+                    ),
+                    None => config::replica_id(&config.data_dir)?,
+                };
+                config.cluster = Some(config::ClusterSettings {
+                    replica_id,
+                    lease_ttl: std::time::Duration::from_millis(cluster.lease_ttl_ms),
+                    max_agents: cluster.max_agents as usize,
+                });
             }
             serve(config).await
         }
@@ -487,6 +541,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let client = connect_client(cli.url.or(file.url), cli.token, &data_dir)?;
             match command {
                 Command::Project(cmd) => project(&client, cmd).await,
+                Command::Cluster(ClusterCmd::Status { json }) => {
+                    cluster_status(&client, json).await
+                }
                 Command::Task(cmd) => task(&client, cmd).await,
                 Command::Events {
                     follow,
@@ -566,6 +623,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// `spectask cluster status`: one block per replica, its tasks and lease ages.
+async fn cluster_status(client: &Client, json: bool) -> anyhow::Result<()> {
+    let status: crate::api::cluster::ClusterStatus = client.get("/cluster").await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    match &status.replica {
+        Some(me) => println!(
+            "this server: replica {me} (leases of {} ms)",
+            status.lease_ttl_ms.unwrap_or_default()
+        ),
+        None => println!("this server runs alone (not started with --cluster)"),
+    }
+    for r in &status.replicas {
+        println!(
+            "{}  {}  {}  heartbeat {} ms ago  {}/{} tasks",
+            r.id,
+            r.state,
+            r.address,
+            r.heartbeat_age_ms,
+            r.tasks.len(),
+            r.max_agents
+        );
+        for l in &r.tasks {
+            println!(
+                "    task {:<6} fence {:<4} held {} s  lease expires in {} ms",
+                l.spec_task_id,
+                l.fence,
+                l.held_ms / 1000,
+                l.expires_in_ms
+            );
+        }
+    }
+    if !status.unowned.is_empty() {
+        let ids: Vec<String> = status.unowned.iter().map(i64::to_string).collect();
+        println!("waiting for an owner: tasks {}", ids.join(", "));
+    }
+    Ok(())
 }
 
 /// Prints a fresh sign-in link and, unless told not to or there is no display,

@@ -146,7 +146,56 @@ pub async fn ensure_worktree(repo: &Path, path: &Path, branch: &str) -> Result<(
         std::fs::create_dir_all(parent)?;
     }
     let path_text = path.to_string_lossy();
+    let added = run(repo, &["worktree", "add", "--quiet", &path_text, branch]).await?;
+    if added.ok {
+        return Ok(());
+    }
+    // Another cluster replica's worktree of the same task holds the branch (its own
+    // data dir, same relative place): this replica has the task now, so it takes
+    // the branch too. Any other holder (the user's own checkout) is respected.
+    if held_by_twin(repo, path, branch).await? {
+        git_ok(
+            repo,
+            &["worktree", "add", "--quiet", "--force", &path_text, branch],
+        )
+        .await?;
+        return Ok(());
+    }
     git_ok(repo, &["worktree", "add", "--quiet", &path_text, branch]).await?;
+    Ok(())
+}
+
+/// Whether `branch` is checked out in a worktree whose last two path components
+/// are `path`'s (`<task id>/worktree`) but that is not `path`.
+async fn held_by_twin(repo: &Path, path: &Path, branch: &str) -> Result<bool, GitError> {
+    let list = git_ok(repo, &["worktree", "list", "--porcelain"]).await?;
+    let tail = |p: &Path| -> Vec<std::ffi::OsString> {
+        p.components()
+            .rev()
+            .take(2)
+            .map(|c| c.as_os_str().to_os_string())
+            .collect()
+    };
+    let mine = tail(path);
+    let wanted = format!("branch refs/heads/{branch}");
+    Ok(list.split("\n\n").any(|entry| {
+        let holder = entry
+            .lines()
+            .find_map(|l| l.strip_prefix("worktree "))
+            .map(Path::new);
+        holder.is_some_and(|h| h != path && tail(h) == mine)
+            && entry.lines().any(|l| l == wanted)
+    }))
+}
+
+/// Makes a spectask worktree's files what its branch holds now: another replica may
+/// have moved the branch (merges) while this copy sat still. Uncommitted leftovers,
+/// a half-done merge included, go.
+pub async fn refresh_worktree(path: &Path) -> Result<(), GitError> {
+    if !path.join(".git").exists() {
+        return Ok(());
+    }
+    git_ok(path, &["reset", "--hard", "--quiet", "HEAD"]).await?;
     Ok(())
 }
 

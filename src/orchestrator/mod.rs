@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod changes;
+pub mod cluster;
 pub mod implementation;
 pub mod import;
 pub mod inbox;

@@ -79,6 +79,10 @@ impl Planner {
         let (tasks, _) = self.store.list_spec_tasks(&filter).await?;
         let mut started = Vec::new();
         for task in tasks {
+            // In a cluster, another replica may hold the task.
+            if !self.store.fences().owns(task.id) {
+                continue;
+            }
             if !self.active.lock().await.insert(task.id) {
                 continue;
             }

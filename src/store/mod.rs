@@ -11,6 +11,7 @@
 
 mod agents;
 mod browser;
+pub mod cluster;
 mod implementation;
 mod ops;
 mod postgres;
@@ -49,6 +50,9 @@ pub enum StoreError {
     /// A stored value the code does not understand: a bug or a newer schema.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// This replica wrote for a spec task whose lease another replica has taken.
+    #[error("spec task {0} is run by another replica now: this replica's lease on it was taken over")]
+    Fenced(i64),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -150,6 +154,7 @@ pub use agents::{
     AgentStore, InstanceReport, KEPT_SAMPLES, NewPermissionRequest, NewTranscriptEntry,
 };
 pub use browser::{BrowserSession, BrowserStore};
+pub use cluster::{ClusterStore, Fences};
 pub use implementation::{ImplementationStore, NewImplementationTask, StartSession};
 pub use ops::{AgentUsage, OpsSnapshot, OpsStore};
 pub use reviews::{NewReviewComment, ReviewStore};
@@ -165,6 +170,7 @@ pub trait Store:
     + WebhookStore
     + SessionTokenStore
     + OpsStore
+    + ClusterStore
     + Send
     + Sync
     + 'static

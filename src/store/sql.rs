@@ -35,6 +35,8 @@ pub struct SqlStore {
     pub(super) last_event: Arc<tokio::sync::watch::Sender<i64>>,
     /// The task that listens for other replicas' events; ends with the last clone.
     pub(super) follower: Option<Arc<AbortOnDrop>>,
+    /// The task leases this process holds as a cluster replica (see `cluster.rs`).
+    pub(super) fences: Arc<super::cluster::Fences>,
 }
 
 /// Aborts a background task when dropped.
@@ -95,6 +97,7 @@ impl SqlStore {
             backend,
             last_event: Arc::new(tokio::sync::watch::channel(0).0),
             follower: None,
+            fences: Default::default(),
         }
     }
 
@@ -362,6 +365,9 @@ impl SqlStore {
         events: Vec<NewEvent>,
         actor: Actor<'_>,
     ) -> Result<()> {
+        // Before the events (whose lock must come last): a replica's own writes for
+        // a task it no longer leases are refused here.
+        self.check_fences(&mut tx, events.iter(), actor).await?;
         for event in events {
             last = Some(self.record(&mut tx, event, actor).await?);
         }
@@ -391,6 +397,8 @@ impl SqlStore {
         actor: Actor<'_>,
         admitted: Vec<NewEvent>,
     ) -> Result<()> {
+        self.check_fences(&mut tx, std::iter::once(&event), actor)
+            .await?;
         let first = self.record(&mut tx, event, actor).await?;
         self.record_and_commit(tx, Some(first), admitted, "system")
             .await

@@ -154,6 +154,10 @@ impl Implementer {
         let (tasks, _) = self.store.list_spec_tasks(&filter).await?;
         let mut outcomes = HashMap::new();
         for task in tasks {
+            // In a cluster, another replica may hold the task.
+            if !self.store.fences().owns(task.id) {
+                continue;
+            }
             match self.step(&task).await {
                 Ok(o) => {
                     self.repeats.succeeded(task.id);

@@ -51,7 +51,7 @@ impl Implementer {
             // for a person, who can retry it with a new fixer.
             if session.kind == WorkSessionKind::MergeConflict
                 && active
-                && session.updated_at < self.born
+                && session.updated_at < self.owned_since(task.id)
             {
                 self.store
                     .transition_work_session(
@@ -100,15 +100,24 @@ impl Implementer {
                 .branch
                 .clone()
                 .unwrap_or_else(|| session_branch(task, item));
-            let worktree = session
-                .worktree_path
-                .clone()
-                .map(PathBuf::from)
-                .unwrap_or_else(|| self.session_worktree(task, item));
+            let recorded = session.worktree_path.clone().map(PathBuf::from);
+            // A worktree in another replica's data dir (a task taken over): this
+            // replica makes its own from what that one published, the session
+            // branch in the user's repository (committed at each turn's end).
+            let moved = recorded
+                .as_ref()
+                .is_some_and(|p| !p.starts_with(&self.tasks_dir));
+            let worktree = match recorded {
+                Some(p) if !moved => p,
+                _ => self.session_worktree(task, item),
+            };
             let repo = self.task_repo(task, project).await?;
+            if moved {
+                git::copy_branch(Path::new(&project.path), &repo, &branch).await?;
+            }
             git::add_branch_worktree(&repo, &worktree, &branch, &task.branch).await?;
             self.publish_branch(task, project, &branch).await;
-            if session.branch.is_none() {
+            if session.branch.is_none() || moved {
                 self.store
                     .set_session_workspace(session.id, &branch, &worktree.display().to_string())
                     .await?;
@@ -141,6 +150,37 @@ impl Implementer {
                 }
                 me.running.lock().await.remove(&session.id);
             });
+        }
+        Ok(())
+    }
+
+    /// When this process took the task: a session last touched before then was
+    /// left by a server (or replica) that is gone.
+    fn owned_since(&self, spec_task_id: i64) -> chrono::DateTime<chrono::Utc> {
+        self.store
+            .fences()
+            .owned_since(spec_task_id)
+            .map_or(self.born, |since| since.max(self.born))
+    }
+
+    /// In a cluster, a turn that another follows leaves its work committed on the
+    /// session branch and published to the user's repository: a replica that takes
+    /// the task over redoes at most the turn that was in flight.
+    async fn checkpoint(
+        &self,
+        task: &SpecTask,
+        project: &Project,
+        session_id: i64,
+        worktree: &Path,
+    ) -> Result<(), ImplError> {
+        if self.store.fences().replica().is_none() {
+            return Ok(());
+        }
+        let message = format!("spectask: work of session {session_id} so far");
+        if git::commit_all(worktree, &message).await?.is_some()
+            && let Some(branch) = self.store.get_work_session(session_id).await?.branch
+        {
+            self.publish_branch(task, project, &branch).await;
         }
         Ok(())
     }
@@ -270,6 +310,7 @@ impl Implementer {
                     if waiting.is_empty() {
                         return Ok(true);
                     }
+                    self.checkpoint(task, project, session_id, worktree).await?;
                     follow_ups += 1;
                     text = format!(
                         "While you worked, messages arrived.{waiting}\nAct on them if they concern your task, then finish it."
@@ -278,6 +319,7 @@ impl Implementer {
                 Err(e) if attempt < project.settings.max_attempts => {
                     // Retried in the same worktree with a continuation prompt.
                     let reason = e.to_string();
+                    self.checkpoint(task, project, session_id, worktree).await?;
                     self.store
                         .transition_work_session(
                             session_id,

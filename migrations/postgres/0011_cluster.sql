@@ -1,0 +1,22 @@
+-- Cluster on PostgreSQL: the replicas that share the database, and which one runs
+-- each spec task's work. (SQLite has one server; the tables exist so both backends
+-- keep one schema.)
+CREATE TABLE replicas (
+    id TEXT PRIMARY KEY,
+    address TEXT NOT NULL,
+    max_agents BIGINT NOT NULL,
+    started_at BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL,
+    stopped_at BIGINT
+);
+-- One row per spec task that has ever had an owner. `fence` grows by one on every
+-- acquisition, so a write checked against the fence its writer holds is refused
+-- once another replica has taken the task.
+CREATE TABLE task_leases (
+    spec_task_id BIGINT PRIMARY KEY REFERENCES spec_tasks(id),
+    owner TEXT NOT NULL,
+    fence BIGINT NOT NULL,
+    acquired_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX task_leases_owner ON task_leases(owner);
