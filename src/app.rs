@@ -73,7 +73,6 @@ pub async fn build(config: &ServeConfig) -> anyhow::Result<App> {
             Some(Cluster::new(
                 store.clone(),
                 agents.clone(),
-                tasks_dir.clone(),
                 settings.clone(),
             ))
         }

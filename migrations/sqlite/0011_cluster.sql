@@ -17,6 +17,9 @@ CREATE TABLE task_leases (
     owner TEXT NOT NULL,
     fence INTEGER NOT NULL,
     acquired_at INTEGER NOT NULL,
-    expires_at INTEGER NOT NULL
+    expires_at INTEGER NOT NULL,
+    -- Set when its owner handed it back (a clean stop, the phase ended), so the
+    -- next acquisition is no takeover.
+    released_at INTEGER
 );
 CREATE INDEX task_leases_owner ON task_leases(owner);

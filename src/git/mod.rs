@@ -72,7 +72,51 @@ async fn git_ok(dir: &Path, args: &[&str]) -> Result<String, GitError> {
 /// deletes it. Every spectask operation that writes or reads that list in a
 /// repository holds that repository's lock, so two tasks of one project starting
 /// together take turns.
-async fn worktree_lock(repo: &Path) -> tokio::sync::OwnedMutexGuard<()> {
+///
+/// Cluster replicas are other processes on the same repository, so the lock is also
+/// an `flock` on a file in its git dir: two `git worktree add` of folders with one
+/// name (`<task>/worktree` in two data dirs) would otherwise pick the same entry
+/// under `.git/worktrees/`.
+async fn worktree_lock(repo: &Path) -> RepoLock {
+    let mutex = process_lock(repo).await;
+    let git_dir = if repo.join(".git").is_dir() {
+        Some(repo.join(".git"))
+    } else if repo.join("HEAD").is_file() {
+        Some(repo.to_path_buf())
+    } else {
+        None
+    };
+    let file = match git_dir {
+        Some(dir) => tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(dir.join("spectask-worktrees.lock"))
+                .ok()?;
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid open file descriptor; the lock ends when it closes.
+            let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0;
+            locked.then_some(file)
+        })
+        .await
+        .ok()
+        .flatten(),
+        None => None,
+    };
+    RepoLock {
+        _mutex: mutex,
+        _file: file,
+    }
+}
+
+/// Held while a repository's worktree list may change (see [`worktree_lock`]).
+struct RepoLock {
+    _mutex: tokio::sync::OwnedMutexGuard<()>,
+    _file: Option<std::fs::File>,
+}
+
+async fn process_lock(repo: &Path) -> tokio::sync::OwnedMutexGuard<()> {
     use std::collections::HashMap;
     use std::sync::{Arc, LazyLock, Mutex};
     static LOCKS: LazyLock<Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =

@@ -15,14 +15,12 @@
 //! session branches the user's repository holds).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::spec_files;
 use crate::agents::manager::AgentManager;
 use crate::config::ClusterSettings;
 use crate::domain::{SpecTask, SpecTaskStatus};
@@ -35,7 +33,6 @@ const LOST_LINGER: Duration = Duration::from_secs(30);
 pub struct Cluster {
     store: Arc<dyn Store>,
     agents: Arc<AgentManager>,
-    tasks_dir: PathBuf,
     pub settings: ClusterSettings,
     takeovers: AtomicU64,
     lost: std::sync::Mutex<HashMap<i64, Instant>>,
@@ -61,14 +58,12 @@ impl Cluster {
     pub fn new(
         store: Arc<dyn Store>,
         agents: Arc<AgentManager>,
-        tasks_dir: PathBuf,
         settings: ClusterSettings,
     ) -> Arc<Cluster> {
         store.fences().enable(&settings.replica_id);
         Arc::new(Cluster {
             store,
             agents,
-            tasks_dir,
             settings,
             takeovers: AtomicU64::new(0),
             lost: Default::default(),
@@ -224,14 +219,10 @@ impl Cluster {
     }
 
     /// Before this replica works on a task it just took: no agent of an earlier
-    /// owner answers its permission requests any more, and the task worktree (a
-    /// worktree of the user's repository) shows the branch as it is now.
+    /// owner answers its permission requests any more. (The task worktree is
+    /// brought up to date by the merge queue's first merge under the new lease.)
     async fn prepare(&self, task: &SpecTask) -> anyhow::Result<()> {
         self.agents.reconcile_task(task.id).await?;
-        if task.status == SpecTaskStatus::Implementing {
-            let worktree = spec_files::task_worktree(&self.tasks_dir, task);
-            crate::git::refresh_worktree(Path::new(&worktree)).await?;
-        }
         Ok(())
     }
 

@@ -259,6 +259,9 @@ impl Reviewer {
             .await?;
         let worktree = spec_files::task_worktree(&self.tasks_dir, &task);
         git::ensure_worktree(&at.repo, &worktree, &task.branch).await?;
+        // Nothing is uncommitted in review; another replica may have planned the
+        // version being approved, so this copy is brought to the branch first.
+        git::refresh_worktree(&worktree).await?;
         let extra = serde_json::json!({
             "approved_by": actor,
             "approved_version": version.number,

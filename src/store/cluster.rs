@@ -50,7 +50,8 @@ pub struct Lease {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claim {
     pub fence: i64,
-    /// The replica that held it before, when it was another one (a takeover).
+    /// The replica that held it before, when it was another one that did not hand
+    /// it back (a takeover).
     pub from: Option<String>,
 }
 
@@ -115,6 +116,11 @@ impl Fences {
             .collect();
         held.sort();
         held
+    }
+
+    /// The fence this process holds the task under (lost or not).
+    fn fence_of(&self, spec_task_id: i64) -> Option<i64> {
+        self.held.lock().unwrap().get(&spec_task_id).map(|h| h.fence)
     }
 
     pub(super) fn hold(&self, spec_task_id: i64, fence: i64) {
@@ -216,6 +222,11 @@ pub trait ClusterStore: Send + Sync + 'static {
     async fn stop_replica(&self, id: &str) -> Result<()>;
     async fn list_replicas(&self) -> Result<Vec<Replica>>;
     async fn list_leases(&self) -> Result<Vec<Lease>>;
+    /// Before a write outside the database (a merge, a branch published to the
+    /// user's repository): `Fenced` unless this replica still holds the task under
+    /// its fence. Always fine when it is no replica. (Git's own compare-and-swap on
+    /// refs covers the moment between this check and the write.)
+    async fn check_lease(&self, spec_task_id: i64) -> Result<()>;
 }
 
 fn lease(row: &sqlx::any::AnyRow) -> Result<Lease> {
@@ -288,7 +299,7 @@ impl ClusterStore for SqlStore {
         let mut tx = self.begin().await?;
         // The previous holder, read under the row's lock by the update itself: the
         // update succeeds only where the compare-and-set allows.
-        let before = sqlx::query("SELECT owner, expires_at FROM task_leases WHERE spec_task_id = $1")
+        let before = sqlx::query("SELECT owner, released_at FROM task_leases WHERE spec_task_id = $1")
             .bind(spec_task_id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -304,8 +315,8 @@ impl ClusterStore for SqlStore {
             .fetch_optional(&mut *tx)
             .await?,
             Some(_) => sqlx::query(
-                "UPDATE task_leases SET owner = $1, fence = fence + 1, acquired_at = $2, expires_at = $3 \
-                 WHERE spec_task_id = $4 AND (owner = $1 OR expires_at < $2) RETURNING fence",
+                "UPDATE task_leases SET owner = $1, fence = fence + 1, acquired_at = $2, expires_at = $3, \
+                 released_at = NULL WHERE spec_task_id = $4 AND (owner = $1 OR expires_at < $2) RETURNING fence",
             )
             .bind(replica)
             .bind(now)
@@ -321,7 +332,8 @@ impl ClusterStore for SqlStore {
         let from = match before {
             Some(b) => {
                 let owner: String = b.try_get("owner")?;
-                (owner != replica).then_some(owner)
+                let released: Option<i64> = b.try_get("released_at")?;
+                (owner != replica && released.is_none()).then_some(owner)
             }
             None => None,
         };
@@ -343,7 +355,7 @@ impl ClusterStore for SqlStore {
         match task {
             Some(task) => {
                 sqlx::query(
-                    "UPDATE task_leases SET expires_at = $1 WHERE owner = $2 AND spec_task_id = $3",
+                    "UPDATE task_leases SET expires_at = $1, released_at = $1 WHERE owner = $2 AND spec_task_id = $3",
                 )
                 .bind(now - 1)
                 .bind(replica)
@@ -353,7 +365,7 @@ impl ClusterStore for SqlStore {
                 self.fences.forget(task);
             }
             None => {
-                sqlx::query("UPDATE task_leases SET expires_at = $1 WHERE owner = $2")
+                sqlx::query("UPDATE task_leases SET expires_at = $1, released_at = $1 WHERE owner = $2")
                     .bind(now - 1)
                     .bind(replica)
                     .execute(&self.pool)
@@ -395,6 +407,27 @@ impl ClusterStore for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn check_lease(&self, spec_task_id: i64) -> Result<()> {
+        let Some(replica) = self.fences.replica() else {
+            return Ok(());
+        };
+        let Some(fence) = self.fences.fence_of(spec_task_id) else {
+            return Err(StoreError::Fenced(spec_task_id));
+        };
+        let row = sqlx::query(
+            "SELECT 1 AS held FROM task_leases WHERE spec_task_id = $1 AND owner = $2 AND fence = $3",
+        )
+        .bind(spec_task_id)
+        .bind(replica)
+        .bind(fence)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(_) => Ok(()),
+            None => Err(StoreError::Fenced(spec_task_id)),
+        }
     }
 
     async fn list_leases(&self) -> Result<Vec<Lease>> {

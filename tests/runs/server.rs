@@ -16,6 +16,8 @@ pub struct Server {
     child: tokio::process::Child,
     pub data: PathBuf,
     pub api: Api,
+    /// `serve`'s flags beyond the data dir and the address (kept for a restart).
+    args: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -37,6 +39,11 @@ pub fn configure(data: &Path) {
 
 impl Server {
     pub async fn start(data: &Path) -> Result<Server, String> {
+        Server::start_with(data, &[]).await
+    }
+
+    /// `serve` with more flags (e.g. a cluster replica's).
+    pub async fn start_with(data: &Path, args: &[String]) -> Result<Server, String> {
         let mut child = tokio::process::Command::new(BIN)
             .args([
                 "--data-dir",
@@ -45,6 +52,7 @@ impl Server {
                 "--bind",
                 "127.0.0.1:0",
             ])
+            .args(args)
             .env_remove("SPECTASK_BIND")
             // The harness polls all the time: its request lines would push what the
             // orchestrator said out of the log tail a failure prints.
@@ -80,6 +88,7 @@ impl Server {
             .to_string();
         Ok(Server {
             child,
+            args: args.to_vec(),
             data: data.to_path_buf(),
             api: Api {
                 http: reqwest::Client::new(),
@@ -93,8 +102,21 @@ impl Server {
     pub async fn crash_and_restart(&mut self) -> Result<(), String> {
         self.child.start_kill().map_err(|e| e.to_string())?;
         self.child.wait().await.map_err(|e| e.to_string())?;
-        *self = Server::start(&self.data).await?;
+        *self = Server::start_with(&self.data, &self.args).await?;
         Ok(())
+    }
+
+    /// The server's process id (for signals).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> i32 {
+        self.child.id().map_or(0, |p| p as i32)
+    }
+
+    /// SIGKILL, and the exit reaped.
+    #[allow(dead_code)]
+    pub async fn kill(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
     }
 
     pub async fn stop(mut self) {
@@ -110,6 +132,16 @@ impl Server {
 }
 
 impl Api {
+    #[allow(dead_code)]
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    #[allow(dead_code)]
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// A request; a 5xx or a transport error is an `Err` (an invariant violation).
     pub async fn call(
         &self,

@@ -40,8 +40,18 @@ impl Implementer {
         if self.settle_if_task_ended(task.id, &session).await? {
             return Ok(None);
         }
+        // A replica that lost the task (paused past its lease) merges nothing.
+        self.store.check_lease(task.id).await?;
         let task_worktree = self.task_worktree(task);
         git::ensure_worktree(&repo, &task_worktree, &task.branch).await?;
+        // In a cluster, others moved the branch while this copy sat still (an
+        // earlier owner's merges, an approval on another replica): the first merge
+        // under a new lease starts from the branch as it is.
+        if let Some(since) = self.store.fences().owned_since(task.id)
+            && self.refreshed.lock().await.insert((task.id, since))
+        {
+            git::refresh_worktree(&task_worktree).await?;
+        }
         git::settle_interrupted_merge(&task_worktree).await?;
         // The session's branch lives in the task's repository: it is merged here,
         // in the user's, so it comes over first (spectask does this, not the agent).

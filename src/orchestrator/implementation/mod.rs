@@ -71,6 +71,8 @@ pub struct Implementer {
     running: Mutex<HashSet<i64>>,
     /// One merge at a time per SpecTask.
     merge_locks: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    /// Task worktrees brought up to date under a lease (task, since when held).
+    refreshed: Mutex<HashSet<(i64, chrono::DateTime<chrono::Utc>)>>,
     /// One step at a time: a step decides from statuses it read, so two at once
     /// could start the same task twice.
     stepping: Mutex<()>,
@@ -104,6 +106,7 @@ impl Implementer {
             tasks_dir,
             running: Mutex::new(HashSet::new()),
             merge_locks: Mutex::new(HashMap::new()),
+            refreshed: Default::default(),
             stepping: Mutex::new(()),
             repeats: Default::default(),
             closing: Default::default(),

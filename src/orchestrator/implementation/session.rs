@@ -177,6 +177,8 @@ impl Implementer {
             return Ok(());
         }
         let message = format!("spectask: work of session {session_id} so far");
+        // The branch in the user's repository is the new owner's once it is taken.
+        self.store.check_lease(task.id).await?;
         if git::commit_all(worktree, &message).await?.is_some()
             && let Some(branch) = self.store.get_work_session(session_id).await?.branch
         {

@@ -1,0 +1,470 @@
+//! A cluster on PostgreSQL with real replicas: `spectask serve --cluster` binaries as
+//! child processes, each with its own data dir, on one fresh database and one user
+//! repository, running plans of the scripted agent. Every step of a plan runs
+//! `sh pwd`, so a session's transcript says in whose data dir (on which replica)
+//! each of its turns ran.
+
+mod common;
+#[path = "runs/server.rs"]
+#[allow(dead_code)]
+mod server;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::app::{git, git_init};
+use common::db::{Backend, TestDb};
+use reqwest::Method;
+use serde_json::{Value, json};
+use server::{Api, Server};
+
+/// Short leases, so takeovers happen within the test's patience.
+const TTL_MS: u64 = 2000;
+const WAIT: Duration = Duration::from_secs(240);
+
+struct Rig {
+    dir: tempfile::TempDir,
+    db: TestDb,
+    repo: PathBuf,
+}
+
+struct Task {
+    id: i64,
+    branch: String,
+    keys: Vec<String>,
+}
+
+impl Rig {
+    async fn new() -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        git_init(&repo);
+        std::fs::create_dir_all(repo.join(".spectask")).unwrap();
+        std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
+        git(&repo, &["add", ".spectask"]);
+        git(&repo, &["commit", "-qm", "implementation template"]);
+        Rig {
+            dir,
+            db: TestDb::new(Backend::Postgres).await,
+            repo,
+        }
+    }
+
+    /// Every replica's log, for a failure's message.
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for name in ["a", "b"] {
+            let log = std::fs::read_to_string(self.data(name).join("server.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            out.push_str(&format!("--- replica {name}\n{}\n", lines[lines.len().saturating_sub(30)..].join("\n")));
+        }
+        out
+    }
+
+    fn data(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    async fn replica(&self, name: &str, max_agents: usize) -> Server {
+        let data = self.data(name);
+        server::configure(&data);
+        let args: Vec<String> = [
+            "--cluster",
+            "--replica-id",
+            name,
+            "--lease-ttl-ms",
+            &TTL_MS.to_string(),
+            "--max-agents",
+            &max_agents.to_string(),
+            "--database-url",
+            self.db.url(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Server::start_with(&data, &args).await.unwrap()
+    }
+
+    async fn project(&self, api: &Api) -> i64 {
+        let p = api
+            .ok(
+                Method::POST,
+                "/projects",
+                Some(json!({ "path": self.repo, "max_parallel_sessions": 2 })),
+            )
+            .await
+            .unwrap();
+        p["id"].as_i64().unwrap()
+    }
+
+    /// Imports and approves plan `n` (one of four shapes: one task, a chain of two,
+    /// two in parallel and one after both, a chain of three), each step writing its
+    /// own file after `sleep_ms`.
+    async fn submit(&self, api: &Api, project: i64, n: usize, sleep_ms: u64) -> Task {
+        let step = |key: &str| {
+            format!("  - sleep {sleep_ms}\n  - write p{n}-{key}.txt {n}-{key}\n  - sh pwd\n")
+        };
+        let mut plan = String::from("# Implementation Plan\n\n");
+        let keys: Vec<&str> = match n % 4 {
+            0 => vec!["1"],
+            1 => vec!["1", "2"],
+            2 => vec!["1", "2", "3"],
+            _ => vec!["1", "2", "3"],
+        };
+        for key in &keys {
+            let parallel = if n % 4 == 2 && *key != "3" { " (P)" } else { "" };
+            plan.push_str(&format!("- [ ] {key}. Step {key}{parallel}\n"));
+            plan.push_str(&step(key));
+            if n % 4 == 2 && *key == "3" {
+                plan.push_str("  - _Depends: 1, 2_\n");
+            }
+        }
+        let files = json!({
+            "requirements.md": common::spec::REQUIREMENTS,
+            "design.md": common::spec::DESIGN,
+            "tasks.md": plan,
+        });
+        let task = api
+            .ok(
+                Method::POST,
+                "/spec-tasks/import",
+                Some(json!({ "project_id": project, "title": format!("Plan {n}"), "files": files })),
+            )
+            .await
+            .unwrap();
+        let id = task["id"].as_i64().unwrap();
+        api.ok(
+            Method::POST,
+            &format!("/spec-tasks/{id}/approve"),
+            Some(json!({})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+        Task {
+            id,
+            branch: task["branch"].as_str().unwrap().to_string(),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+        }
+    }
+}
+
+/// Follows the event log through `api` (long polls) until `done` holds for the
+/// events seen so far; returns them.
+async fn follow_until(api: &Api, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+    let mut seen = Vec::new();
+    let mut after = 0;
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let page = api
+                .get(&format!("/events?after={after}&wait=5&limit=1000"))
+                .await
+                .unwrap();
+            seen.extend(page["items"].as_array().unwrap().iter().cloned());
+            after = page["next_after"].as_i64().unwrap();
+            if done(&seen) {
+                return;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("waited too long; {} events seen", seen.len()));
+    seen
+}
+
+fn finished(events: &[Value], task: i64) -> bool {
+    events.iter().any(|e| {
+        e["spec_task_id"] == task
+            && e["kind"] == "spec_task.status_changed"
+            && e["data"]["to"] == "implementation_review"
+    })
+}
+
+fn leases_of(events: &[Value], task: i64) -> Vec<&Value> {
+    events
+        .iter()
+        .filter(|e| e["spec_task_id"] == task && e["kind"] == "spec_task.lease_taken")
+        .collect()
+}
+
+/// Every step's file is on the task branch, and every plan task was merged once.
+fn assert_merged_once(rig: &Rig, n: usize, task: &Task) {
+    let log = git(&rig.repo, &["log", "--format=%s", &task.branch]);
+    for key in &task.keys {
+        assert_eq!(
+            git(&rig.repo, &["show", &format!("{}:p{n}-{key}.txt", task.branch)]),
+            format!("{n}-{key}")
+        );
+        let merges = log
+            .lines()
+            .filter(|l| l.contains(&format!("merge task {key} (session")))
+            .count();
+        assert_eq!(merges, 1, "task {} step {key} merged once:\n{log}", task.id);
+    }
+}
+
+/// The data dirs (replica names) each session's turns ran in, in transcript order.
+async fn turns_by_replica(api: &Api, task: i64, names: &[&str], rig: &Rig) -> Vec<Vec<String>> {
+    let sessions = api
+        .get(&format!("/spec-tasks/{task}/sessions"))
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for s in sessions.as_array().unwrap() {
+        let transcript = api
+            .get(&format!("/sessions/{}/transcript", s["id"]))
+            .await
+            .unwrap();
+        let mut ran = Vec::new();
+        for entry in transcript.as_array().unwrap() {
+            let text = entry.to_string();
+            if !text.contains("sh: exit 0") {
+                continue;
+            }
+            for name in names {
+                let dir = rig.data(name).display().to_string();
+                if text.contains(&format!("{dir}/tasks/")) {
+                    ran.push(name.to_string());
+                }
+            }
+        }
+        out.push(ran);
+    }
+    out
+}
+
+fn process_children(parent: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …: the comm may hold spaces, so read after its ')'.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(parent) && stat.contains("spectask-test") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_twenty_tasks_and_run_each_once() {
+    let rig = Rig::new().await;
+    let a = rig.replica("a", 6).await;
+    let b = rig.replica("b", 6).await;
+    let project = rig.project(&a.api).await;
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        // Submitted through both replicas: a person may use either.
+        let api = if n % 2 == 0 { &a.api } else { &b.api };
+        tasks.push(rig.submit(api, project, n, 50).await);
+    }
+    // Replica B's client sees every task finish, also those replica A runs.
+    let ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
+    let events = follow_until(&b.api, |seen| ids.iter().all(|t| finished(seen, *t))).await;
+
+    let mut owners: HashMap<String, usize> = HashMap::new();
+    for (n, task) in tasks.iter().enumerate() {
+        let leases = leases_of(&events, task.id);
+        assert_eq!(leases.len(), 1, "task {} was taken once: {leases:?}", task.id);
+        let owner = leases[0]["data"]["replica"].as_str().unwrap().to_string();
+        assert_eq!(leases[0]["data"]["fence"], 1);
+        // Each session ran its turns on the owner only.
+        for ran in turns_by_replica(&b.api, task.id, &["a", "b"], &rig).await {
+            assert!(!ran.is_empty(), "task {}: a session without turns", task.id);
+            assert!(ran.iter().all(|r| *r == owner), "task {} owned by {owner}: {ran:?}", task.id);
+        }
+        assert_merged_once(&rig, n, task);
+        *owners.entry(owner).or_default() += 1;
+    }
+    assert!(
+        owners.get("a").copied().unwrap_or(0) >= 5 && owners.get("b").copied().unwrap_or(0) >= 5,
+        "the replicas share the work: {owners:?}"
+    );
+    println!("tasks per replica: {owners:?}");
+
+    let status = a.api.get("/cluster").await.unwrap();
+    assert_eq!(status["replica"], "a");
+    let states: Vec<&str> = status["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["running", "running"], "{status}");
+    // Finished tasks went back: nobody holds them, nothing waits for an owner.
+    assert!(status["replicas"].as_array().unwrap().iter().all(|r| r["tasks"].as_array().unwrap().is_empty()), "{status}");
+    assert_eq!(status["unowned"], json!([]));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_replicas_tasks_are_taken_over_and_finish_with_every_commit_once() {
+    let rig = Rig::new().await;
+    let mut a = rig.replica("a", 4).await;
+    let b = rig.replica("b", 4).await;
+    let project = rig.project(&a.api).await;
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        tasks.push(rig.submit(&a.api, project, n, 600).await);
+    }
+    // Kill A once it holds tasks and one of its agents is in a turn.
+    let ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
+    let before = follow_until(&b.api, |seen| {
+        seen.iter().any(|e| {
+            e["kind"] == "agent_thread.status_changed"
+                && e["data"]["to"] == "prompting"
+                && seen.iter().any(|l| {
+                    l["kind"] == "spec_task.lease_taken"
+                        && l["spec_task_id"] == e["spec_task_id"]
+                        && l["data"]["replica"] == "a"
+                })
+        })
+    })
+    .await;
+    let held_by_a: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|t| {
+            leases_of(&before, *t)
+                .last()
+                .is_some_and(|l| l["data"]["replica"] == "a")
+        })
+        .collect();
+    assert!(!held_by_a.is_empty());
+    a.kill().await;
+    let killed_at = chrono::Utc::now().timestamp_millis();
+
+    let events = follow_until(&b.api, |seen| ids.iter().all(|t| finished(seen, *t))).await;
+    let mut takeovers = Vec::new();
+    for t in &held_by_a {
+        let taken = leases_of(&events, *t)
+            .into_iter()
+            .find(|l| l["data"]["from"] == "a")
+            .unwrap_or_else(|| panic!("task {t} was not taken over"));
+        assert_eq!(taken["data"]["replica"], "b");
+        let at = chrono::DateTime::parse_from_rfc3339(taken["created_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis();
+        takeovers.push(at - killed_at);
+    }
+    takeovers.sort();
+    println!("takeover after SIGKILL (ms, per task): {takeovers:?}");
+    assert!(
+        *takeovers.last().unwrap() <= TTL_MS as i64 + 2000,
+        "taken over within the lease + 2 s: {takeovers:?}"
+    );
+    for (n, task) in tasks.iter().enumerate() {
+        assert_merged_once(&rig, n, task);
+        // A session's turns ran on one replica, then (taken over) on the other:
+        // never back.
+        for ran in turns_by_replica(&b.api, task.id, &["a", "b"], &rig).await {
+            let switches = ran.windows(2).filter(|w| w[0] != w[1]).count();
+            assert!(switches <= 1, "task {}: {ran:?}", task.id);
+            if switches == 1 {
+                assert_eq!(ran[0], "a", "task {}: {ran:?}", task.id);
+            }
+        }
+    }
+    let status = b.api.get("/cluster").await.unwrap();
+    let a_state = status["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "a")
+        .unwrap()["state"]
+        .clone();
+    assert_eq!(a_state, "lost", "{status}");
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_paused_past_its_lease_is_fenced_and_stops_its_agents() {
+    let rig = Rig::new().await;
+    let a = rig.replica("a", 4).await;
+    let project = rig.project(&a.api).await;
+    // A takes every task (B is not there yet); each turn is long.
+    let mut tasks = Vec::new();
+    for n in [0, 4] {
+        tasks.push(rig.submit(&a.api, project, n, 4000).await);
+    }
+    let ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
+    follow_until(&a.api, |seen| {
+        ids.iter().all(|t| {
+            seen.iter().any(|e| {
+                e["spec_task_id"] == *t
+                    && e["kind"] == "agent_thread.status_changed"
+                    && e["data"]["to"] == "prompting"
+            })
+        })
+    })
+    .await;
+    let b = rig.replica("b", 4).await;
+    let pid = a.pid();
+    assert!(!process_children(pid).is_empty(), "A runs the agents");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let taken = follow_until(&b.api, |seen| {
+        ids.iter().all(|t| {
+            leases_of(seen, *t)
+                .iter()
+                .any(|l| l["data"]["replica"] == "b" && l["data"]["from"] == "a")
+        })
+    })
+    .await;
+    let after_takeover = taken.last().unwrap()["id"].as_i64().unwrap();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+
+    // A notices, stops the agents it no longer owns, and holds nothing.
+    let started = Instant::now();
+    loop {
+        let metrics = reqwest::Client::new()
+            .get(format!("{}/api/v1/metrics", a.api.url()))
+            .bearer_auth(a.api.token())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("\nspectask_leases_held 0\n") && process_children(pid).is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "A still holds or runs agents:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(rig.data("a").join("server.log")).unwrap();
+    assert!(
+        log.contains("another replica took this task's lease"),
+        "A saw the loss:\n{}",
+        a.log()
+    );
+    assert!(
+        log.contains("is run by another replica now"),
+        "A's writes after the takeover were refused:\n{}",
+        a.log()
+    );
+
+    let events = follow_until(&b.api, |seen| ids.iter().all(|t| finished(seen, *t))).await;
+    for (task, n) in tasks.iter().zip([0, 4]) {
+        assert_merged_once(&rig, n, task);
+    }
+    // Nothing A did after the takeover reached the log as a state change of its
+    // tasks' sessions: every status change from then on follows B's run.
+    let late_a: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["id"].as_i64().unwrap() > after_takeover)
+        .filter(|e| e["kind"] == "spec_task.lease_taken" && e["data"]["replica"] == "a")
+        .collect();
+    assert!(late_a.is_empty(), "A took nothing back: {late_a:?}");
+    a.stop().await;
+    b.stop().await;
+}
