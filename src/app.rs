@@ -204,7 +204,10 @@ impl App {
                 .local_addr()
                 .map(|a| format!("http://{a}"))
                 .unwrap_or_default();
-            cluster.register(&address).await.context("registering this replica")?;
+            cluster
+                .register(&address)
+                .await
+                .context("registering this replica")?;
             if self.background {
                 if let Err(e) = cluster.run_once().await {
                     tracing::warn!(error = %e, "first cluster step");

@@ -56,9 +56,13 @@ impl Rig {
     fn logs(&self) -> String {
         let mut out = String::new();
         for name in ["a", "b"] {
-            let log = std::fs::read_to_string(self.data(name).join("server.log")).unwrap_or_default();
+            let log =
+                std::fs::read_to_string(self.data(name).join("server.log")).unwrap_or_default();
             let lines: Vec<&str> = log.lines().collect();
-            out.push_str(&format!("--- replica {name}\n{}\n", lines[lines.len().saturating_sub(30)..].join("\n")));
+            out.push_str(&format!(
+                "--- replica {name}\n{}\n",
+                lines[lines.len().saturating_sub(30)..].join("\n")
+            ));
         }
         out
     }
@@ -114,7 +118,11 @@ impl Rig {
             _ => vec!["1", "2", "3"],
         };
         for key in &keys {
-            let parallel = if n % 4 == 2 && *key != "3" { " (P)" } else { "" };
+            let parallel = if n % 4 == 2 && *key != "3" {
+                " (P)"
+            } else {
+                ""
+            };
             plan.push_str(&format!("- [ ] {key}. Step {key}{parallel}\n"));
             plan.push_str(&step(key));
             if n % 4 == 2 && *key == "3" {
@@ -130,7 +138,9 @@ impl Rig {
             .ok(
                 Method::POST,
                 "/spec-tasks/import",
-                Some(json!({ "project_id": project, "title": format!("Plan {n}"), "files": files })),
+                Some(
+                    json!({ "project_id": project, "title": format!("Plan {n}"), "files": files }),
+                ),
             )
             .await
             .unwrap();
@@ -193,7 +203,10 @@ fn assert_merged_once(rig: &Rig, n: usize, task: &Task) {
     let log = git(&rig.repo, &["log", "--format=%s", &task.branch]);
     for key in &task.keys {
         assert_eq!(
-            git(&rig.repo, &["show", &format!("{}:p{n}-{key}.txt", task.branch)]),
+            git(
+                &rig.repo,
+                &["show", &format!("{}:p{n}-{key}.txt", task.branch)]
+            ),
             format!("{n}-{key}")
         );
         let merges = log
@@ -272,13 +285,22 @@ async fn two_replicas_share_twenty_tasks_and_run_each_once() {
     let mut owners: HashMap<String, usize> = HashMap::new();
     for (n, task) in tasks.iter().enumerate() {
         let leases = leases_of(&events, task.id);
-        assert_eq!(leases.len(), 1, "task {} was taken once: {leases:?}", task.id);
+        assert_eq!(
+            leases.len(),
+            1,
+            "task {} was taken once: {leases:?}",
+            task.id
+        );
         let owner = leases[0]["data"]["replica"].as_str().unwrap().to_string();
         assert_eq!(leases[0]["data"]["fence"], 1);
         // Each session ran its turns on the owner only.
         for ran in turns_by_replica(&b.api, task.id, &["a", "b"], &rig).await {
             assert!(!ran.is_empty(), "task {}: a session without turns", task.id);
-            assert!(ran.iter().all(|r| *r == owner), "task {} owned by {owner}: {ran:?}", task.id);
+            assert!(
+                ran.iter().all(|r| *r == owner),
+                "task {} owned by {owner}: {ran:?}",
+                task.id
+            );
         }
         assert_merged_once(&rig, n, task);
         *owners.entry(owner).or_default() += 1;
@@ -299,7 +321,14 @@ async fn two_replicas_share_twenty_tasks_and_run_each_once() {
         .collect();
     assert_eq!(states, ["running", "running"], "{status}");
     // Finished tasks went back: nobody holds them, nothing waits for an owner.
-    assert!(status["replicas"].as_array().unwrap().iter().all(|r| r["tasks"].as_array().unwrap().is_empty()), "{status}");
+    assert!(
+        status["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["tasks"].as_array().unwrap().is_empty()),
+        "{status}"
+    );
     assert_eq!(status["unowned"], json!([]));
     a.stop().await;
     b.stop().await;
@@ -344,17 +373,35 @@ async fn a_killed_replicas_tasks_are_taken_over_and_finish_with_every_commit_onc
 
     let events = follow_until(&b.api, |seen| ids.iter().all(|t| finished(seen, *t))).await;
     let mut takeovers = Vec::new();
+    let time_of = |e: &Value| {
+        chrono::DateTime::parse_from_rfc3339(e["created_at"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
     for t in &held_by_a {
-        let taken = leases_of(&events, *t)
+        let Some(taken) = leases_of(&events, *t)
             .into_iter()
             .find(|l| l["data"]["from"] == "a")
-            .unwrap_or_else(|| panic!("task {t} was not taken over"));
+        else {
+            // It finished (and A handed it back) in the moment before the kill.
+            let done = events
+                .iter()
+                .find(|e| {
+                    e["spec_task_id"] == *t
+                        && e["kind"] == "spec_task.status_changed"
+                        && e["data"]["to"] == "implementation_review"
+                })
+                .unwrap();
+            assert!(time_of(done) <= killed_at, "task {t} was not taken over");
+            continue;
+        };
         assert_eq!(taken["data"]["replica"], "b");
         let at = chrono::DateTime::parse_from_rfc3339(taken["created_at"].as_str().unwrap())
             .unwrap()
             .timestamp_millis();
         takeovers.push(at - killed_at);
     }
+    assert!(!takeovers.is_empty(), "B took over A's tasks");
     takeovers.sort();
     println!("takeover after SIGKILL (ms, per task): {takeovers:?}");
     assert!(
@@ -438,7 +485,10 @@ async fn a_replica_paused_past_its_lease_is_fenced_and_stops_its_agents() {
         if metrics.contains("\nspectask_leases_held 0\n") && process_children(pid).is_empty() {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(20), "A still holds or runs agents:\n{metrics}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "A still holds or runs agents:\n{metrics}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let log = std::fs::read_to_string(rig.data("a").join("server.log")).unwrap();

@@ -62,9 +62,8 @@ pub async fn status(State(state): State<AppState>) -> ApiResult<Json<ClusterStat
         .cluster
         .as_ref()
         .map(|c| c.settings.lease_ttl.as_millis() as i64);
-    let live_after = chrono::Duration::milliseconds(
-        ttl.unwrap_or(crate::config::DEFAULT_LEASE_TTL_MS as i64),
-    );
+    let live_after =
+        chrono::Duration::milliseconds(ttl.unwrap_or(crate::config::DEFAULT_LEASE_TTL_MS as i64));
     let replicas = state
         .store
         .list_replicas()

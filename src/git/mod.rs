@@ -227,8 +227,7 @@ async fn held_by_twin(repo: &Path, path: &Path, branch: &str) -> Result<bool, Gi
             .lines()
             .find_map(|l| l.strip_prefix("worktree "))
             .map(Path::new);
-        holder.is_some_and(|h| h != path && tail(h) == mine)
-            && entry.lines().any(|l| l == wanted)
+        holder.is_some_and(|h| h != path && tail(h) == mine) && entry.lines().any(|l| l == wanted)
     }))
 }
 

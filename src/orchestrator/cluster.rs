@@ -91,11 +91,7 @@ impl Cluster {
 
     pub async fn register(&self, address: &str) -> Result<(), StoreError> {
         self.store
-            .register_replica(
-                self.replica(),
-                address,
-                self.settings.max_agents as i64,
-            )
+            .register_replica(self.replica(), address, self.settings.max_agents as i64)
             .await
     }
 
@@ -128,7 +124,10 @@ impl Cluster {
                 .iter()
                 .any(|l| l.spec_task_id == task && l.fence == fence);
             if !still && fences.lose(task) {
-                tracing::warn!(task, "another replica took this task's lease: stopping its agent here");
+                tracing::warn!(
+                    task,
+                    "another replica took this task's lease: stopping its agent here"
+                );
                 self.lost.lock().unwrap().insert(task, Instant::now());
                 // Its writes are refused now, so stopping records nothing over the
                 // new owner's state.
@@ -167,12 +166,15 @@ impl Cluster {
         let now = Utc::now();
         let leases = self.store.list_leases().await?;
         let replicas = self.store.list_replicas().await?;
-        let ttl = chrono::Duration::milliseconds(self.ttl_ms());
+        // A replica heartbeats every tick: one silent for three is left out of the
+        // balance (a dead one's expired leases make it look idle and would hold
+        // this replica back from taking its tasks over).
+        let fresh = chrono::Duration::from_std(self.tick() * 3).unwrap_or_default();
         let live_leases: Vec<_> = leases.iter().filter(|l| l.expires_at > now).collect();
         // The least load among the other live replicas that have room.
         let others_min = replicas
             .iter()
-            .filter(|r| r.id != me && r.stopped_at.is_none() && now - r.heartbeat_at < ttl)
+            .filter(|r| r.id != me && r.stopped_at.is_none() && now - r.heartbeat_at < fresh)
             .map(|r| {
                 let load = live_leases.iter().filter(|l| l.owner == r.id).count();
                 (load, r.max_agents.max(0) as usize)
@@ -196,11 +198,7 @@ impl Cluster {
             if !free {
                 continue;
             }
-            if let Some(claim) = self
-                .store
-                .claim_lease(task.id, &me, self.ttl_ms())
-                .await?
-            {
+            if let Some(claim) = self.store.claim_lease(task.id, &me, self.ttl_ms()).await? {
                 self.lost.lock().unwrap().remove(&task.id);
                 if let Some(from) = &claim.from {
                     self.takeovers.fetch_add(1, Ordering::Relaxed);

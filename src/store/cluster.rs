@@ -120,7 +120,11 @@ impl Fences {
 
     /// The fence this process holds the task under (lost or not).
     fn fence_of(&self, spec_task_id: i64) -> Option<i64> {
-        self.held.lock().unwrap().get(&spec_task_id).map(|h| h.fence)
+        self.held
+            .lock()
+            .unwrap()
+            .get(&spec_task_id)
+            .map(|h| h.fence)
     }
 
     pub(super) fn hold(&self, spec_task_id: i64, fence: i64) {
@@ -152,10 +156,7 @@ impl Fences {
 
     /// The `(task, fence)` pairs a write by `actor` touching `tasks` must still hold.
     fn to_check(&self, tasks: impl Iterator<Item = i64>, actor: Actor<'_>) -> Vec<(i64, i64)> {
-        if self.replica.get().is_none()
-            || actor == CLUSTER_ACTOR
-            || actor.starts_with("token:")
-        {
+        if self.replica.get().is_none() || actor == CLUSTER_ACTOR || actor.starts_with("token:") {
             return Vec::new();
         }
         let held = self.held.lock().unwrap();
@@ -214,8 +215,12 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// Takes the task's lease when nobody holds it, its holder's lease has expired,
     /// or `replica` held it before (a restart): the fence goes up by one and a
     /// `spec_task.lease_taken` event says so. `None` when another replica holds it.
-    async fn claim_lease(&self, spec_task_id: i64, replica: &str, ttl_ms: i64)
-    -> Result<Option<Claim>>;
+    async fn claim_lease(
+        &self,
+        spec_task_id: i64,
+        replica: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<Claim>>;
     /// Hands leases back at once (they expire now): all of `replica`'s, or one task's.
     async fn release_leases(&self, replica: &str, task: Option<i64>) -> Result<()>;
     /// A clean stop: the replica's leases go back and it is marked stopped.
@@ -299,10 +304,11 @@ impl ClusterStore for SqlStore {
         let mut tx = self.begin().await?;
         // The previous holder, read under the row's lock by the update itself: the
         // update succeeds only where the compare-and-set allows.
-        let before = sqlx::query("SELECT owner, released_at FROM task_leases WHERE spec_task_id = $1")
-            .bind(spec_task_id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let before =
+            sqlx::query("SELECT owner, released_at FROM task_leases WHERE spec_task_id = $1")
+                .bind(spec_task_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         let claimed = match &before {
             None => sqlx::query(
                 "INSERT INTO task_leases (spec_task_id, owner, fence, acquired_at, expires_at) \
@@ -365,11 +371,13 @@ impl ClusterStore for SqlStore {
                 self.fences.forget(task);
             }
             None => {
-                sqlx::query("UPDATE task_leases SET expires_at = $1, released_at = $1 WHERE owner = $2")
-                    .bind(now - 1)
-                    .bind(replica)
-                    .execute(&self.pool)
-                    .await?;
+                sqlx::query(
+                    "UPDATE task_leases SET expires_at = $1, released_at = $1 WHERE owner = $2",
+                )
+                .bind(now - 1)
+                .bind(replica)
+                .execute(&self.pool)
+                .await?;
                 for (task, _) in self.fences.held() {
                     self.fences.forget(task);
                 }

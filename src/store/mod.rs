@@ -51,7 +51,9 @@ pub enum StoreError {
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// This replica wrote for a spec task whose lease another replica has taken.
-    #[error("spec task {0} is run by another replica now: this replica's lease on it was taken over")]
+    #[error(
+        "spec task {0} is run by another replica now: this replica's lease on it was taken over"
+    )]
     Fenced(i64),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
