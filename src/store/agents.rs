@@ -103,12 +103,12 @@ pub trait AgentStore: Send + Sync + 'static {
         &self,
         new: NewPermissionRequest,
     ) -> Result<PermissionRequest>;
-    /// Moves a pending request to `answered` (with the option) or `cancelled`; a
-    /// request that is no longer pending is a conflict.
+    /// Moves a pending request through its lifecycle: `answered` (with the option)
+    /// or `cancelled`; a request that is no longer pending is a conflict.
     async fn resolve_permission_request(
         &self,
         id: i64,
-        status: PermissionStatus,
+        event: PermissionEvent,
         option_id: Option<&str>,
         actor: Actor<'_>,
     ) -> Result<PermissionRequest>;
@@ -603,31 +603,38 @@ impl AgentStore for SqlStore {
     async fn resolve_permission_request(
         &self,
         id: i64,
-        status: PermissionStatus,
+        event: PermissionEvent,
         option_id: Option<&str>,
         actor: Actor<'_>,
     ) -> Result<PermissionRequest> {
         let current = self.get_permission_request(id).await?;
+        // A request that already ended answers 409 `conflict`, as it always has (an
+        // agent and a person race to it), not `illegal_transition`.
+        let already = || {
+            StoreError::Conflict(format!(
+                "permission request {id} is already {}",
+                current.status
+            ))
+        };
+        let next = current.status.apply(event).map_err(|_| already())?;
+        // Only an answer carries the chosen option.
+        let option_id = option_id.filter(|_| next == PermissionStatus::Answered);
         let project_id = self.task_project(current.spec_task_id).await?;
         let mut tx = self.begin().await?;
         let sql = format!(
             "UPDATE permission_requests SET status = $1, option_id = $2, resolved_at = $3 \
-             WHERE id = $4 AND status = 'pending' RETURNING {}",
+             WHERE id = $4 AND status = $5 RETURNING {}",
             rows::PERMISSION_COLUMNS
         );
         let row = sqlx::query(&sql)
-            .bind(status.as_str())
+            .bind(next.as_str())
             .bind(option_id)
             .bind(now_ms())
             .bind(id)
+            .bind(current.status.as_str())
             .fetch_optional(&mut *tx)
             .await?
-            .ok_or_else(|| {
-                StoreError::Conflict(format!(
-                    "permission request {id} is already {}",
-                    current.status
-                ))
-            })?;
+            .ok_or_else(already)?;
         let resolved = rows::permission_request(&row)?;
         let event = NewEvent {
             project_id: Some(project_id),
@@ -635,7 +642,7 @@ impl AgentStore for SqlStore {
             entity: "permission_request",
             entity_id: Some(id),
             kind: "permission.resolved",
-            data: json!({ "status": status, "option_id": option_id }),
+            data: json!({ "status": next, "option_id": option_id }),
         };
         self.commit_with(tx, event, actor).await?;
         Ok(resolved)
