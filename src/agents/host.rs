@@ -16,7 +16,7 @@ use super::protocol::{AgentUpdate, parse_update};
 use super::rpc::{Handler, HandlerError};
 use super::sandbox::Sandbox;
 use super::terminals::{CreateTerminal, Terminals};
-use crate::domain::{NewEvent, PermissionPolicy, PermissionStatus, TranscriptKind};
+use crate::domain::{NewEvent, PermissionEvent, PermissionPolicy, TranscriptKind};
 use crate::store::{NewPermissionRequest, NewTranscriptEntry, Store};
 
 /// A coalesced run of message or thought chunks is written out once it is this big,
@@ -480,7 +480,7 @@ impl Host {
             // Cancelled by the turn: record it unless a person answered meanwhile.
             let _ = self
                 .store
-                .resolve_permission_request(request.id, PermissionStatus::Cancelled, None, "system")
+                .resolve_permission_request(request.id, PermissionEvent::Cancel, None, "system")
                 .await;
         }
         Ok(answer)

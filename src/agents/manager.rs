@@ -14,7 +14,8 @@ use super::runtime::{AgentError, AgentRuntime, RestartPolicy, RuntimeConfig, Tim
 use super::sandbox;
 use super::terminals::Terminals;
 use crate::domain::{
-    AgentInstance, AgentInstanceStatus, PermissionRequest, PermissionStatus, SpecTaskStatus,
+    AgentInstance, AgentInstanceStatus, PermissionEvent, PermissionRequest, PermissionStatus,
+    SpecTaskStatus,
 };
 use crate::store::{Store, StoreError, TryTransition};
 
@@ -178,13 +179,13 @@ impl AgentManager {
                 )));
             }
         }
-        let status = match option_id {
-            Some(_) => PermissionStatus::Answered,
-            None => PermissionStatus::Cancelled,
+        let event = match option_id {
+            Some(_) => PermissionEvent::Answer,
+            None => PermissionEvent::Cancel,
         };
         let resolved = self
             .store
-            .resolve_permission_request(id, status, option_id, actor)
+            .resolve_permission_request(id, event, option_id, actor)
             .await?;
         self.permissions
             .deliver(id, option_id.map(str::to_string))
@@ -203,7 +204,7 @@ impl AgentManager {
         {
             let _ = self
                 .store
-                .resolve_permission_request(request.id, PermissionStatus::Cancelled, None, "system")
+                .resolve_permission_request(request.id, PermissionEvent::Cancel, None, "system")
                 .await;
         }
         Ok(())

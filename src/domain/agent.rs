@@ -203,6 +203,46 @@ status_enum!(
     }
 );
 
+/// What ends a permission request: a person (or the policy) picks an option, or the
+/// request goes away unanswered (the turn was cancelled, the agent is gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PermissionEvent {
+    Answer,
+    Cancel,
+}
+
+impl PermissionEvent {
+    pub const ALL: &'static [Self] = &[Self::Answer, Self::Cancel];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Answer => "answer",
+            Self::Cancel => "cancel",
+        }
+    }
+}
+
+/// A request is answered or cancelled once: both ends are final, so a second
+/// answer (or an answer after the cancel) is refused.
+impl Lifecycle for PermissionStatus {
+    type Event = PermissionEvent;
+    const NAME: &'static str = "permission request";
+
+    fn status_name(&self) -> &'static str {
+        self.as_str()
+    }
+
+    fn apply(self, event: PermissionEvent) -> Result<Self, TransitionError> {
+        use PermissionEvent as E;
+        use PermissionStatus as S;
+        Ok(match (self, event) {
+            (S::Pending, E::Answer) => S::Answered,
+            (S::Pending, E::Cancel) => S::Cancelled,
+            _ => return Err(self.refuse(event.name())),
+        })
+    }
+}
+
 /// An agent's `session/request_permission`, when the project's policy is `ask`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PermissionRequest {
@@ -273,5 +313,16 @@ mod tests {
             (S::Interrupted, E::Close, S::Closed),
         ];
         check_table(S::ALL, AgentThreadEvent::ALL, &legal);
+    }
+
+    #[test]
+    fn permission_transitions() {
+        use PermissionEvent as E;
+        use PermissionStatus as S;
+        let legal = [
+            (S::Pending, E::Answer, S::Answered),
+            (S::Pending, E::Cancel, S::Cancelled),
+        ];
+        check_table(S::ALL, PermissionEvent::ALL, &legal);
     }
 }

@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use super::rows::{self, now_ms};
 use super::sql::{Bind, SqlStore};
+use super::transition::{Set, Transition};
 use super::{Actor, Result, StoreError, not_found};
 use crate::domain::*;
 
@@ -103,12 +104,12 @@ pub trait AgentStore: Send + Sync + 'static {
         &self,
         new: NewPermissionRequest,
     ) -> Result<PermissionRequest>;
-    /// Moves a pending request to `answered` (with the option) or `cancelled`; a
-    /// request that is no longer pending is a conflict.
+    /// Moves a pending request through its lifecycle: `answered` (with the option)
+    /// or `cancelled`; a request that is no longer pending is a conflict.
     async fn resolve_permission_request(
         &self,
         id: i64,
-        status: PermissionStatus,
+        event: PermissionEvent,
         option_id: Option<&str>,
         actor: Actor<'_>,
     ) -> Result<PermissionRequest>;
@@ -241,33 +242,32 @@ impl AgentStore for SqlStore {
         actor: Actor<'_>,
     ) -> Result<AgentInstance> {
         let current = self.instance_by_id(id).await?;
-        let next = current.status.apply(event)?;
+        let step = Transition::decide(current.status, event)?;
+        let next = *step.to();
         let project_id = self.task_project(current.spec_task_id).await?;
         let restarted = i64::from(
             event == AgentInstanceEvent::Restart && current.status == AgentInstanceStatus::Crashed,
         );
         let mut tx = self.begin().await?;
-        let sql = format!(
-            "UPDATE agent_instances SET status = $1, pid = COALESCE($2, pid), last_error = COALESCE($3, last_error), \
-             agent_name = COALESCE($4, agent_name), agent_version = COALESCE($5, agent_version), \
-             restarts = restarts + $6, updated_at = $7 WHERE id = $8 AND status = $9 RETURNING {}",
-            rows::AGENT_INSTANCE_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(next.as_str())
-            .bind(report.pid)
-            .bind(report.last_error.clone())
-            .bind(report.agent_name.clone())
-            .bind(report.agent_version.clone())
-            .bind(restarted)
-            .bind(now_ms())
-            .bind(id)
-            .bind(current.status.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Conflict(format!("agent instance {id} changed status concurrently"))
-            })?;
+        let sets = vec![
+            Set("pid = COALESCE({}, pid)", Bind::MaybeInt(report.pid)),
+            Set(
+                "last_error = COALESCE({}, last_error)",
+                Bind::MaybeText(report.last_error.clone()),
+            ),
+            Set(
+                "agent_name = COALESCE({}, agent_name)",
+                Bind::MaybeText(report.agent_name.clone()),
+            ),
+            Set(
+                "agent_version = COALESCE({}, agent_version)",
+                Bind::MaybeText(report.agent_version.clone()),
+            ),
+            Set("restarts = restarts + {}", Bind::Int(restarted)),
+            Set("updated_at = {}", Bind::Int(now_ms())),
+        ];
+        let table = ("agent_instances", rows::AGENT_INSTANCE_COLUMNS);
+        let row = step.write(&mut tx, table, id, sets).await?;
         let instance = rows::agent_instance(&row)?;
         let event = NewEvent {
             project_id: Some(project_id),
@@ -456,25 +456,19 @@ impl AgentStore for SqlStore {
         actor: Actor<'_>,
     ) -> Result<AgentThread> {
         let current = self.thread_by_id(id).await?;
-        let next = current.status.apply(event)?;
+        let step = Transition::decide(current.status, event)?;
+        let next = *step.to();
         let (spec_task_id, project_id) = self.session_ids(current.work_session_id).await?;
         let mut tx = self.begin().await?;
-        let sql = format!(
-            "UPDATE agent_threads SET status = $1, acp_session_id = COALESCE($2, acp_session_id), updated_at = $3 \
-             WHERE id = $4 AND status = $5 RETURNING {}",
-            rows::AGENT_THREAD_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(next.as_str())
-            .bind(acp_session_id)
-            .bind(now_ms())
-            .bind(id)
-            .bind(current.status.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Conflict(format!("agent thread {id} changed status concurrently"))
-            })?;
+        let sets = vec![
+            Set(
+                "acp_session_id = COALESCE({}, acp_session_id)",
+                Bind::MaybeText(acp_session_id.map(str::to_string)),
+            ),
+            Set("updated_at = {}", Bind::Int(now_ms())),
+        ];
+        let table = ("agent_threads", rows::AGENT_THREAD_COLUMNS);
+        let row = step.write(&mut tx, table, id, sets).await?;
         let thread = rows::agent_thread(&row)?;
         let event = NewEvent {
             project_id: Some(project_id),
@@ -603,31 +597,36 @@ impl AgentStore for SqlStore {
     async fn resolve_permission_request(
         &self,
         id: i64,
-        status: PermissionStatus,
+        event: PermissionEvent,
         option_id: Option<&str>,
         actor: Actor<'_>,
     ) -> Result<PermissionRequest> {
         let current = self.get_permission_request(id).await?;
+        // A request that already ended answers 409 `conflict`, as it always has (an
+        // agent and a person race to it), not `illegal_transition`.
+        let already = || {
+            StoreError::Conflict(format!(
+                "permission request {id} is already {}",
+                current.status
+            ))
+        };
+        let step = Transition::decide(current.status, event).map_err(|_| already())?;
+        // Only an answer carries the chosen option.
+        let option_id = option_id.filter(|_| *step.to() == PermissionStatus::Answered);
         let project_id = self.task_project(current.spec_task_id).await?;
         let mut tx = self.begin().await?;
-        let sql = format!(
-            "UPDATE permission_requests SET status = $1, option_id = $2, resolved_at = $3 \
-             WHERE id = $4 AND status = 'pending' RETURNING {}",
-            rows::PERMISSION_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(status.as_str())
-            .bind(option_id)
-            .bind(now_ms())
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Conflict(format!(
-                    "permission request {id} is already {}",
-                    current.status
-                ))
-            })?;
+        let sets = vec![
+            Set(
+                "option_id = {}",
+                Bind::MaybeText(option_id.map(str::to_string)),
+            ),
+            Set("resolved_at = {}", Bind::Int(now_ms())),
+        ];
+        let table = ("permission_requests", rows::PERMISSION_COLUMNS);
+        let row = match step.write(&mut tx, table, id, sets).await {
+            Err(StoreError::Conflict(_)) => return Err(already()),
+            other => other?,
+        };
         let resolved = rows::permission_request(&row)?;
         let event = NewEvent {
             project_id: Some(project_id),
@@ -635,7 +634,7 @@ impl AgentStore for SqlStore {
             entity: "permission_request",
             entity_id: Some(id),
             kind: "permission.resolved",
-            data: json!({ "status": status, "option_id": option_id }),
+            data: json!({ "status": step.to(), "option_id": option_id }),
         };
         self.commit_with(tx, event, actor).await?;
         Ok(resolved)

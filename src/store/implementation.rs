@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::rows::{self, now_ms};
 use super::sql::{Bind, SqlStore, insert_work_session, session_status_event, task_status_event};
+use super::transition::Transition;
 use super::{Actor, NewEvent, NewWorkSession, Result, Store, StoreError, not_found};
 use crate::domain::*;
 
@@ -197,26 +198,13 @@ impl ImplementationStore for SqlStore {
                 rows::implementation_task,
             )
             .await?;
-        let next = current.status.apply(event)?;
+        let step = Transition::decide(current.status, event)?;
         let task = Store::get_spec_task(self, current.spec_task_id).await?;
         let mut tx = self.begin().await?;
-        let sql = format!(
-            "UPDATE implementation_tasks SET status = $1 WHERE id = $2 AND status = $3 RETURNING {}",
-            rows::IMPLEMENTATION_TASK_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(next.as_str())
-            .bind(id)
-            .bind(current.status.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Conflict(format!(
-                    "implementation task {id} changed status concurrently"
-                ))
-            })?;
+        let table = ("implementation_tasks", rows::IMPLEMENTATION_TASK_COLUMNS);
+        let row = step.write(&mut tx, table, id, Vec::new()).await?;
         let updated = rows::implementation_task(&row)?;
-        let event = task_status_event(task.project_id, &current, next);
+        let event = task_status_event(task.project_id, &current, *step.to());
         self.commit_with(tx, event, actor).await?;
         Ok(updated)
     }
@@ -236,7 +224,7 @@ impl ImplementationStore for SqlStore {
             )
             .await?;
         let task = Store::get_spec_task(self, item.spec_task_id).await?;
-        let item_next = item.status.apply(ImplementationTaskEvent::Start)?;
+        let item_step = Transition::decide(item.status, ImplementationTaskEvent::Start)?;
         let running = WorkSessionStatus::Pending.apply(WorkSessionEvent::Start)?;
         let now = now_ms();
         let mut events = Vec::new();
@@ -284,19 +272,8 @@ impl ImplementationStore for SqlStore {
                 session
             }
         };
-        let sql = "UPDATE implementation_tasks SET status = $1 WHERE id = $2 AND status = $3";
-        let done = sqlx::query(sql)
-            .bind(item_next.as_str())
-            .bind(item.id)
-            .bind(item.status.as_str())
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Conflict(format!(
-                "implementation task {} changed status concurrently",
-                item.key
-            )));
-        }
+        let table = ("implementation_tasks", rows::IMPLEMENTATION_TASK_COLUMNS);
+        item_step.write(&mut tx, table, item.id, Vec::new()).await?;
         events.push(NewEvent {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
@@ -305,7 +282,7 @@ impl ImplementationStore for SqlStore {
             kind: "work_session.workspace",
             data: json!({ "branch": start.branch, "worktree": start.worktree }),
         });
-        events.push(task_status_event(task.project_id, &item, item_next));
+        events.push(task_status_event(task.project_id, &item, *item_step.to()));
         events.push(session_status_event(
             task.project_id,
             &session,

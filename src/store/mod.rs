@@ -20,6 +20,7 @@ mod rows;
 mod session_tokens;
 mod sql;
 mod sqlite;
+mod transition;
 pub mod webhooks;
 
 use async_trait::async_trait;

@@ -11,6 +11,7 @@ use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Executor, Row};
 
 use super::rows::{self, now_ms};
+use super::transition::{Set, Transition};
 use super::*;
 
 /// Which database a [`SqlStore`] talks to; decides the few statements that differ.
@@ -55,9 +56,11 @@ pub(super) const EVENTS_CHANNEL: &str = "spectask_events";
 pub(super) enum Bind {
     Int(i64),
     Text(String),
+    MaybeInt(Option<i64>),
+    MaybeText(Option<String>),
 }
 
-fn bind_all<'q>(
+pub(super) fn bind_all<'q>(
     mut q: Query<'q, Any, AnyArguments<'q>>,
     binds: Vec<Bind>,
 ) -> Query<'q, Any, AnyArguments<'q>> {
@@ -65,6 +68,8 @@ fn bind_all<'q>(
         q = match b {
             Bind::Int(i) => q.bind(i),
             Bind::Text(s) => q.bind(s),
+            Bind::MaybeInt(i) => q.bind(i),
+            Bind::MaybeText(s) => q.bind(s),
         };
     }
     q
@@ -221,31 +226,22 @@ impl SqlStore {
         event: SpecTaskEvent,
     ) -> Result<(SpecTask, NewEvent)> {
         let action = event.name();
-        let next = task.state().apply(event)?;
-        let (phase, reason) = match &next {
+        let step = Transition::decide(task.state(), event)?;
+        let next = step.to();
+        let (phase, reason) = match next {
             SpecTaskState::Failed { phase, reason } => (Some(phase.as_str()), Some(reason.clone())),
             _ => (None, None),
         };
-        let sql = format!(
-            "UPDATE spec_tasks SET status = $1, failed_phase = $2, failure_reason = $3, updated_at = $4 \
-             WHERE id = $5 AND status = $6 RETURNING {}",
-            rows::SPEC_TASK_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(next.status().as_str())
-            .bind(phase)
-            .bind(reason.clone())
-            .bind(now_ms())
-            .bind(task.id)
-            .bind(task.status.as_str())
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Conflict(format!(
-                    "spec task {} changed status concurrently; reload and try again",
-                    task.id
-                ))
-            })?;
+        let sets = vec![
+            Set(
+                "failed_phase = {}",
+                Bind::MaybeText(phase.map(str::to_string)),
+            ),
+            Set("failure_reason = {}", Bind::MaybeText(reason.clone())),
+            Set("updated_at = {}", Bind::Int(now_ms())),
+        ];
+        let table = ("spec_tasks", rows::SPEC_TASK_COLUMNS);
+        let row = step.write(tx, table, task.id, sets).await?;
         let updated = rows::spec_task(&row)?;
         let event = NewEvent {
             project_id: Some(task.project_id),
@@ -880,32 +876,21 @@ impl Store for SqlStore {
         actor: Actor<'_>,
     ) -> Result<WorkSession> {
         let current = self.get_work_session(id).await?;
-        let next = current.status.apply(event.clone())?;
+        let step = Transition::decide(current.status, event.clone())?;
+        let next = *step.to();
         let attempt = current.attempt + i64::from(event == WorkSessionEvent::Start);
         let reason = match next {
             WorkSessionStatus::Failed | WorkSessionStatus::Interrupted => reason,
             _ => None,
         };
         let mut tx = self.begin().await?;
-        let sql = format!(
-            "UPDATE work_sessions SET status = $1, attempt = $2, failure_reason = $3, updated_at = $4 \
-             WHERE id = $5 AND status = $6 RETURNING {}",
-            rows::WORK_SESSION_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(next.as_str())
-            .bind(attempt)
-            .bind(reason.clone())
-            .bind(now_ms())
-            .bind(id)
-            .bind(current.status.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Conflict(format!(
-                    "work session {id} changed status concurrently; reload and try again"
-                ))
-            })?;
+        let sets = vec![
+            Set("attempt = {}", Bind::Int(attempt)),
+            Set("failure_reason = {}", Bind::MaybeText(reason.clone())),
+            Set("updated_at = {}", Bind::Int(now_ms())),
+        ];
+        let table = ("work_sessions", rows::WORK_SESSION_COLUMNS);
+        let row = step.write(&mut tx, table, id, sets).await?;
         let session = rows::work_session(&row)?;
         // A session that will not run again loses its agent-tool credentials with
         // the change that ends it (a failed one may be retried: its token is refused
