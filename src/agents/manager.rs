@@ -219,7 +219,7 @@ impl AgentManager {
             .await?
         {
             self.store
-                .resolve_permission_request(request.id, PermissionStatus::Cancelled, None, "system")
+                .resolve_permission_request(request.id, PermissionEvent::Cancel, None, "system")
                 .await
                 .try_transition()?;
         }
