@@ -98,6 +98,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/cluster": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The cluster: replicas, their tasks and lease ages. */
+        get: operations["status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/events": {
         parameters: {
             query?: never;
@@ -1028,6 +1045,21 @@ export interface components {
          * @enum {string}
          */
         AttentionKind: "task_failed" | "review" | "session_failed" | "conflict" | "blocked" | "permission" | "agent_stopped";
+        ClusterStatus: {
+            /**
+             * Format: int64
+             * @description How long a lease lasts without a heartbeat, in ms (`null` when alone).
+             */
+            lease_ttl_ms?: number | null;
+            /** @description This server's replica id; `null` when it runs alone (no `--cluster`). */
+            replica?: string | null;
+            replicas: components["schemas"]["ReplicaStatus"][];
+            /**
+             * @description Spec tasks in planning or implementation that no live lease covers: they wait
+             *     for a replica with room.
+             */
+            unowned: number[];
+        };
         CommitInfo: {
             sha: string;
             subject: string;
@@ -1326,6 +1358,27 @@ export interface components {
             /** @description Not blank. */
             title: string;
         };
+        LeaseStatus: {
+            /** Format: date-time */
+            acquired_at: string;
+            /**
+             * Format: int64
+             * @description Milliseconds until the lease expires (negative: expired).
+             */
+            expires_in_ms: number;
+            /**
+             * Format: int64
+             * @description Grows by one on every acquisition.
+             */
+            fence: number;
+            /**
+             * Format: int64
+             * @description Milliseconds since this replica took the task.
+             */
+            held_ms: number;
+            /** Format: int64 */
+            spec_task_id: number;
+        };
         /** @description What needs a person, and whether nothing is moving without one. */
         Needs: {
             /**
@@ -1581,6 +1634,28 @@ export interface components {
              */
             expected_version: number;
             value: unknown;
+        };
+        ReplicaStatus: {
+            /** @description Where it answers. */
+            address: string;
+            /**
+             * Format: int64
+             * @description Milliseconds since its last heartbeat.
+             */
+            heartbeat_age_ms: number;
+            /** Format: date-time */
+            heartbeat_at: string;
+            id: string;
+            /** Format: int64 */
+            max_agents: number;
+            /** Format: date-time */
+            started_at: string;
+            /**
+             * @description `running` (heartbeat within the lease time), `stopped` (stopped cleanly) or
+             *     `lost` (no heartbeat for a lease time: dead, paused or cut off).
+             */
+            state: string;
+            tasks: components["schemas"]["LeaseStatus"][];
         };
         RequirementSummary: {
             criteria: components["schemas"]["CriterionSummary"][];
@@ -2228,6 +2303,34 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClusterStatus"];
+                };
+            };
+            /** @description no credential, or one that is not valid (nothing changed) */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };
