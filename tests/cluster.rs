@@ -5,198 +5,22 @@
 //! each of its turns ran.
 
 mod common;
+#[path = "cluster/rig.rs"]
+mod rig;
 #[path = "runs/server.rs"]
 #[allow(dead_code)]
 mod server;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::app::{git, git_init};
-use common::db::{Backend, TestDb};
-use reqwest::Method;
+use common::app::git;
+use rig::{Rig, Task, finished, follow_until, leases_of};
 use serde_json::{Value, json};
-use server::{Api, Server};
+use server::Api;
 
 /// Short leases, so takeovers happen within the test's patience.
 const TTL_MS: u64 = 2000;
-const WAIT: Duration = Duration::from_secs(240);
-
-struct Rig {
-    dir: tempfile::TempDir,
-    db: TestDb,
-    repo: PathBuf,
-}
-
-struct Task {
-    id: i64,
-    branch: String,
-    keys: Vec<String>,
-}
-
-impl Rig {
-    async fn new() -> Rig {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        std::fs::create_dir(&repo).unwrap();
-        git_init(&repo);
-        std::fs::create_dir_all(repo.join(".spectask")).unwrap();
-        std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
-        git(&repo, &["add", ".spectask"]);
-        git(&repo, &["commit", "-qm", "implementation template"]);
-        Rig {
-            dir,
-            db: TestDb::new(Backend::Postgres).await,
-            repo,
-        }
-    }
-
-    /// Every replica's log, for a failure's message.
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for name in ["a", "b"] {
-            let log =
-                std::fs::read_to_string(self.data(name).join("server.log")).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            out.push_str(&format!(
-                "--- replica {name}\n{}\n",
-                lines[lines.len().saturating_sub(30)..].join("\n")
-            ));
-        }
-        out
-    }
-
-    fn data(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    async fn replica(&self, name: &str, max_agents: usize) -> Server {
-        let data = self.data(name);
-        server::configure(&data);
-        let args: Vec<String> = [
-            "--cluster",
-            "--replica-id",
-            name,
-            "--lease-ttl-ms",
-            &TTL_MS.to_string(),
-            "--max-agents",
-            &max_agents.to_string(),
-            "--database-url",
-            self.db.url(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        Server::start_with(&data, &args).await.unwrap()
-    }
-
-    async fn project(&self, api: &Api) -> i64 {
-        let p = api
-            .ok(
-                Method::POST,
-                "/projects",
-                Some(json!({ "path": self.repo, "max_parallel_sessions": 2 })),
-            )
-            .await
-            .unwrap();
-        p["id"].as_i64().unwrap()
-    }
-
-    /// Imports and approves plan `n` (one of four shapes: one task, a chain of two,
-    /// two in parallel and one after both, a chain of three), each step writing its
-    /// own file after `sleep_ms`.
-    async fn submit(&self, api: &Api, project: i64, n: usize, sleep_ms: u64) -> Task {
-        let step = |key: &str| {
-            format!("  - sleep {sleep_ms}\n  - write p{n}-{key}.txt {n}-{key}\n  - sh pwd\n")
-        };
-        let mut plan = String::from("# Implementation Plan\n\n");
-        let keys: Vec<&str> = match n % 4 {
-            0 => vec!["1"],
-            1 => vec!["1", "2"],
-            2 => vec!["1", "2", "3"],
-            _ => vec!["1", "2", "3"],
-        };
-        for key in &keys {
-            let parallel = if n % 4 == 2 && *key != "3" {
-                " (P)"
-            } else {
-                ""
-            };
-            plan.push_str(&format!("- [ ] {key}. Step {key}{parallel}\n"));
-            plan.push_str(&step(key));
-            if n % 4 == 2 && *key == "3" {
-                plan.push_str("  - _Depends: 1, 2_\n");
-            }
-        }
-        let files = json!({
-            "requirements.md": common::spec::REQUIREMENTS,
-            "design.md": common::spec::DESIGN,
-            "tasks.md": plan,
-        });
-        let task = api
-            .ok(
-                Method::POST,
-                "/spec-tasks/import",
-                Some(
-                    json!({ "project_id": project, "title": format!("Plan {n}"), "files": files }),
-                ),
-            )
-            .await
-            .unwrap();
-        let id = task["id"].as_i64().unwrap();
-        api.ok(
-            Method::POST,
-            &format!("/spec-tasks/{id}/approve"),
-            Some(json!({})),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
-        Task {
-            id,
-            branch: task["branch"].as_str().unwrap().to_string(),
-            keys: keys.iter().map(|k| k.to_string()).collect(),
-        }
-    }
-}
-
-/// Follows the event log through `api` (long polls) until `done` holds for the
-/// events seen so far; returns them.
-async fn follow_until(api: &Api, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
-    let mut seen = Vec::new();
-    let mut after = 0;
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let page = api
-                .get(&format!("/events?after={after}&wait=5&limit=1000"))
-                .await
-                .unwrap();
-            seen.extend(page["items"].as_array().unwrap().iter().cloned());
-            after = page["next_after"].as_i64().unwrap();
-            if done(&seen) {
-                return;
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("waited too long; {} events seen", seen.len()));
-    seen
-}
-
-fn finished(events: &[Value], task: i64) -> bool {
-    events.iter().any(|e| {
-        e["spec_task_id"] == task
-            && e["kind"] == "spec_task.status_changed"
-            && e["data"]["to"] == "implementation_review"
-    })
-}
-
-fn leases_of(events: &[Value], task: i64) -> Vec<&Value> {
-    events
-        .iter()
-        .filter(|e| e["spec_task_id"] == task && e["kind"] == "spec_task.lease_taken")
-        .collect()
-}
 
 /// Every step's file is on the task branch, and every plan task was merged once.
 fn assert_merged_once(rig: &Rig, n: usize, task: &Task) {
@@ -268,7 +92,7 @@ fn process_children(parent: i32) -> Vec<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_twenty_tasks_and_run_each_once() {
-    let rig = Rig::new().await;
+    let rig = Rig::new(TTL_MS).await;
     let a = rig.replica("a", 6).await;
     let b = rig.replica("b", 6).await;
     let project = rig.project(&a.api).await;
@@ -336,7 +160,7 @@ async fn two_replicas_share_twenty_tasks_and_run_each_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replicas_tasks_are_taken_over_and_finish_with_every_commit_once() {
-    let rig = Rig::new().await;
+    let rig = Rig::new(TTL_MS).await;
     let mut a = rig.replica("a", 4).await;
     let b = rig.replica("b", 4).await;
     let project = rig.project(&a.api).await;
@@ -434,7 +258,7 @@ async fn a_killed_replicas_tasks_are_taken_over_and_finish_with_every_commit_onc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_paused_past_its_lease_is_fenced_and_stops_its_agents() {
-    let rig = Rig::new().await;
+    let rig = Rig::new(TTL_MS).await;
     let a = rig.replica("a", 4).await;
     let project = rig.project(&a.api).await;
     // A takes every task (B is not there yet); each turn is long.

@@ -12,32 +12,16 @@
 mod browser;
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-use common::app::git;
 
 /// The whole browser scenario must end within this.
 const SCENARIO_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// A repository whose implementation prompt is the plan task's details, so the
-/// scripted agent does what the plan's sub-items say.
-fn repository(dir: &Path) -> PathBuf {
-    let repo = dir.join("repo");
-    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
-    std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
-    std::fs::write(repo.join("README.md"), "# a project\n").unwrap();
-    git(&repo, &["init", "-q", "-b", "main"]);
-    git(&repo, &["add", "."]);
-    git(&repo, &["commit", "-qm", "init"]);
-    repo
-}
 
 #[test]
 fn session_page_in_headless_chromium() {
     browser::require_tools();
     let dir = tempfile::tempdir().unwrap();
-    let repo = repository(dir.path());
+    let repo = common::plan::script_repo(dir.path());
     let server = browser::serve(&dir.path().join("data"));
     let passed = browser::run_scenario(
         "session.mjs",

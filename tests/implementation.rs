@@ -754,3 +754,84 @@ async fn a_blocking_event_holds_a_session_until_unblocked_and_messages_reach_pro
     );
     app.shutdown().await;
 }
+
+/// Approving is one store transaction (the status and the verdict) followed by the
+/// `spec.json` commit. A server that dies between the two leaves an approved task
+/// whose branch does not say so yet: the implementer's first step of the task makes
+/// that commit, once, before anything is cut from the branch; a normal approval is
+/// not committed a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_a_crash_cut_short_is_committed_once_by_the_implementer() {
+    use spectask::domain::{SpecTaskEvent, Verdict};
+    let app = scripted_app(|_| {}).await;
+    let (project, repo) = app.project_with_repo().await;
+    commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
+    let plan = "- [ ] 1. One\n  - write one.txt one\n";
+
+    // The approval's store half only, as a crash right after it would leave it.
+    let cut = app.task(project, "Cut short").await;
+    let (status, body) = app
+        .post(
+            &format!("/api/v1/spec-tasks/{cut}/start-planning"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let spec_dir = format!("specs/{}", body["spec_dir_name"].as_str().unwrap());
+    let number = common::spec::record_spec(&app, cut, common::spec::DESIGN, plan).await;
+    let version = app.store.get_spec_version(cut, number).await.unwrap();
+    let (task, review) = app
+        .store
+        .review_spec_task(
+            cut,
+            &SpecTaskEvent::Approve,
+            version.id,
+            Verdict::Approved,
+            "token:1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(task.status.as_str(), "implementing");
+    assert_eq!(review.verdict, Verdict::Approved);
+    let approvals = |branch: &str| {
+        git(&repo, &["log", "--format=%s", branch])
+            .lines()
+            .filter(|l| l.contains("approved by"))
+            .count()
+    };
+    assert_eq!(approvals(&task.branch), 0);
+
+    // And one approved the normal way.
+    let whole = approved_plan(&app, project, "Whole", plan).await;
+    let whole_branch = app.store.get_spec_task(whole).await.unwrap().branch;
+    assert_eq!(approvals(&whole_branch), 1);
+
+    let driver = drive(&app);
+    wait_status(&app, cut, "implementation_review").await;
+    wait_status(&app, whole, "implementation_review").await;
+    driver.abort();
+    assert_eq!(
+        approvals(&task.branch),
+        1,
+        "the cut-short approval is finished"
+    );
+    assert_eq!(approvals(&whole_branch), 1, "and the whole one not redone");
+    let spec_json: serde_json::Value = serde_json::from_str(&git(
+        &repo,
+        &["show", &format!("{}:{spec_dir}/spec.json", task.branch)],
+    ))
+    .unwrap();
+    assert_eq!(spec_json["status"], "approved");
+    assert_eq!(spec_json["approved_version"], number);
+    assert_eq!(spec_json["approved_by"], "token:1");
+    assert_eq!(spec_json["approved_commit"], version.commit_sha);
+    // The approval commit comes before the session's work on the branch.
+    let log = git(&repo, &["log", "--format=%s", "--reverse", &task.branch]);
+    let approved_at = log.lines().position(|l| l.contains("approved by")).unwrap();
+    let merged_at = log
+        .lines()
+        .position(|l| l.contains("merge task 1"))
+        .unwrap();
+    assert!(approved_at < merged_at, "{log}");
+    app.shutdown().await;
+}

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::app::{git, git_init};
+use common::app::git;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -123,13 +123,7 @@ async fn a_server_killed_mid_run_finishes_it_after_a_restart() {
         format!("default_agent = \"test\"\n\n[agents.test]\ncommand = {AGENT:?}\n"),
     )
     .unwrap();
-    let repo = dir.path().join("repo");
-    std::fs::create_dir(&repo).unwrap();
-    git_init(&repo);
-    std::fs::create_dir_all(repo.join(".spectask")).unwrap();
-    std::fs::write(repo.join(".spectask/implementation.md"), "{{details}}\n").unwrap();
-    git(&repo, &["add", ".spectask"]);
-    git(&repo, &["commit", "-qm", "implementation template"]);
+    let repo = common::plan::script_repo(dir.path());
 
     let server = serve(&data).await;
     let api = Api {

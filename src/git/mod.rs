@@ -78,7 +78,26 @@ async fn git_ok(dir: &Path, args: &[&str]) -> Result<String, GitError> {
 /// name (`<task>/worktree` in two data dirs) would otherwise pick the same entry
 /// under `.git/worktrees/`.
 async fn worktree_lock(repo: &Path) -> RepoLock {
-    let mutex = process_lock(repo).await;
+    repo_lock(repo, "spectask-worktrees.lock").await
+}
+
+/// A lock on one branch of a repository, shared by every process (replica) on it:
+/// for writers that read the branch tip, decide, and commit, such as the approval's
+/// `spec.json` record, which both the approving replica and the task's owner may
+/// make.
+pub async fn branch_lock(repo: &Path, branch: &str) -> RepoLock {
+    let name: String = branch
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    repo_lock(repo, &format!("spectask-branch-{name}.lock")).await
+}
+
+/// This process's mutex on `repo` and `file`, then an `flock` on `file` in the
+/// repository's git dir (other processes).
+async fn repo_lock(repo: &Path, file: &str) -> RepoLock {
+    let canonical = std::fs::canonicalize(repo).unwrap_or_else(|_| repo.to_path_buf());
+    let mutex = process_lock(&canonical.join(file)).await;
     let git_dir = if repo.join(".git").is_dir() {
         Some(repo.join(".git"))
     } else if repo.join("HEAD").is_file() {
@@ -86,13 +105,14 @@ async fn worktree_lock(repo: &Path) -> RepoLock {
     } else {
         None
     };
+    let file = file.to_string();
     let file = match git_dir {
         Some(dir) => tokio::task::spawn_blocking(move || {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
-                .open(dir.join("spectask-worktrees.lock"))
+                .open(dir.join(file))
                 .ok()?;
             use std::os::fd::AsRawFd;
             // SAFETY: a valid open file descriptor; the lock ends when it closes.
@@ -110,8 +130,9 @@ async fn worktree_lock(repo: &Path) -> RepoLock {
     }
 }
 
-/// Held while a repository's worktree list may change (see [`worktree_lock`]).
-struct RepoLock {
+/// Held while a repository's worktree list or a branch may change (see
+/// [`worktree_lock`], [`branch_lock`]).
+pub struct RepoLock {
     _mutex: tokio::sync::OwnedMutexGuard<()>,
     _file: Option<std::fs::File>,
 }

@@ -250,36 +250,78 @@ impl Reviewer {
                 report.error_lines().join("\n")
             )));
         }
-        let task = self
+        // The approval and its verdict are one store transaction; the `spec.json`
+        // commit follows, and the implementer's first step of the task makes it
+        // again if a crash came between the two (see `record_approval`).
+        let (task, _) = self
             .store
-            .transition_spec_task(spec_task_id, &SpecTaskEvent::Approve, actor)
+            .review_spec_task(
+                spec_task_id,
+                &SpecTaskEvent::Approve,
+                version.id,
+                Verdict::Approved,
+                actor,
+            )
             .await?;
-        self.store
-            .record_review(version.id, Verdict::Approved, actor)
-            .await?;
-        let worktree = spec_files::task_worktree(&self.tasks_dir, &task);
-        git::ensure_worktree(&at.repo, &worktree, &task.branch).await?;
+        self.record_approval(&task).await?;
+        Ok(task)
+    }
+
+    /// Writes the approval of `task`'s latest spec version into its `spec.json` on
+    /// the task branch and commits it, unless the branch already says so: the
+    /// approve does it after the store has the approval, and the implementer's
+    /// first step of the task calls it again, so an approval a crash interrupted
+    /// is finished, never done twice. The file's content comes from the stored
+    /// verdict alone, so the two calls would write the same.
+    pub async fn record_approval(&self, task: &SpecTask) -> Result<(), ReviewError> {
+        let at = self.locate(task.id).await?;
+        let Some(version) = self.store.list_spec_versions(task.id).await?.pop() else {
+            return Ok(());
+        };
+        let Some(review) = self
+            .store
+            .list_reviews(version.id)
+            .await?
+            .into_iter()
+            .rfind(|r| r.verdict == Verdict::Approved)
+        else {
+            return Ok(());
+        };
+        let worktree = spec_files::task_worktree(&self.tasks_dir, &at.task);
+        // The approving replica and the task's owner may both get here at once.
+        let _one_writer = git::branch_lock(&at.repo, &at.task.branch).await;
+        git::ensure_worktree(&at.repo, &worktree, &at.task.branch).await?;
         // Nothing is uncommitted in review; another replica may have planned the
         // version being approved, so this copy is brought to the branch first.
         git::refresh_worktree(&worktree).await?;
+        let path = worktree.join(&at.spec_rel).join(SPEC_JSON);
+        let recorded = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|doc| {
+                doc["status"] == "approved" && doc["approved_version"] == version.number
+            });
+        if recorded {
+            return Ok(());
+        }
         let extra = serde_json::json!({
-            "approved_by": actor,
+            "approved_by": review.reviewer,
             "approved_version": version.number,
             "approved_commit": version.commit_sha,
-            "approved_at": chrono::Utc::now().to_rfc3339(),
+            "approved_at": review.created_at.to_rfc3339(),
         });
         std::fs::create_dir_all(worktree.join(&at.spec_rel)).map_err(git::GitError::from)?;
         std::fs::write(
-            worktree.join(&at.spec_rel).join(SPEC_JSON),
-            spec_files::spec_json(&task, version.number, "approved", extra),
+            &path,
+            spec_files::spec_json(&at.task, version.number, "approved", extra),
         )
         .map_err(git::GitError::from)?;
         let message = format!(
-            "spectask #{}: spec v{} approved by {actor}",
-            task.id, version.number
+            "spectask #{}: spec v{} approved by {}",
+            at.task.id, version.number, review.reviewer
         );
         git::commit_paths(&worktree, &[&at.spec_rel], &message).await?;
-        Ok(task)
+        Ok(())
     }
 
     /// Sends the task back to planning; the planner revises with the open comments.
@@ -293,16 +335,20 @@ impl Reviewer {
             SpecTaskStatus::SpecReview => Some(self.latest(&at.task).await?),
             _ => None,
         };
-        let task = self
-            .store
-            .transition_spec_task(spec_task_id, &SpecTaskEvent::RequestChanges, actor)
-            .await?;
-        if let Some(v) = version {
-            self.store
-                .record_review(v.id, Verdict::ChangesRequested, actor)
-                .await?;
-        }
-        Ok(task)
+        let event = &SpecTaskEvent::RequestChanges;
+        Ok(match version {
+            Some(v) => {
+                self.store
+                    .review_spec_task(spec_task_id, event, v.id, Verdict::ChangesRequested, actor)
+                    .await?
+                    .0
+            }
+            None => {
+                self.store
+                    .transition_spec_task(spec_task_id, event, actor)
+                    .await?
+            }
+        })
     }
 
     /// Creates a task whose version 1 is an imported spec, in `spec_review`.
@@ -314,15 +360,20 @@ impl Reviewer {
     pub async fn reject(&self, spec_task_id: i64, actor: &str) -> Result<SpecTask, ReviewError> {
         let task = self.store.get_spec_task(spec_task_id).await?;
         let version = self.store.list_spec_versions(task.id).await?.pop();
-        let task = self
-            .store
-            .transition_spec_task(spec_task_id, &|_| SpecTaskEvent::Reject, actor)
-            .await?;
-        if let Some(v) = version {
-            self.store
-                .record_review(v.id, Verdict::Rejected, actor)
-                .await?;
-        }
+        let event = &|_| SpecTaskEvent::Reject;
+        let task = match version {
+            Some(v) => {
+                self.store
+                    .review_spec_task(spec_task_id, event, v.id, Verdict::Rejected, actor)
+                    .await?
+                    .0
+            }
+            None => {
+                self.store
+                    .transition_spec_task(spec_task_id, event, actor)
+                    .await?
+            }
+        };
         Ok(task)
     }
 }

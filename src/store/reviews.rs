@@ -48,7 +48,48 @@ pub trait ReviewStore: Send + Sync + 'static {
         verdict: Verdict,
         actor: Actor<'_>,
     ) -> Result<Review>;
+    /// A verdict on a task's spec version and the transition it causes, in one
+    /// transaction (see [`SqlStore::transition_spec_task_reviewed`]).
+    async fn review_spec_task(
+        &self,
+        spec_task_id: i64,
+        make_event: super::MakeEvent<'_>,
+        spec_version_id: i64,
+        verdict: Verdict,
+        actor: Actor<'_>,
+    ) -> Result<(SpecTask, Review)>;
     async fn list_reviews(&self, spec_version_id: i64) -> Result<Vec<Review>>;
+}
+
+/// Writes a verdict on `task`'s version inside `tx`; returns it with its event.
+pub(super) async fn insert_review(
+    tx: &mut super::sql::Tx,
+    task: &SpecTask,
+    spec_version_id: i64,
+    verdict: Verdict,
+    actor: Actor<'_>,
+) -> Result<(Review, NewEvent)> {
+    let sql = format!(
+        "INSERT INTO reviews (spec_version_id, reviewer, verdict, created_at) VALUES ($1, $2, $3, $4) RETURNING {}",
+        rows::REVIEW_COLUMNS
+    );
+    let row = sqlx::query(&sql)
+        .bind(spec_version_id)
+        .bind(actor)
+        .bind(verdict.as_str())
+        .bind(now_ms())
+        .fetch_one(&mut **tx)
+        .await?;
+    let review = rows::review(&row)?;
+    let event = NewEvent {
+        project_id: Some(task.project_id),
+        spec_task_id: Some(task.id),
+        entity: "review",
+        entity_id: Some(review.id),
+        kind: "review.recorded",
+        data: json!({ "spec_version_id": spec_version_id, "verdict": verdict }),
+    };
+    Ok((review, event))
 }
 
 impl SqlStore {
@@ -224,30 +265,36 @@ impl ReviewStore for SqlStore {
         verdict: Verdict,
         actor: Actor<'_>,
     ) -> Result<Review> {
-        let (spec_task_id, project_id) = self.version_task(spec_version_id).await?;
+        let (spec_task_id, _) = self.version_task(spec_version_id).await?;
+        let task = Store::get_spec_task(self, spec_task_id).await?;
         let mut tx = self.begin().await?;
-        let sql = format!(
-            "INSERT INTO reviews (spec_version_id, reviewer, verdict, created_at) VALUES ($1, $2, $3, $4) RETURNING {}",
-            rows::REVIEW_COLUMNS
-        );
-        let row = sqlx::query(&sql)
-            .bind(spec_version_id)
-            .bind(actor)
-            .bind(verdict.as_str())
-            .bind(now_ms())
-            .fetch_one(&mut *tx)
-            .await?;
-        let review = rows::review(&row)?;
-        let event = NewEvent {
-            project_id: Some(project_id),
-            spec_task_id: Some(spec_task_id),
-            entity: "review",
-            entity_id: Some(review.id),
-            kind: "review.recorded",
-            data: json!({ "spec_version_id": spec_version_id, "verdict": verdict }),
-        };
+        let (review, event) =
+            insert_review(&mut tx, &task, spec_version_id, verdict, actor).await?;
         self.commit_with(tx, event, actor).await?;
         Ok(review)
+    }
+
+    async fn review_spec_task(
+        &self,
+        spec_task_id: i64,
+        make_event: super::MakeEvent<'_>,
+        spec_version_id: i64,
+        verdict: Verdict,
+        actor: Actor<'_>,
+    ) -> Result<(SpecTask, Review)> {
+        let (of_task, _) = self.version_task(spec_version_id).await?;
+        if of_task != spec_task_id {
+            return Err(not_found("spec version", spec_version_id));
+        }
+        let (task, review) = self
+            .transition_spec_task_reviewed(
+                spec_task_id,
+                make_event,
+                Some((spec_version_id, verdict)),
+                actor,
+            )
+            .await?;
+        Ok((task, review.expect("a review was asked for")))
     }
 
     async fn list_reviews(&self, spec_version_id: i64) -> Result<Vec<Review>> {

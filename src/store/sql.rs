@@ -331,6 +331,43 @@ impl SqlStore {
         Ok(())
     }
 
+    /// The one path of a spec task's status. `review`, when given, is a verdict on
+    /// a spec version written in the same transaction (approve, request changes,
+    /// reject), so the status and the verdict that caused it never part.
+    pub(super) async fn transition_spec_task_reviewed(
+        &self,
+        id: i64,
+        make_event: MakeEvent<'_>,
+        review: Option<(i64, Verdict)>,
+        actor: Actor<'_>,
+    ) -> Result<(SpecTask, Option<Review>)> {
+        // A task never changes project, so this read can precede the transaction,
+        // whose first statement must be a write (see the module invariants).
+        let project_id = self.get_spec_task(id).await?.project_id;
+        let mut tx = self.begin().await?;
+        self.lock_project(&mut tx, project_id).await?;
+        let project = self.fetch_project(&mut *tx, project_id).await?;
+        let task = self.fetch_spec_task(&mut *tx, id).await?;
+        let capacity = self.capacity(&mut tx, &project).await?;
+        let (updated, event) = self
+            .transition_locked(&mut tx, &task, make_event(capacity))
+            .await?;
+        let mut events = vec![event];
+        let review = match review {
+            Some((version, verdict)) => {
+                let (review, event) =
+                    super::reviews::insert_review(&mut tx, &task, version, verdict, actor).await?;
+                events.push(event);
+                Some(review)
+            }
+            None => None,
+        };
+        let admitted = self.admit_queued(&mut tx, &project).await?;
+        self.commit_all_with_admissions(tx, events, actor, admitted)
+            .await?;
+        Ok((updated, review))
+    }
+
     /// Records the change's event as the last statement and commits.
     pub(super) async fn commit_with(
         &self,
@@ -388,16 +425,29 @@ impl SqlStore {
     /// change let into their phase (the system's doing, not the caller's).
     async fn commit_with_admissions(
         &self,
-        mut tx: Tx,
+        tx: Tx,
         event: NewEvent,
         actor: Actor<'_>,
         admitted: Vec<NewEvent>,
     ) -> Result<()> {
-        self.check_fences(&mut tx, std::iter::once(&event), actor)
-            .await?;
-        let first = self.record(&mut tx, event, actor).await?;
-        self.record_and_commit(tx, Some(first), admitted, "system")
+        self.commit_all_with_admissions(tx, vec![event], actor, admitted)
             .await
+    }
+
+    /// [`SqlStore::commit_with_admissions`] for a change of several events.
+    async fn commit_all_with_admissions(
+        &self,
+        mut tx: Tx,
+        events: Vec<NewEvent>,
+        actor: Actor<'_>,
+        admitted: Vec<NewEvent>,
+    ) -> Result<()> {
+        self.check_fences(&mut tx, events.iter(), actor).await?;
+        let mut last = None;
+        for event in events {
+            last = Some(self.record(&mut tx, event, actor).await?);
+        }
+        self.record_and_commit(tx, last, admitted, "system").await
     }
 
     /// The rows of `table` that belong to a spec task, oldest first; 404 for an
@@ -812,21 +862,10 @@ impl Store for SqlStore {
         make_event: MakeEvent<'_>,
         actor: Actor<'_>,
     ) -> Result<SpecTask> {
-        // A task never changes project, so this read can precede the transaction,
-        // whose first statement must be a write (see the module invariants).
-        let project_id = self.get_spec_task(id).await?.project_id;
-        let mut tx = self.begin().await?;
-        self.lock_project(&mut tx, project_id).await?;
-        let project = self.fetch_project(&mut *tx, project_id).await?;
-        let task = self.fetch_spec_task(&mut *tx, id).await?;
-        let capacity = self.capacity(&mut tx, &project).await?;
-        let (updated, event) = self
-            .transition_locked(&mut tx, &task, make_event(capacity))
-            .await?;
-        let admitted = self.admit_queued(&mut tx, &project).await?;
-        self.commit_with_admissions(tx, event, actor, admitted)
-            .await?;
-        Ok(updated)
+        Ok(self
+            .transition_spec_task_reviewed(id, make_event, None, actor)
+            .await?
+            .0)
     }
 
     async fn create_work_session(

@@ -29,6 +29,16 @@ pub async fn scripted_app(configure: impl FnOnce(&mut spectask::config::ServeCon
     .await
 }
 
+/// `dir/repo`: a repository whose implementation prompt is the plan task's details,
+/// so the scripted agent does what the plan's sub-items say.
+pub fn script_repo(dir: &std::path::Path) -> std::path::PathBuf {
+    let repo = dir.join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    super::app::git_init(&repo);
+    commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
+    repo
+}
+
 /// Commits prompt templates into the project's `.spectask/` on its base branch.
 pub fn commit_templates(repo: &std::path::Path, templates: &[(&str, &str)]) {
     std::fs::create_dir_all(repo.join(".spectask")).unwrap();

@@ -243,6 +243,12 @@ impl Implementer {
         if !existing.is_empty() {
             return Ok(existing);
         }
+        // The approval's `spec.json` commit is finished here if a crash interrupted
+        // it, before anything is cut from the branch.
+        super::review::Reviewer::new(self.store.clone(), self.tasks_dir.clone())
+            .record_approval(task)
+            .await
+            .map_err(|e| ImplError::Other(format!("recording the approval: {e}")))?;
         let worktree = self.task_worktree(task);
         git::ensure_worktree(Path::new(&project.path), &worktree, &task.branch).await?;
         let tasks_md = worktree
