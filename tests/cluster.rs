@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use common::app::git;
-use rig::{Rig, Task, finished, follow_until, leases_of};
+use rig::{Rig, Task, all_events, finished, follow_until, leases_of};
 use serde_json::{Value, json};
 use server::Api;
 
@@ -257,14 +257,15 @@ async fn a_killed_replicas_tasks_are_taken_over_and_finish_with_every_commit_onc
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replica_paused_past_its_lease_is_fenced_and_stops_its_agents() {
+async fn a_replica_paused_past_its_lease_is_fenced_stops_its_agents_and_can_take_them_back() {
     let rig = Rig::new(TTL_MS).await;
     let a = rig.replica("a", 4).await;
     let project = rig.project(&a.api).await;
-    // A takes every task (B is not there yet); each turn is long.
+    // A takes every task (B is not there yet); each turn is long, so B is still in
+    // its turns when it is killed below.
     let mut tasks = Vec::new();
     for n in [0, 4] {
-        tasks.push(rig.submit(&a.api, project, n, 4000).await);
+        tasks.push(rig.submit(&a.api, project, n, 6000).await);
     }
     let ids: Vec<i64> = tasks.iter().map(|t| t.id).collect();
     follow_until(&a.api, |seen| {
@@ -277,7 +278,7 @@ async fn a_replica_paused_past_its_lease_is_fenced_and_stops_its_agents() {
         })
     })
     .await;
-    let b = rig.replica("b", 4).await;
+    let mut b = rig.replica("b", 4).await;
     let pid = a.pid();
     assert!(!process_children(pid).is_empty(), "A runs the agents");
     // SAFETY: signalling our own child process.
@@ -327,18 +328,42 @@ async fn a_replica_paused_past_its_lease_is_fenced_and_stops_its_agents() {
         a.log()
     );
 
-    let events = follow_until(&b.api, |seen| ids.iter().all(|t| finished(seen, *t))).await;
+    // B dies in its turns: A takes the tasks back, into the worktrees it left
+    // behind, which are older than what B published.
+    let before_kill = all_events(&a.api).await;
+    assert!(
+        !ids.iter().any(|t| finished(&before_kill, *t)),
+        "B is still running the tasks"
+    );
+    let killed_after = before_kill.last().unwrap()["id"].as_i64().unwrap();
+    b.kill().await;
+    let events = follow_until(&a.api, |seen| ids.iter().all(|t| finished(seen, *t))).await;
     for (task, n) in tasks.iter().zip([0, 4]) {
         assert_merged_once(&rig, n, task);
+        // A's and B's turns were cut short (paused, killed); the turn that
+        // finished each session ran in A's data dir, after the task came back.
+        for ran in turns_by_replica(&a.api, task.id, &["a", "b"], &rig).await {
+            assert_eq!(ran, ["a"], "task {}", task.id);
+        }
     }
-    // Nothing A did after the takeover reached the log as a state change of its
-    // tasks' sessions: every status change from then on follows B's run.
-    let late_a: Vec<&Value> = events
+    // A took nothing back while B lived: its only leases after the takeover came
+    // after B was killed.
+    let early_a: Vec<&Value> = events
         .iter()
-        .filter(|e| e["id"].as_i64().unwrap() > after_takeover)
+        .filter(|e| {
+            let id = e["id"].as_i64().unwrap();
+            id > after_takeover && id <= killed_after
+        })
         .filter(|e| e["kind"] == "spec_task.lease_taken" && e["data"]["replica"] == "a")
         .collect();
-    assert!(late_a.is_empty(), "A took nothing back: {late_a:?}");
+    assert!(early_a.is_empty(), "A took nothing back: {early_a:?}");
+    for t in &ids {
+        let last = leases_of(&events, *t).last().unwrap()["data"].clone();
+        assert_eq!(
+            (last["replica"].as_str(), last["from"].as_str()),
+            (Some("a"), Some("b")),
+            "task {t}"
+        );
+    }
     a.stop().await;
-    b.stop().await;
 }

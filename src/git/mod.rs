@@ -573,6 +573,24 @@ pub async fn remove_worktree(repo: &Path, path: &Path) -> Result<bool, GitError>
     Ok(true)
 }
 
+/// Removes a worktree with whatever it holds, and its registration: for a copy
+/// that is known to be stale (its branch moved on elsewhere).
+pub async fn discard_worktree(repo: &Path, path: &Path) -> Result<(), GitError> {
+    let path_text = path.to_string_lossy();
+    let _turn = worktree_lock(repo).await;
+    if !run(
+        repo,
+        &["worktree", "remove", "--force", "--force", &path_text],
+    )
+    .await?
+    .ok && path.exists()
+    {
+        std::fs::remove_dir_all(path)?;
+    }
+    git_ok(repo, &["worktree", "prune"]).await?;
+    Ok(())
+}
+
 /// A file's content at a commit, if it exists there.
 pub async fn show(repo: &Path, commit: &str, path: &str) -> Result<Option<String>, GitError> {
     let out = run(repo, &["show", &format!("{commit}:{path}")]).await?;
@@ -729,6 +747,42 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(list.matches("\nworktree ").count() + 1, 25, "{list}");
+    }
+
+    /// A task that went to another replica and came back: this replica's task
+    /// repository still has the session branch checked out in the worktree it
+    /// left, behind what the other replica published. The copy is refused until
+    /// that stale worktree is discarded; then the worktree is made again at the
+    /// published tip.
+    #[tokio::test]
+    async fn a_stale_session_worktree_is_discarded_so_the_published_branch_comes_in() {
+        let (dir, user) = repo_with_a_commit();
+        let ours = dir.path().join("ours.git");
+        ensure_task_repo(&user, &ours).await.unwrap();
+        copy_branch(&user, &ours, "main").await.unwrap();
+        let wt = dir.path().join("sessions/1");
+        add_branch_worktree(&ours, &wt, "s", "main").await.unwrap();
+        std::fs::write(wt.join("half.txt"), "a turn cut short").unwrap();
+        // The other replica's work on the branch, published to the user's repo.
+        sh(&user, &["branch", "s", "main"]);
+        let theirs = dir.path().join("theirs");
+        sh(
+            &user,
+            &["worktree", "add", "-q", theirs.to_str().unwrap(), "s"],
+        );
+        std::fs::write(theirs.join("b.txt"), "b").unwrap();
+        commit_all(&theirs, "their turn").await.unwrap().unwrap();
+
+        assert!(
+            copy_branch(&user, &ours, "s").await.is_err(),
+            "refused while checked out"
+        );
+        discard_worktree(&ours, &wt).await.unwrap();
+        assert!(!wt.exists());
+        copy_branch(&user, &ours, "s").await.unwrap();
+        add_branch_worktree(&ours, &wt, "s", "main").await.unwrap();
+        assert_eq!(std::fs::read_to_string(wt.join("b.txt")).unwrap(), "b");
+        assert!(!wt.join("half.txt").exists());
     }
 
     #[tokio::test]

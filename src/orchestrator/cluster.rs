@@ -99,18 +99,21 @@ impl Cluster {
     /// 100 ms).
     pub fn spawn_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
-        let mut events = self.store.subscribe_events();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = me.run_once().await {
-                    tracing::error!(error = %e, "cluster step");
+        // Events come in bursts while tasks run; a claim is not worth a step per
+        // event, so steps are at least 100 ms apart.
+        super::step_loop(
+            self.store.subscribe_events(),
+            Duration::from_millis(100),
+            move || {
+                let me = me.clone();
+                async move {
+                    if let Err(e) = me.run_once().await {
+                        tracing::error!(error = %e, "cluster step");
+                    }
+                    me.tick()
                 }
-                if let Ok(Err(_)) = tokio::time::timeout(me.tick(), events.changed()).await {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        })
+            },
+        )
     }
 
     /// One step: heartbeat and renewals, losses, hand-backs, claims.

@@ -122,22 +122,22 @@ impl Planner {
     /// earlier server), then a step whenever events are committed.
     pub fn spawn_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let planner = self.clone();
-        let mut events = self.store.subscribe_events();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = planner.run_once().await {
-                    tracing::error!(error = %e, "planning step");
+        // A step runs on every committed event, and at least every few seconds so
+        // that a step that failed (a busy database, a git error) is retried even
+        // when nothing else happens.
+        super::step_loop(
+            self.store.subscribe_events(),
+            std::time::Duration::ZERO,
+            move || {
+                let planner = planner.clone();
+                async move {
+                    if let Err(e) = planner.run_once().await {
+                        tracing::error!(error = %e, "planning step");
+                    }
+                    super::RECONCILE_EVERY
                 }
-                // A step runs on every committed event, and at least every few seconds
-                // so that a step that failed (a busy database, a git error) is retried
-                // even when nothing else happens.
-                if let Ok(Err(_)) =
-                    tokio::time::timeout(super::RECONCILE_EVERY, events.changed()).await
-                {
-                    return;
-                }
-            }
-        })
+            },
+        )
     }
 
     /// One planning round for a task in `planning`.

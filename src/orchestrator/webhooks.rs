@@ -95,24 +95,19 @@ impl Notifier {
     /// every few seconds.
     pub fn spawn_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
-        let mut events = self.store.subscribe_events();
-        tokio::spawn(async move {
-            loop {
-                let started = tokio::time::Instant::now();
+        super::step_loop(self.store.subscribe_events(), MIN_STEP_GAP, move || {
+            let me = me.clone();
+            async move {
                 if let Err(e) = me.run_once().await {
                     tracing::error!(error = %e, "webhook step");
                 }
-                let wait = match me.store.next_delivery_due().await {
+                match me.store.next_delivery_due().await {
                     Ok(Some(due)) => (due - chrono::Utc::now())
                         .to_std()
                         .unwrap_or(Duration::ZERO)
                         .min(super::RECONCILE_EVERY),
                     _ => super::RECONCILE_EVERY,
-                };
-                if let Ok(Err(_)) = tokio::time::timeout(wait, events.changed()).await {
-                    return;
                 }
-                tokio::time::sleep_until(started + MIN_STEP_GAP).await;
             }
         })
     }

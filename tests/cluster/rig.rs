@@ -185,3 +185,21 @@ pub fn leases_of(events: &[Value], task: i64) -> Vec<&Value> {
         .filter(|e| e["spec_task_id"] == task && e["kind"] == "spec_task.lease_taken")
         .collect()
 }
+
+/// Every event the log holds now, through `api`.
+pub async fn all_events(api: &Api) -> Vec<Value> {
+    let mut seen = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = api
+            .get(&format!("/events?after={after}&limit=1000"))
+            .await
+            .unwrap();
+        let items = page["items"].as_array().unwrap();
+        if items.is_empty() {
+            return seen;
+        }
+        seen.extend(items.iter().cloned());
+        after = page["next_after"].as_i64().unwrap();
+    }
+}

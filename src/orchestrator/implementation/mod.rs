@@ -117,22 +117,22 @@ impl Implementer {
     /// Runs a step at start and one whenever events are committed.
     pub fn spawn_loop(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
-        let mut events = self.store.subscribe_events();
-        tokio::spawn(async move {
-            loop {
-                if let Err(e) = me.run_once().await {
-                    tracing::error!(error = %e, "implementation step");
+        // A step runs on every committed event, and at least every few seconds so
+        // that a step that failed (a busy database, a git error) is retried even
+        // when nothing else happens.
+        super::step_loop(
+            self.store.subscribe_events(),
+            std::time::Duration::ZERO,
+            move || {
+                let me = me.clone();
+                async move {
+                    if let Err(e) = me.run_once().await {
+                        tracing::error!(error = %e, "implementation step");
+                    }
+                    super::RECONCILE_EVERY
                 }
-                // A step runs on every committed event, and at least every few seconds
-                // so that a step that failed (a busy database, a git error) is retried
-                // even when nothing else happens.
-                if let Ok(Err(_)) =
-                    tokio::time::timeout(super::RECONCILE_EVERY, events.changed()).await
-                {
-                    return;
-                }
-            }
-        })
+            },
+        )
     }
 
     /// The server is shutting down: from now on sessions leave their state for the

@@ -113,6 +113,12 @@ impl Implementer {
             };
             let repo = self.task_repo(task, project).await?;
             if moved {
+                // A worktree of ours from before (the task went to another replica
+                // and came back) is behind the published branch, and holds it
+                // checked out, which would refuse the copy.
+                if worktree.join(".git").exists() {
+                    git::discard_worktree(&repo, &worktree).await?;
+                }
                 git::copy_branch(Path::new(&project.path), &repo, &branch).await?;
             }
             git::add_branch_worktree(&repo, &worktree, &branch, &task.branch).await?;
