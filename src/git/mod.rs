@@ -301,11 +301,23 @@ pub async fn ensure_task_repo(user_repo: &Path, task_repo: &Path) -> Result<(), 
 /// Makes `branch` in `to` what it is in `from` (objects `to` lacks are copied).
 /// Nothing happens when `from` has no such branch.
 pub async fn copy_branch(from: &Path, to: &Path, branch: &str) -> Result<(), GitError> {
+    fetch_branch(from, to, branch, true).await
+}
+
+/// [`copy_branch`] only when it moves `to`'s branch forward (or makes it): a copy
+/// that is behind, or went another way, is refused, so a writer that lost its
+/// claim on the branch (a paused replica) cannot take it back in time.
+pub async fn copy_branch_forward(from: &Path, to: &Path, branch: &str) -> Result<(), GitError> {
+    fetch_branch(from, to, branch, false).await
+}
+
+async fn fetch_branch(from: &Path, to: &Path, branch: &str, force: bool) -> Result<(), GitError> {
     if branch_head(from, branch).await?.is_none() {
         return Ok(());
     }
     let from_text = from.to_string_lossy();
-    let spec = format!("+refs/heads/{branch}:refs/heads/{branch}");
+    let plus = if force { "+" } else { "" };
+    let spec = format!("{plus}refs/heads/{branch}:refs/heads/{branch}");
     let _turn = worktree_lock(to).await;
     git_ok(
         to,
@@ -772,6 +784,8 @@ mod tests {
         );
         std::fs::write(theirs.join("b.txt"), "b").unwrap();
         commit_all(&theirs, "their turn").await.unwrap().unwrap();
+        // (Their worktree is in their own task repository, not the user's.)
+        sh(&user, &["worktree", "remove", theirs.to_str().unwrap()]);
 
         assert!(
             copy_branch(&user, &ours, "s").await.is_err(),
@@ -783,6 +797,19 @@ mod tests {
         add_branch_worktree(&ours, &wt, "s", "main").await.unwrap();
         assert_eq!(std::fs::read_to_string(wt.join("b.txt")).unwrap(), "b");
         assert!(!wt.join("half.txt").exists());
+
+        // A copy that is behind the published branch cannot move it back.
+        let behind = dir.path().join("behind.git");
+        ensure_task_repo(&user, &behind).await.unwrap();
+        sh(&behind, &["fetch", "-q", user.to_str().unwrap(), "main:s"]);
+        assert!(copy_branch_forward(&behind, &user, "s").await.is_err());
+        std::fs::write(wt.join("c.txt"), "c").unwrap();
+        commit_all(&wt, "our next turn").await.unwrap().unwrap();
+        copy_branch_forward(&ours, &user, "s").await.unwrap();
+        assert_eq!(
+            branch_head(&user, "s").await.unwrap(),
+            branch_head(&ours, "s").await.unwrap()
+        );
     }
 
     #[tokio::test]

@@ -216,11 +216,14 @@ impl Implementer {
 
     /// Copies a session's branch from the task's repository to the user's, so the
     /// user sees the work (also of a session that fails or is cancelled) where
-    /// they always look. Best effort: the merge queue copies it again, and there a
-    /// failure counts.
+    /// they always look, and a replica taking the task over resumes from it. Only
+    /// forward: a replica that lost the task while paused cannot roll back what
+    /// its successor published. Best effort: the merge queue copies the branch
+    /// again (from the owner's own copy), and there a failure counts.
     async fn publish_branch(&self, task: &SpecTask, project: &Project, branch: &str) {
         let task_repo = spec_files::task_repo(&self.tasks_dir, task.id);
-        if let Err(e) = git::copy_branch(&task_repo, Path::new(&project.path), branch).await {
+        if let Err(e) = git::copy_branch_forward(&task_repo, Path::new(&project.path), branch).await
+        {
             tracing::warn!(spec_task = task.id, branch, error = %e, "copying a session branch to the project's repository");
         }
     }
