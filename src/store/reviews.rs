@@ -42,12 +42,6 @@ pub trait ReviewStore: Send + Sync + 'static {
     async fn get_review_comment(&self, id: i64) -> Result<ReviewComment>;
     /// Marks a comment resolved; resolving twice is a conflict.
     async fn resolve_review_comment(&self, id: i64, actor: Actor<'_>) -> Result<ReviewComment>;
-    async fn record_review(
-        &self,
-        spec_version_id: i64,
-        verdict: Verdict,
-        actor: Actor<'_>,
-    ) -> Result<Review>;
     /// A verdict on a task's spec version and the transition it causes, in one
     /// transaction (see [`SqlStore::transition_spec_task_reviewed`]).
     async fn review_spec_task(
@@ -257,21 +251,6 @@ impl ReviewStore for SqlStore {
         };
         self.commit_with(tx, event, actor).await?;
         Ok(comment)
-    }
-
-    async fn record_review(
-        &self,
-        spec_version_id: i64,
-        verdict: Verdict,
-        actor: Actor<'_>,
-    ) -> Result<Review> {
-        let (spec_task_id, _) = self.version_task(spec_version_id).await?;
-        let task = Store::get_spec_task(self, spec_task_id).await?;
-        let mut tx = self.begin().await?;
-        let (review, event) =
-            insert_review(&mut tx, &task, spec_version_id, verdict, actor).await?;
-        self.commit_with(tx, event, actor).await?;
-        Ok(review)
     }
 
     async fn review_spec_task(
