@@ -1,9 +1,10 @@
 //! The cluster page in real headless Chromium against the real binary: two
 //! `spectask serve --cluster` replicas (`a` and `b`, each its own data dir) on one
-//! fresh PostgreSQL database, and a plain server beside them; `node
-//! web/tests/cluster.mjs` drives Debian's Chromium: both replicas running, a held
-//! task under its replica linking to the task page, 375 px and dark mode, and the
-//! plain server saying it runs alone. Screenshots go to `target/screenshots/`
+//! fresh PostgreSQL database, room for one task each, and a plain server beside
+//! them; `node web/tests/cluster.mjs` drives Debian's Chromium: both replicas
+//! running, a held task under its replica linking to the task page, a third task
+//! waiting for room, 375 px and dark mode, and the plain server saying it runs
+//! alone. Screenshots go to `target/screenshots/`
 //! (`cluster-*`).
 //!
 //! Needs `npm ci --prefix web`, `scripts/install-browser` and PostgreSQL (see
@@ -32,7 +33,15 @@ fn cluster_page_in_headless_chromium() {
     let replica = |name: &str| {
         browser::serve_with(
             &dir.path().join(name),
-            &["--cluster", "--replica-id", name, "--database-url", db.url()],
+            &[
+                "--cluster",
+                "--replica-id",
+                name,
+                "--max-agents",
+                "1",
+                "--database-url",
+                db.url(),
+            ],
         )
     };
     let a = replica("a");

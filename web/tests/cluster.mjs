@@ -1,16 +1,17 @@
 // The cluster page in real headless Chromium, against two `spectask serve --cluster`
-// replicas (a and b) on one PostgreSQL database and one plain server
-// (tests/dashboard_cluster.rs starts them):
+// replicas (a and b, room for one task each) on one PostgreSQL database and one
+// plain server (tests/dashboard_cluster.rs starts them):
 //
-//   a one-step plan whose step sleeps is imported and approved through replica a, and
-//   one of the replicas takes its lease → signed in on a, the settings nav's
+//   three one-step plans whose step sleeps are imported and approved through replica
+//   a: each replica takes one, the third waits → signed in on a, the settings nav's
 //   "Cluster" link opens /settings/cluster: connected to replica a, both replicas
-//   running (a text label), the held task under its replica with fence, time held
-//   and lease expiry, a link opened with the keyboard to the task page → the page
-//   asks again on its own (heartbeats are not events) → screenshots (light/dark,
-//   1280×800 and 375 px; no horizontal overflow at 375 px) → the task cancelled
-//   through the API leaves its replica's card with no reload → the plain server's
-//   page says it runs alone.
+//   running (a text label), each held task under its replica with fence, time held
+//   and lease expiry, the third among the waiting, each a link; one opened with the
+//   keyboard goes to the task page → the page asks again on its own (heartbeats are
+//   not events) → screenshots (light/dark, 1280×800 and 375 px; no horizontal
+//   overflow at 375 px) → a held task cancelled through the API leaves its
+//   replica's card and the waiting one moves in, with no reload → the plain
+//   server's page says it runs alone.
 //
 // Env: SPECTASK_URL, SPECTASK_SIGN_IN, SPECTASK_TOKEN (replica a), SPECTASK_REPO,
 // SPECTASK_ALONE_URL, SPECTASK_ALONE_SIGN_IN, SPECTASK_SCREENSHOTS.
@@ -22,7 +23,7 @@ const REPO = required('SPECTASK_REPO')
 const ALONE = required('SPECTASK_ALONE_URL').replace(/\/$/, '')
 const ALONE_LINK = required('SPECTASK_ALONE_SIGN_IN')
 const WAIT = { timeout: 60_000 }
-const TITLE = 'Held by a replica'
+const TITLE = 'Long task'
 
 const REQUIREMENTS = `# Requirements Document
 
@@ -76,29 +77,38 @@ async function run() {
     if (new URL(r.url()).pathname === '/api/v1/cluster') clusterAsks += 1
   })
 
-  const task = await step('a one-step plan (its step sleeps) imported and approved through replica a', async () => {
+  const tasks = await step('three one-step plans (their step sleeps) imported and approved through replica a', async () => {
     const project = await api('POST', '/projects', { path: REPO })
-    const t = await api('POST', '/spec-tasks/import', {
-      project_id: project.id,
-      title: TITLE,
-      files: { 'requirements.md': REQUIREMENTS, 'design.md': '# Design\n\nOne step that waits.\n', 'tasks.md': PLAN },
-    })
-    assert(t.status === 'spec_review', `imported task is ${t.status}`)
-    await api('POST', `/spec-tasks/${t.id}/approve`)
-    return t
+    const out = []
+    for (const n of [1, 2, 3]) {
+      const t = await api('POST', '/spec-tasks/import', {
+        project_id: project.id,
+        title: `${TITLE} ${n}`,
+        files: { 'requirements.md': REQUIREMENTS, 'design.md': '# Design\n\nOne step that waits.\n', 'tasks.md': PLAN },
+      })
+      assert(t.status === 'spec_review', `imported task is ${t.status}`)
+      await api('POST', `/spec-tasks/${t.id}/approve`)
+      out.push(t)
+    }
+    return out
   })
 
-  const holder = await step('one replica takes its lease; both replicas are running', async () => {
-    const status = await until('a replica holding the task', async () => {
+  const holderOf = (s, id) => s.replicas.find((r) => r.tasks.some((l) => l.spec_task_id === id))?.id
+  const status = await step('each replica takes one (room for one each), the third waits; both are running', async () => {
+    const s = await until('two held tasks and one waiting', async () => {
       const s = await api('GET', '/cluster')
       const running = s.replicas.filter((r) => r.state === 'running').map((r) => r.id).sort()
-      const held = s.replicas.find((r) => r.tasks.some((l) => l.spec_task_id === task.id))
-      return running.join() === 'a,b' && held ? s : null
+      const held = tasks.filter((t) => holderOf(s, t.id))
+      return running.join() === 'a,b' && held.length === 2 && s.unowned.length === 1 ? s : null
     })
-    assert(status.replica === 'a', `replica a says it is ${status.replica}`)
-    return status.replicas.find((r) => r.tasks.some((l) => l.spec_task_id === task.id)).id
+    assert(s.replica === 'a', `replica a says it is ${s.replica}`)
+    return s
   })
-  console.log(`   (replica ${holder} holds task ${task.id})`)
+  const task = tasks.find((t) => holderOf(status, t.id))
+  const holder = holderOf(status, task.id)
+  const waiting = tasks.find((t) => t.id === status.unowned[0])
+  assert(waiting, `unowned ${status.unowned} is none of ours`)
+  console.log(`   (replica ${holder} holds task ${task.id}; task ${waiting.id} waits)`)
 
   await step('sign in on replica a', async () => {
     await page.goto(LINK)
@@ -130,13 +140,13 @@ async function run() {
       assert(label === 'Running', `replica ${id}'s state label: ${label}`)
       const facts = await c.locator('.replica-facts').innerText()
       assert(/Heartbeat\s+(just now|\d+ s ago)/i.test(facts), `replica ${id}'s heartbeat: ${facts}`)
-      assert(/\d+ of 8 tasks/.test(facts), `replica ${id}'s load: ${facts}`)
+      assert(/1 of 1 task\b/.test(facts), `replica ${id}'s load: ${facts}`)
     }
     assert((await card('a').getByText('this dashboard').count()) === 1, 'replica a is marked as this dashboard’s')
     assert((await card('b').getByText('this dashboard').count()) === 0, 'replica b is not')
   })
 
-  const taskLink = card(holder).getByRole('link', { name: `#${task.id} ${TITLE}` })
+  const taskLink = card(holder).getByRole('link', { name: `#${task.id} ${task.title}` })
 
   await step(`the held task under replica ${holder}: fence, time held, lease expiry`, async () => {
     await taskLink.waitFor(WAIT)
@@ -146,7 +156,13 @@ async function run() {
     assert(/^\d+$/.test((await row.locator('.l-fence').innerText()).trim()), 'a fence number')
     assert(/^(under 1 s|\d+ s|\d+ min( \d+ s)?)$/.test((await row.locator('.l-held').innerText()).trim()), `held: ${await row.locator('.l-held').innerText()}`)
     assert(/^expires in (under 1 s|\d+ s)$/.test((await row.locator('.l-expires').innerText()).trim()), `expiry: ${await row.locator('.l-expires').innerText()}`)
-    assert((await card(holder).getByText('1 of 8 tasks').count()) === 1, 'its load counts the task')
+    assert((await card(holder).getByText('1 of 1 task').count()) === 1, 'its load counts the task')
+  })
+
+  await step('the third task among those waiting for a replica with room, as a link', async () => {
+    const list = page.getByRole('list', { name: 'Waiting for a replica with room' })
+    await list.getByRole('link', { name: `#${waiting.id} ${waiting.title}` }).waitFor(WAIT)
+    assert((await list.getByRole('listitem').count()) === 1, 'one task waits')
   })
 
   await step('the page asks again on its own (heartbeats are not events)', async () => {
@@ -184,18 +200,20 @@ async function run() {
   await step('the task link opens the task page, from the keyboard', async () => {
     await taskLink.focus()
     await page.keyboard.press('Enter')
-    await page.waitForURL(`${BASE}/tasks/${task.id}`, WAIT)
-    await page.getByRole('heading', { level: 1, name: TITLE }).waitFor(WAIT)
+    // The task page may go on to the tab for its status (…/implementation).
+    await page.waitForURL(new RegExp(`^${BASE}/tasks/${task.id}(/[a-z]+)?$`), WAIT)
+    await page.getByRole('heading', { level: 1, name: task.title }).waitFor(WAIT)
     await page.goBack()
     await page.waitForURL(`${BASE}/settings/cluster`, WAIT)
     await taskLink.waitFor(WAIT)
   })
 
-  await step('cancelled through the API, the task leaves its replica with no reload', async () => {
+  await step('a held task cancelled through the API leaves; the waiting one moves in, with no reload', async () => {
     await page.evaluate(() => (window.__sameDocument = true))
     await api('POST', `/spec-tasks/${task.id}/cancel`, {})
     await card(holder).locator(`[data-task-link="${task.id}"]`).waitFor({ state: 'detached', ...WAIT })
-    await card(holder).getByText('Holds no task.').waitFor(WAIT)
+    await page.locator(`.replica [data-task-link="${waiting.id}"]`).waitFor(WAIT)
+    await page.getByText('No task is waiting').waitFor(WAIT)
     assert(await page.evaluate(() => window.__sameDocument === true), 'the page reloaded')
   })
 
