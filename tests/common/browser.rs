@@ -38,6 +38,12 @@ impl Drop for Server {
 /// Starts `spectask serve` on port 0 whose default agent is the scripted one, and
 /// reads the address and the sign-in link it prints (waiting on its output).
 pub fn serve(data_dir: &Path) -> Server {
+    serve_with(data_dir, &[])
+}
+
+/// `serve` with more of `serve`'s flags after the address (e.g. `--cluster`,
+/// `--database-url …`).
+pub fn serve_with(data_dir: &Path, args: &[&str]) -> Server {
     std::fs::create_dir_all(data_dir).unwrap();
     std::fs::write(
         data_dir.join("spectask.toml"),
@@ -48,6 +54,7 @@ pub fn serve(data_dir: &Path) -> Server {
         .arg("--data-dir")
         .arg(data_dir)
         .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(args)
         .env_remove("SPECTASK_BIND")
         .env_remove("SPECTASK_TOKEN")
         .env_remove("SPECTASK_URL")

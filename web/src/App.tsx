@@ -11,6 +11,7 @@ import { ProjectPage } from './features/projects/ProjectPage'
 import { TokensPage } from './features/tokens/TokensPage'
 import { InboxPage } from './features/inbox/InboxPage'
 import { WebhooksPage } from './features/webhooks/WebhooksPage'
+import { ClusterPage } from './features/cluster/ClusterPage'
 import { SessionRoute } from './features/session/route'
 import { useLive } from './shared/ui/live-context'
 
@@ -47,6 +48,7 @@ export function App() {
         <Route path="projects/:id" element={<ProjectPage />} />
         <Route path="settings/tokens" element={<TokensPage />} />
         <Route path="settings/webhooks" element={<WebhooksPage />} />
+        <Route path="settings/cluster" element={<ClusterPage />} />
         <Route path="inbox" element={<InboxPage />} />
         <Route path="settings" element={<Navigate to="/settings/tokens" replace />} />
         <Route path="*" element={<NotFound />} />

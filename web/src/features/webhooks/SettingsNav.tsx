@@ -1,4 +1,4 @@
-// The settings pages' own tabs: tokens and webhooks.
+// The settings pages' own tabs: tokens, webhooks and the cluster.
 import { NavLink } from 'react-router'
 import './webhooks.css'
 
@@ -7,6 +7,7 @@ export function SettingsNav() {
     <nav className="settings-nav" aria-label="Settings">
       <NavLink to="/settings/tokens">Tokens</NavLink>
       <NavLink to="/settings/webhooks">Webhooks</NavLink>
+      <NavLink to="/settings/cluster">Cluster</NavLink>
     </nav>
   )
 }

@@ -217,6 +217,8 @@ export class LiveConnection {
           this.invalidate(keys.overview(id))
           this.invalidate(keys.sessions(id))
           this.invalidate(keys.versions(id))
+          // A lease taken (`spec_task.lease_taken`) or a status that needs an owner.
+          this.invalidate(keys.cluster)
         }
         break
       }

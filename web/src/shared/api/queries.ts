@@ -1,5 +1,6 @@
 // Query keys and the queries every screen shares. The WebSocket (live.ts) keeps them
-// fresh by invalidating what each event touches: no polling anywhere.
+// fresh by invalidating what each event touches: no polling, except the cluster page
+// (heartbeats are not events).
 import { queryOptions, type QueryClient } from '@tanstack/react-query'
 import { api, unwrap } from './client'
 import type { SpecTask, TranscriptEntry } from './types'
@@ -18,6 +19,7 @@ export const keys = {
   project: (id: number) => ['project', id] as const,
   tokens: ['tokens'] as const,
   permissions: ['permissions'] as const,
+  cluster: ['cluster'] as const,
 }
 
 /** Every spec task, newest first: the board's one list, in pages of 200. */

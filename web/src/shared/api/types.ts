@@ -25,6 +25,9 @@ export type WebhookFormat = Schemas['WebhookFormat']
 export type WebhookDelivery = Schemas['WebhookDelivery']
 export type CreatedWebhook = Schemas['CreatedWebhook']
 export type DeliveryStatus = Schemas['DeliveryStatus']
+export type ClusterStatus = Schemas['ClusterStatus']
+export type ReplicaStatus = Schemas['ReplicaStatus']
+export type LeaseStatus = Schemas['LeaseStatus']
 export type Action = 'start-planning' | 'approve' | 'request-changes' | 'reject' | 'cancel' | 'retry'
 
 export const PRIORITIES: Priority[] = ['critical', 'high', 'medium', 'low']

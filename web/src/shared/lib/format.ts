@@ -11,6 +11,18 @@ export function ago(iso: string, now = Date.now()): string {
   return rtf.format(Math.round(secs / 86400), 'day')
 }
 
+/** A length of time in the largest two units: `under 1 s`, `42 s`, `3 min 5 s`, `2 h 10 min`, `4 d 3 h`. */
+export function duration(ms: number): string {
+  const secs = Math.floor(Math.abs(ms) / 1000)
+  if (secs < 1) return 'under 1 s'
+  if (secs < 60) return `${secs} s`
+  const two = (big: number, bigUnit: string, small: number, smallUnit: string) =>
+    small ? `${big} ${bigUnit} ${small} ${smallUnit}` : `${big} ${bigUnit}`
+  if (secs < 3600) return two(Math.floor(secs / 60), 'min', secs % 60, 's')
+  if (secs < 86400) return two(Math.floor(secs / 3600), 'h', Math.floor((secs % 3600) / 60), 'min')
+  return two(Math.floor(secs / 86400), 'd', Math.floor((secs % 86400) / 3600), 'h')
+}
+
 export function dateTime(iso: string): string {
   return new Date(iso).toLocaleString()
 }
