@@ -255,39 +255,6 @@ async fn story(backend: Backend) {
     );
     assert_eq!(sessions[1].parent_id, Some(root.id));
 
-    // Leases: one owner at a time until its heartbeat goes stale.
-    assert!(
-        store
-            .acquire_lease(root.id, "replica-a", 30_000)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .acquire_lease(root.id, "replica-b", 30_000)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .acquire_lease(root.id, "replica-a", 30_000)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store.acquire_lease(root.id, "replica-b", -1).await.unwrap(),
-        "a stale lease is taken over"
-    );
-    assert_eq!(
-        store
-            .get_work_session(root.id)
-            .await
-            .unwrap()
-            .lease_owner
-            .as_deref(),
-        Some("replica-b")
-    );
-
     // Coordination: post, list, acknowledge once.
     let posted = store
         .post_coordination_event(

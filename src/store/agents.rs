@@ -9,6 +9,7 @@ use sqlx::Row;
 use super::rows::{self, now_ms};
 use super::sql::{Bind, SqlStore};
 use super::transition::{Set, Transition};
+use super::write_tx::Unrecorded;
 use super::{Actor, Result, StoreError, not_found};
 use crate::domain::*;
 
@@ -314,8 +315,7 @@ impl AgentStore for SqlStore {
         .bind(KEPT_SAMPLES)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(())
+        tx.commit_without_events(Unrecorded::ResourceSample).await
     }
 
     async fn hold_agent_instance(

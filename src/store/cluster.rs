@@ -19,7 +19,8 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::rows::{now_ms, time};
-use super::sql::{SqlStore, Tx};
+use super::sql::SqlStore;
+use super::write_tx::{Unrecorded, WriteTx};
 use super::{Actor, Result, StoreError};
 use crate::domain::NewEvent;
 
@@ -176,7 +177,7 @@ impl SqlStore {
     /// one sees the takeover.
     pub(super) async fn check_fences<'a>(
         &self,
-        tx: &mut Tx,
+        tx: &mut WriteTx,
         events: impl Iterator<Item = &'a NewEvent>,
         actor: Actor<'_>,
     ) -> Result<()> {
@@ -254,7 +255,7 @@ impl ClusterStore for SqlStore {
 
     async fn register_replica(&self, id: &str, address: &str, max_agents: i64) -> Result<()> {
         let now = now_ms();
-        sqlx::query(
+        let register = sqlx::query(
             "INSERT INTO replicas (id, address, max_agents, started_at, heartbeat_at, stopped_at) \
              VALUES ($1, $2, $3, $4, $4, NULL) ON CONFLICT (id) DO UPDATE SET address = $2, \
              max_agents = $3, started_at = $4, heartbeat_at = $4, stopped_at = NULL",
@@ -262,31 +263,33 @@ impl ClusterStore for SqlStore {
         .bind(id)
         .bind(address)
         .bind(max_agents)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        .bind(now);
+        self.execute_unrecorded(register, Unrecorded::ReplicaHeartbeat)
+            .await?;
         Ok(())
     }
 
     async fn heartbeat(&self, id: &str, ttl_ms: i64) -> Result<Vec<Lease>> {
         let now = now_ms();
-        sqlx::query("UPDATE replicas SET heartbeat_at = $1 WHERE id = $2")
+        let beat = sqlx::query("UPDATE replicas SET heartbeat_at = $1 WHERE id = $2")
             .bind(now)
-            .bind(id)
-            .execute(&self.pool)
+            .bind(id);
+        self.execute_unrecorded(beat, Unrecorded::ReplicaHeartbeat)
             .await?;
         // Only the leases it still holds: one whose fence moved is another's now.
         let held = self.fences.held();
+        // One transaction each, so a replica paused between two renewals holds no
+        // lease row's lock.
         for (task, fence) in &held {
-            sqlx::query(
+            let renew = sqlx::query(
                 "UPDATE task_leases SET expires_at = $1 WHERE spec_task_id = $2 AND owner = $3 AND fence = $4",
             )
             .bind(now + ttl_ms)
             .bind(task)
             .bind(id)
-            .bind(fence)
-            .execute(&self.pool)
-            .await?;
+            .bind(fence);
+            self.execute_unrecorded(renew, Unrecorded::ReplicaHeartbeat)
+                .await?;
         }
         let sql = format!("SELECT {LEASE_COLUMNS} FROM task_leases WHERE owner = $1");
         let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
@@ -360,24 +363,24 @@ impl ClusterStore for SqlStore {
         let now = now_ms();
         match task {
             Some(task) => {
-                sqlx::query(
+                let release = sqlx::query(
                     "UPDATE task_leases SET expires_at = $1, released_at = $1 WHERE owner = $2 AND spec_task_id = $3",
                 )
                 .bind(now - 1)
                 .bind(replica)
-                .bind(task)
-                .execute(&self.pool)
-                .await?;
+                .bind(task);
+                self.execute_unrecorded(release, Unrecorded::LeaseRelease)
+                    .await?;
                 self.fences.forget(task);
             }
             None => {
-                sqlx::query(
+                let release = sqlx::query(
                     "UPDATE task_leases SET expires_at = $1, released_at = $1 WHERE owner = $2",
                 )
                 .bind(now - 1)
-                .bind(replica)
-                .execute(&self.pool)
-                .await?;
+                .bind(replica);
+                self.execute_unrecorded(release, Unrecorded::LeaseRelease)
+                    .await?;
                 for (task, _) in self.fences.held() {
                     self.fences.forget(task);
                 }
@@ -388,10 +391,10 @@ impl ClusterStore for SqlStore {
 
     async fn stop_replica(&self, id: &str) -> Result<()> {
         self.release_leases(id, None).await?;
-        sqlx::query("UPDATE replicas SET stopped_at = $1 WHERE id = $2")
+        let stopped = sqlx::query("UPDATE replicas SET stopped_at = $1 WHERE id = $2")
             .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
+            .bind(id);
+        self.execute_unrecorded(stopped, Unrecorded::ReplicaHeartbeat)
             .await?;
         Ok(())
     }

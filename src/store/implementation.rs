@@ -75,7 +75,7 @@ pub trait ImplementationStore: Send + Sync + 'static {
 
 /// Appends one task to a SpecTask's plan, after the ones already there.
 async fn insert_task(
-    tx: &mut super::sql::Tx,
+    tx: &mut super::write_tx::WriteTx,
     spec_task_id: i64,
     t: &NewImplementationTask,
 ) -> Result<(), sqlx::Error> {

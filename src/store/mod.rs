@@ -3,7 +3,9 @@
 //! pragmas, migrations, event ordering) live in `sqlite.rs` and `postgres.rs`.
 //!
 //! Invariants every method keeps:
-//! - a state change and its [`Event`] row are written in one transaction;
+//! - a state change and its [`Event`] row are written in one transaction: every write
+//!   is a `write_tx::WriteTx`, which commits only with its events or with a named
+//!   `Unrecorded` reason for having none;
 //! - a status change is a compare-and-set on the stored status, decided by the
 //!   domain's transition function, so concurrent changes give exactly one winner;
 //! - every write transaction starts with a write, so SQLite takes its write lock at
@@ -22,6 +24,7 @@ mod sql;
 mod sqlite;
 mod transition;
 pub mod webhooks;
+mod write_tx;
 
 use async_trait::async_trait;
 
@@ -250,10 +253,6 @@ pub trait Store:
         reason: Option<String>,
         actor: Actor<'_>,
     ) -> Result<WorkSession>;
-    /// Takes or renews the lease on a session for `owner`. Succeeds when the session is
-    /// unleased, already leased by `owner`, or its holder's heartbeat is older than
-    /// `stale_after_ms`; returns false when another live replica holds it.
-    async fn acquire_lease(&self, id: i64, owner: &str, stale_after_ms: i64) -> Result<bool>;
 
     async fn post_coordination_event(
         &self,

@@ -10,7 +10,8 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::rows::now_ms;
-use super::sql::{SqlStore, Tx};
+use super::sql::SqlStore;
+use super::write_tx::WriteTx;
 use super::{Actor, Result};
 use crate::domain::{NewEvent, WorkSessionStatus};
 
@@ -40,7 +41,7 @@ pub trait SessionTokenStore: Send + Sync + 'static {
 }
 
 /// Revokes a session's tokens inside the caller's transaction (its session ended).
-pub(super) async fn revoke_in(tx: &mut Tx, work_session_id: i64) -> Result<()> {
+pub(super) async fn revoke_in(tx: &mut WriteTx, work_session_id: i64) -> Result<()> {
     sqlx::query(
         "UPDATE session_tokens SET revoked_at = $1 WHERE work_session_id = $2 AND revoked_at IS NULL",
     )

@@ -12,6 +12,8 @@ use sqlx::{Any, AnyPool, Executor, Row};
 
 use super::rows::{self, now_ms};
 use super::transition::{Set, Transition};
+pub(super) use super::write_tx::EVENTS_CHANNEL;
+use super::write_tx::WriteTx;
 use super::*;
 
 /// Which database a [`SqlStore`] talks to; decides the few statements that differ.
@@ -20,12 +22,6 @@ pub enum Backend {
     Sqlite,
     Postgres,
 }
-
-/// The advisory-lock key PostgreSQL writers take before inserting an event, so event
-/// ids commit in increasing order (see migrations/postgres/0001_init.sql).
-const EVENTS_LOCK: i64 = 0x5350_4543_5441_534b; // "SPECTASK"
-
-pub(super) type Tx = sqlx::Transaction<'static, Any>;
 
 #[derive(Clone)]
 pub struct SqlStore {
@@ -48,9 +44,6 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
-
-/// The PostgreSQL channel each event commit notifies, with the newest id as payload.
-pub(super) const EVENTS_CHANNEL: &str = "spectask_events";
 
 /// A value to bind in a query whose shape is built at runtime.
 pub(super) enum Bind {
@@ -110,37 +103,6 @@ impl SqlStore {
         self.backend
     }
 
-    pub(super) async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin().await?)
-    }
-
-    /// Writes the event of a change inside the change's transaction. On PostgreSQL
-    /// the advisory lock taken here is held until commit, so this must be the last
-    /// statement that can wait on a lock in its transaction.
-    pub(super) async fn record(&self, tx: &mut Tx, ev: NewEvent, actor: Actor<'_>) -> Result<i64> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
-                .bind(EVENTS_LOCK)
-                .execute(&mut **tx)
-                .await?;
-        }
-        let row = sqlx::query(
-            "INSERT INTO events (project_id, spec_task_id, entity, entity_id, kind, data, actor, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(ev.project_id)
-        .bind(ev.spec_task_id)
-        .bind(ev.entity)
-        .bind(ev.entity_id)
-        .bind(ev.kind)
-        .bind(ev.data.to_string())
-        .bind(actor)
-        .bind(now_ms())
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(row.try_get("id")?)
-    }
-
     /// The one row of `table` whose `key` column is `id`, mapped; `NotFound` names
     /// `entity` when there is none.
     pub(super) async fn fetch_by<'e, T>(
@@ -181,7 +143,7 @@ impl SqlStore {
 
     /// Takes the project's row lock: every status change in a project goes through
     /// it, so WIP counts and compare-and-sets are decided one at a time.
-    async fn lock_project(&self, tx: &mut Tx, project_id: i64) -> Result<()> {
+    async fn lock_project(&self, tx: &mut WriteTx, project_id: i64) -> Result<()> {
         let done = sqlx::query("UPDATE projects SET updated_at = updated_at WHERE id = $1")
             .bind(project_id)
             .execute(&mut **tx)
@@ -192,7 +154,7 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn capacity(&self, tx: &mut Tx, project: &Project) -> Result<Capacity> {
+    async fn capacity(&self, tx: &mut WriteTx, project: &Project) -> Result<Capacity> {
         let rows = sqlx::query(
             "SELECT status, COUNT(*) AS n FROM spec_tasks \
              WHERE project_id = $1 AND status IN ('planning', 'implementing') GROUP BY status",
@@ -221,7 +183,7 @@ impl SqlStore {
     /// the transaction needs (see [`SqlStore::record`]).
     async fn transition_locked(
         &self,
-        tx: &mut Tx,
+        tx: &mut WriteTx,
         task: &SpecTask,
         event: SpecTaskEvent,
     ) -> Result<(SpecTask, NewEvent)> {
@@ -263,7 +225,7 @@ impl SqlStore {
     /// Moves queued tasks into their phase while the project's WIP limits allow,
     /// oldest first. Runs inside the transaction that may have freed a slot and
     /// returns the events to record.
-    async fn admit_queued(&self, tx: &mut Tx, project: &Project) -> Result<Vec<NewEvent>> {
+    async fn admit_queued(&self, tx: &mut WriteTx, project: &Project) -> Result<Vec<NewEvent>> {
         let mut events = Vec::new();
         loop {
             let capacity = self.capacity(tx, project).await?;
@@ -329,75 +291,6 @@ impl SqlStore {
             )));
         }
         Ok(())
-    }
-
-    /// Records the change's event as the last statement and commits.
-    pub(super) async fn commit_with(
-        &self,
-        tx: Tx,
-        event: NewEvent,
-        actor: Actor<'_>,
-    ) -> Result<()> {
-        self.commit_with_admissions(tx, event, actor, Vec::new())
-            .await
-    }
-
-    /// Commits a transaction that made several changes, with their events in order.
-    pub(super) async fn commit_events(
-        &self,
-        tx: Tx,
-        events: Vec<NewEvent>,
-        actor: Actor<'_>,
-    ) -> Result<()> {
-        self.record_and_commit(tx, None, events, actor).await
-    }
-
-    /// Records `events` after those already recorded in `tx` (the newest being
-    /// `last`), commits, and announces the newest id.
-    async fn record_and_commit(
-        &self,
-        mut tx: Tx,
-        mut last: Option<i64>,
-        events: Vec<NewEvent>,
-        actor: Actor<'_>,
-    ) -> Result<()> {
-        // Before the events (whose lock must come last): a replica's own writes for
-        // a task it no longer leases are refused here.
-        self.check_fences(&mut tx, events.iter(), actor).await?;
-        for event in events {
-            last = Some(self.record(&mut tx, event, actor).await?);
-        }
-        // Other replicas on the database learn of it at commit (a notification is
-        // delivered only if the transaction commits). The event table stays the
-        // truth: a missed notification costs latency, never an event.
-        if let (Some(last), Backend::Postgres) = (last, self.backend) {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(EVENTS_CHANNEL)
-                .bind(last.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        if let Some(last) = last {
-            announce(&self.last_event, last);
-        }
-        Ok(())
-    }
-
-    /// Like [`SqlStore::commit_with`], followed by the events of the queued tasks the
-    /// change let into their phase (the system's doing, not the caller's).
-    async fn commit_with_admissions(
-        &self,
-        mut tx: Tx,
-        event: NewEvent,
-        actor: Actor<'_>,
-        admitted: Vec<NewEvent>,
-    ) -> Result<()> {
-        self.check_fences(&mut tx, std::iter::once(&event), actor)
-            .await?;
-        let first = self.record(&mut tx, event, actor).await?;
-        self.record_and_commit(tx, Some(first), admitted, "system")
-            .await
     }
 
     /// The rows of `table` that belong to a spec task, oldest first; 404 for an
@@ -913,24 +806,6 @@ impl Store for SqlStore {
         Ok(session)
     }
 
-    async fn acquire_lease(&self, id: i64, owner: &str, stale_after_ms: i64) -> Result<bool> {
-        let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE work_sessions SET lease_owner = $1, lease_heartbeat_at = $2 WHERE id = $3 \
-             AND (lease_owner IS NULL OR lease_owner = $1 OR lease_heartbeat_at < $4)",
-        )
-        .bind(owner)
-        .bind(now)
-        .bind(id)
-        .bind(now - stale_after_ms)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok(true);
-        }
-        self.get_work_session(id).await.map(|_| false)
-    }
-
     async fn post_coordination_event(
         &self,
         new: NewCoordinationEvent,
@@ -1214,7 +1089,7 @@ impl Store for SqlStore {
 /// Inserts a work session (with its branch and worktree when they are known) and
 /// returns it with its `work_session.created` event, for the caller's transaction.
 pub(super) async fn insert_work_session(
-    tx: &mut Tx,
+    tx: &mut WriteTx,
     project_id: i64,
     new: &NewWorkSession,
     status: WorkSessionStatus,
