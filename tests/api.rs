@@ -625,7 +625,10 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
         (StatusCode::OK, Some("two"))
     );
     assert_eq!(got["status"], "pending");
-    assert!(got.get("lease_owner").is_some());
+    assert!(
+        got.get("lease_owner").is_none(),
+        "the dead lease columns are gone"
+    );
     let (status, body) = app.get("/api/v1/sessions/999").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = app.get("/api/v1/spec-tasks/999/sessions").await;

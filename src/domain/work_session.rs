@@ -156,9 +156,6 @@ pub struct WorkSession {
     pub attempt: i64,
     pub branch: Option<String>,
     pub worktree_path: Option<String>,
-    /// The server replica that currently drives this session, if any.
-    pub lease_owner: Option<String>,
-    pub lease_heartbeat_at: Option<chrono::DateTime<chrono::Utc>>,
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_usd: f64,
