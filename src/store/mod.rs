@@ -14,6 +14,7 @@
 mod agents;
 mod browser;
 pub mod cluster;
+mod ids;
 mod implementation;
 mod ops;
 mod postgres;
