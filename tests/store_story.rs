@@ -21,7 +21,7 @@ fn settings() -> ProjectSettings {
     }
 }
 
-fn new_task(project_id: i64, title: &str) -> NewSpecTask {
+fn new_task(project_id: ProjectId, title: &str) -> NewSpecTask {
     NewSpecTask {
         project_id,
         title: title.into(),
@@ -87,7 +87,9 @@ async fn story(backend: Backend) {
     assert_eq!(a.status, SpecTaskStatus::Backlog);
     assert_eq!(a.branch, format!("spectask/{}-add-login", a.id));
     assert!(matches!(
-        store.create_spec_task(new_task(9999, "x"), actor).await,
+        store
+            .create_spec_task(new_task(ProjectId(9999), "x"), actor)
+            .await,
         Err(StoreError::NotFound { .. })
     ));
     let patched = store

@@ -102,7 +102,7 @@ pub const SPEC_TASK_COLUMNS: &str = "id, project_id, title, description, prompt,
     status, failed_phase, failure_reason, slug, max_parallel_sessions, agent_profile, created_at, updated_at";
 
 pub fn spec_task(row: &AnyRow) -> Result<SpecTask> {
-    let id: i64 = get(row, "id")?;
+    let id: SpecTaskId = get(row, "id")?;
     let slug: String = get(row, "slug")?;
     Ok(SpecTask {
         id,

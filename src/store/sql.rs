@@ -125,25 +125,26 @@ impl SqlStore {
     async fn fetch_spec_task<'e>(
         &self,
         db: impl Executor<'e, Database = Any>,
-        id: i64,
+        id: SpecTaskId,
     ) -> Result<SpecTask> {
         let table = ("spec_tasks", rows::SPEC_TASK_COLUMNS, "id");
-        self.fetch_by(db, table, id, "spec task", rows::spec_task)
+        self.fetch_by(db, table, id.0, "spec task", rows::spec_task)
             .await
     }
 
     async fn fetch_project<'e>(
         &self,
         db: impl Executor<'e, Database = Any>,
-        id: i64,
+        id: ProjectId,
     ) -> Result<Project> {
         let table = ("projects", rows::PROJECT_COLUMNS, "id");
-        self.fetch_by(db, table, id, "project", rows::project).await
+        self.fetch_by(db, table, id.0, "project", rows::project)
+            .await
     }
 
     /// Takes the project's row lock: every status change in a project goes through
     /// it, so WIP counts and compare-and-sets are decided one at a time.
-    async fn lock_project(&self, tx: &mut WriteTx, project_id: i64) -> Result<()> {
+    async fn lock_project(&self, tx: &mut WriteTx, project_id: ProjectId) -> Result<()> {
         let done = sqlx::query("UPDATE projects SET updated_at = updated_at WHERE id = $1")
             .bind(project_id)
             .execute(&mut **tx)
@@ -203,13 +204,13 @@ impl SqlStore {
             Set("updated_at = {}", Bind::Int(now_ms())),
         ];
         let table = ("spec_tasks", rows::SPEC_TASK_COLUMNS);
-        let row = step.write(tx, table, task.id, sets).await?;
+        let row = step.write(tx, table, task.id.0, sets).await?;
         let updated = rows::spec_task(&row)?;
         let event = NewEvent {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
             entity: "spec_task",
-            entity_id: Some(task.id),
+            entity_id: Some(task.id.0),
             kind: "spec_task.status_changed",
             data: json!({
                 "from": task.status,
@@ -260,7 +261,7 @@ impl SqlStore {
         }
     }
 
-    async fn session_task(&self, session_id: i64) -> Result<i64> {
+    async fn session_task(&self, session_id: WorkSessionId) -> Result<SpecTaskId> {
         let row = sqlx::query("SELECT spec_task_id FROM work_sessions WHERE id = $1")
             .bind(session_id)
             .fetch_optional(&self.pool)
@@ -272,8 +273,8 @@ impl SqlStore {
     /// Checks that an optional session belongs to the SpecTask a request is about.
     pub(super) async fn check_session_in_task(
         &self,
-        session_id: Option<i64>,
-        spec_task_id: i64,
+        session_id: Option<WorkSessionId>,
+        spec_task_id: SpecTaskId,
         role: &str,
     ) -> Result<()> {
         let Some(id) = session_id else { return Ok(()) };
@@ -297,7 +298,7 @@ impl SqlStore {
     /// unknown task rather than an empty list.
     pub(super) async fn list_of_task<T>(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         columns: &str,
         table: &str,
         order_by: &str,
@@ -306,7 +307,7 @@ impl SqlStore {
         self.get_spec_task(spec_task_id).await?;
         let sql =
             format!("SELECT {columns} FROM {table} WHERE spec_task_id = $1 ORDER BY {order_by}");
-        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id)])
+        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id.0)])
             .await?
             .iter()
             .map(map)
@@ -470,7 +471,7 @@ impl Store for SqlStore {
             project_id: Some(project.id),
             spec_task_id: None,
             entity: "project",
-            entity_id: Some(project.id),
+            entity_id: Some(project.id.0),
             kind: "project.created",
             data: json!({ "name": project.name, "path": project.path }),
         };
@@ -487,13 +488,13 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn get_project(&self, id: i64) -> Result<Project> {
+    async fn get_project(&self, id: ProjectId) -> Result<Project> {
         self.fetch_project(&self.pool, id).await
     }
 
     async fn update_project(
         &self,
-        id: i64,
+        id: ProjectId,
         patch: &ProjectSettingsPatch,
         actor: Actor<'_>,
     ) -> Result<Project> {
@@ -544,7 +545,7 @@ impl Store for SqlStore {
             project_id: Some(id),
             spec_task_id: None,
             entity: "project",
-            entity_id: Some(id),
+            entity_id: Some(id.0),
             kind: "project.updated",
             data: json!({ "name": project.name, "settings": project.settings }),
         };
@@ -588,7 +589,7 @@ impl Store for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
             entity: "spec_task",
-            entity_id: Some(task.id),
+            entity_id: Some(task.id.0),
             kind: "spec_task.created",
             data: json!({ "title": task.title, "status": task.status, "branch": task.branch }),
         };
@@ -615,7 +616,7 @@ impl Store for SqlStore {
         let mut conditions = Vec::new();
         let mut binds = Vec::new();
         if let Some(p) = filter.project_id {
-            binds.push(Bind::Int(p));
+            binds.push(Bind::Int(p.0));
             conditions.push(format!("project_id = ${}", binds.len()));
         }
         if let Some(status) = filter.status {
@@ -647,20 +648,20 @@ impl Store for SqlStore {
             .collect::<Result<Vec<_>>>()?;
         let next = if tasks.len() as i64 > limit {
             tasks.truncate(limit as usize);
-            tasks.last().map(|t| t.id)
+            tasks.last().map(|t| t.id.0)
         } else {
             None
         };
         Ok((tasks, next))
     }
 
-    async fn get_spec_task(&self, id: i64) -> Result<SpecTask> {
+    async fn get_spec_task(&self, id: SpecTaskId) -> Result<SpecTask> {
         self.fetch_spec_task(&self.pool, id).await
     }
 
     async fn update_spec_task(
         &self,
-        id: i64,
+        id: SpecTaskId,
         patch: &SpecTaskPatch,
         actor: Actor<'_>,
     ) -> Result<SpecTask> {
@@ -687,7 +688,7 @@ impl Store for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(id),
             entity: "spec_task",
-            entity_id: Some(id),
+            entity_id: Some(id.0),
             kind: "spec_task.updated",
             data: json!({
                 "title": patch.title,
@@ -701,7 +702,7 @@ impl Store for SqlStore {
 
     async fn transition_spec_task(
         &self,
-        id: i64,
+        id: SpecTaskId,
         make_event: MakeEvent<'_>,
         actor: Actor<'_>,
     ) -> Result<SpecTask> {
@@ -744,7 +745,7 @@ impl Store for SqlStore {
         Ok(session)
     }
 
-    async fn list_work_sessions(&self, spec_task_id: i64) -> Result<Vec<WorkSession>> {
+    async fn list_work_sessions(&self, spec_task_id: SpecTaskId) -> Result<Vec<WorkSession>> {
         self.list_of_task(
             spec_task_id,
             rows::WORK_SESSION_COLUMNS,
@@ -755,15 +756,15 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn get_work_session(&self, id: i64) -> Result<WorkSession> {
+    async fn get_work_session(&self, id: WorkSessionId) -> Result<WorkSession> {
         let table = ("work_sessions", rows::WORK_SESSION_COLUMNS, "id");
-        self.fetch_by(&self.pool, table, id, "work session", rows::work_session)
+        self.fetch_by(&self.pool, table, id.0, "work session", rows::work_session)
             .await
     }
 
     async fn transition_work_session(
         &self,
-        id: i64,
+        id: WorkSessionId,
         event: WorkSessionEvent,
         reason: Option<String>,
         actor: Actor<'_>,
@@ -783,7 +784,7 @@ impl Store for SqlStore {
             Set("updated_at = {}", Bind::Int(now_ms())),
         ];
         let table = ("work_sessions", rows::WORK_SESSION_COLUMNS);
-        let row = step.write(&mut tx, table, id, sets).await?;
+        let row = step.write(&mut tx, table, id.0, sets).await?;
         let session = rows::work_session(&row)?;
         // A session that will not run again loses its agent-tool credentials with
         // the change that ends it (a failed one may be retried: its token is refused
@@ -796,7 +797,7 @@ impl Store for SqlStore {
         ) {
             super::session_tokens::revoke_in(&mut tx, id).await?;
         }
-        let project_id: i64 = sqlx::query("SELECT project_id FROM spec_tasks WHERE id = $1")
+        let project_id: ProjectId = sqlx::query("SELECT project_id FROM spec_tasks WHERE id = $1")
             .bind(session.spec_task_id)
             .fetch_one(&mut *tx)
             .await?
@@ -842,7 +843,7 @@ impl Store for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
             entity: "coordination_event",
-            entity_id: Some(posted.id),
+            entity_id: Some(posted.id.0),
             kind: "coordination_event.posted",
             data: json!({
                 "kind": posted.kind,
@@ -854,7 +855,10 @@ impl Store for SqlStore {
         Ok(posted)
     }
 
-    async fn list_coordination_events(&self, spec_task_id: i64) -> Result<Vec<CoordinationEvent>> {
+    async fn list_coordination_events(
+        &self,
+        spec_task_id: SpecTaskId,
+    ) -> Result<Vec<CoordinationEvent>> {
         self.list_of_task(
             spec_task_id,
             rows::COORDINATION_COLUMNS,
@@ -867,9 +871,9 @@ impl Store for SqlStore {
 
     async fn acknowledge_coordination_event(
         &self,
-        spec_task_id: i64,
-        id: i64,
-        by_session: Option<i64>,
+        spec_task_id: SpecTaskId,
+        id: CoordinationEventId,
+        by_session: Option<WorkSessionId>,
         actor: Actor<'_>,
     ) -> Result<CoordinationEvent> {
         let task = self.get_spec_task(spec_task_id).await?;
@@ -916,7 +920,7 @@ impl Store for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(spec_task_id),
             entity: "coordination_event",
-            entity_id: Some(id),
+            entity_id: Some(id.0),
             kind: "coordination_event.acknowledged",
             data: json!({ "by_session_id": by_session }),
         };
@@ -924,7 +928,7 @@ impl Store for SqlStore {
         Ok(acked)
     }
 
-    async fn list_shared_state(&self, spec_task_id: i64) -> Result<Vec<SharedStateEntry>> {
+    async fn list_shared_state(&self, spec_task_id: SpecTaskId) -> Result<Vec<SharedStateEntry>> {
         self.list_of_task(
             spec_task_id,
             rows::SHARED_STATE_COLUMNS,
@@ -935,7 +939,11 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn get_shared_state(&self, spec_task_id: i64, key: &str) -> Result<SharedStateEntry> {
+    async fn get_shared_state(
+        &self,
+        spec_task_id: SpecTaskId,
+        key: &str,
+    ) -> Result<SharedStateEntry> {
         self.get_spec_task(spec_task_id).await?;
         let sql = format!(
             "SELECT {} FROM shared_state WHERE spec_task_id = $1 AND state_key = $2",
@@ -952,7 +960,7 @@ impl Store for SqlStore {
 
     async fn put_shared_state(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         key: &str,
         value: &serde_json::Value,
         expected_version: i64,
@@ -1023,13 +1031,13 @@ impl Store for SqlStore {
     async fn list_events(
         &self,
         after: i64,
-        spec_task_id: Option<i64>,
+        spec_task_id: Option<SpecTaskId>,
         limit: i64,
     ) -> Result<Vec<Event>> {
         let (filter, mut binds) = match spec_task_id {
             Some(t) => (
                 "AND spec_task_id = $2",
-                vec![Bind::Int(after), Bind::Int(t)],
+                vec![Bind::Int(after), Bind::Int(t.0)],
             ),
             None => ("", vec![Bind::Int(after)]),
         };
@@ -1070,13 +1078,16 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn latest_events(&self, spec_task_id: i64, limit: i64) -> Result<Vec<Event>> {
+    async fn latest_events(&self, spec_task_id: SpecTaskId, limit: i64) -> Result<Vec<Event>> {
         let sql = format!(
             "SELECT {} FROM events WHERE spec_task_id = $1 ORDER BY id DESC LIMIT $2",
             rows::EVENT_COLUMNS
         );
         let mut events = self
-            .fetch_rows(&sql, vec![Bind::Int(spec_task_id), Bind::Int(limit.max(1))])
+            .fetch_rows(
+                &sql,
+                vec![Bind::Int(spec_task_id.0), Bind::Int(limit.max(1))],
+            )
             .await?
             .iter()
             .map(rows::event)
@@ -1090,7 +1101,7 @@ impl Store for SqlStore {
 /// returns it with its `work_session.created` event, for the caller's transaction.
 pub(super) async fn insert_work_session(
     tx: &mut WriteTx,
-    project_id: i64,
+    project_id: ProjectId,
     new: &NewWorkSession,
     status: WorkSessionStatus,
     attempt: i64,
@@ -1121,7 +1132,7 @@ pub(super) async fn insert_work_session(
         project_id: Some(project_id),
         spec_task_id: Some(session.spec_task_id),
         entity: "work_session",
-        entity_id: Some(session.id),
+        entity_id: Some(session.id.0),
         kind: "work_session.created",
         data: json!({ "name": session.name, "kind": session.kind, "parent_id": session.parent_id }),
     };
@@ -1130,7 +1141,7 @@ pub(super) async fn insert_work_session(
 
 /// The event of a work session's status change.
 pub(super) fn session_status_event(
-    project_id: i64,
+    project_id: ProjectId,
     session: &WorkSession,
     from: WorkSessionStatus,
     reason: Option<String>,
@@ -1139,7 +1150,7 @@ pub(super) fn session_status_event(
         project_id: Some(project_id),
         spec_task_id: Some(session.spec_task_id),
         entity: "work_session",
-        entity_id: Some(session.id),
+        entity_id: Some(session.id.0),
         kind: "work_session.status_changed",
         data: json!({ "from": from, "to": session.status, "attempt": session.attempt, "reason": reason }),
     }
@@ -1147,7 +1158,7 @@ pub(super) fn session_status_event(
 
 /// The event of an implementation task's status change.
 pub(super) fn task_status_event(
-    project_id: i64,
+    project_id: ProjectId,
     item: &ImplementationTask,
     to: ImplementationTaskStatus,
 ) -> NewEvent {
@@ -1155,7 +1166,7 @@ pub(super) fn task_status_event(
         project_id: Some(project_id),
         spec_task_id: Some(item.spec_task_id),
         entity: "implementation_task",
-        entity_id: Some(item.id),
+        entity_id: Some(item.id.0),
         kind: "implementation_task.status_changed",
         data: json!({ "key": item.key, "from": item.status, "to": to }),
     }

@@ -17,7 +17,7 @@ use crate::domain::*;
 
 #[derive(Debug, Clone)]
 pub struct NewWebhook {
-    pub project_id: Option<i64>,
+    pub project_id: Option<ProjectId>,
     pub url: String,
     pub kinds: Vec<NotificationKind>,
     pub format: WebhookFormat,
