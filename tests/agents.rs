@@ -56,7 +56,7 @@ async fn task(app: &TestApp) -> i64 {
 
 async fn session(app: &TestApp, task: i64, name: &str) -> i64 {
     let new = NewWorkSession {
-        spec_task_id: task,
+        spec_task_id: SpecTaskId(task),
         parent_id: None,
         implementation_task_id: None,
         kind: WorkSessionKind::Implementation,
@@ -68,6 +68,7 @@ async fn session(app: &TestApp, task: i64, name: &str) -> i64 {
         .await
         .unwrap()
         .id
+        .0
 }
 
 fn worktree(root: &Path, name: &str) -> PathBuf {
@@ -79,7 +80,7 @@ fn worktree(root: &Path, name: &str) -> PathBuf {
 /// The text of a session's transcript entries of one kind.
 async fn entries(app: &TestApp, ws: i64, kind: TranscriptKind) -> Vec<String> {
     app.store
-        .list_transcript(ws, 0)
+        .list_transcript(WorkSessionId(ws), 0)
         .await
         .unwrap()
         .into_iter()
@@ -97,7 +98,7 @@ async fn wait_message(
     tokio::time::timeout(WAIT, async {
         loop {
             let live = rx.recv().await.unwrap();
-            if live.work_session_id == ws
+            if live.work_session_id == WorkSessionId(ws)
                 && matches!(&live.update, AgentUpdate::Message(t) if t.contains(needle))
             {
                 return;
@@ -117,7 +118,11 @@ async fn wait_instance(
     let mut events = app.store.subscribe_events();
     tokio::time::timeout(WAIT, async {
         loop {
-            let instance = app.store.get_agent_instance(task).await.unwrap();
+            let instance = app
+                .store
+                .get_agent_instance(SpecTaskId(task))
+                .await
+                .unwrap();
             if pred(&instance) {
                 return instance;
             }
@@ -138,22 +143,31 @@ async fn two_threads_run_concurrently_and_cancelling_one_leaves_the_other() {
     );
     let dir = tempfile::tempdir().unwrap();
     let (wt1, wt2) = (worktree(dir.path(), "wt1"), worktree(dir.path(), "wt2"));
-    let rt = app.agents.runtime(task).await.unwrap();
+    let rt = app.agents.runtime(SpecTaskId(task)).await.unwrap();
     let info = rt.start().await.unwrap();
     assert_eq!(info.name.as_deref(), Some("spectask-test-agent"));
-    rt.open_thread(s1, wt1.clone()).await.unwrap();
-    rt.open_thread(s2, wt2.clone()).await.unwrap();
+    rt.open_thread(WorkSessionId(s1), wt1.clone())
+        .await
+        .unwrap();
+    rt.open_thread(WorkSessionId(s2), wt2.clone())
+        .await
+        .unwrap();
     let mut live = app.agents.subscribe();
 
     let (r1, r2) = (rt.clone(), rt.clone());
-    let one =
-        tokio::spawn(async move { r1.prompt(s1, "write a.txt one\nsay a-started\nhang").await });
-    let two = tokio::spawn(async move {
-        r2.prompt(s2, "sleep 300\nwrite b.txt two\nrun pwd\nsay b-done")
+    let one = tokio::spawn(async move {
+        r1.prompt(WorkSessionId(s1), "write a.txt one\nsay a-started\nhang")
             .await
     });
+    let two = tokio::spawn(async move {
+        r2.prompt(
+            WorkSessionId(s2),
+            "sleep 300\nwrite b.txt two\nrun pwd\nsay b-done",
+        )
+        .await
+    });
     wait_message(&mut live, s1, "a-started").await;
-    rt.cancel(s1).await.unwrap();
+    rt.cancel(WorkSessionId(s1)).await.unwrap();
     // A hung turn ends within a second of the cancel.
     let first = tokio::time::timeout(Duration::from_secs(1), one)
         .await
@@ -177,7 +191,11 @@ async fn two_threads_run_concurrently_and_cancelling_one_leaves_the_other() {
     assert!(messages.iter().any(|m| m.contains("b-done")));
     let stops = entries(&app, s1, TranscriptKind::StopReason).await;
     assert_eq!(stops, ["Cancelled"]);
-    let threads = app.store.list_agent_threads(task).await.unwrap();
+    let threads = app
+        .store
+        .list_agent_threads(SpecTaskId(task))
+        .await
+        .unwrap();
     assert_eq!(threads.len(), 2);
     assert!(threads.iter().all(|t| t.status == AgentThreadStatus::Idle));
     assert_ne!(threads[0].acp_session_id, threads[1].acp_session_id);
@@ -191,14 +209,14 @@ async fn message_chunks_are_coalesced_into_one_entry() {
     let task = task(&app).await;
     let ws = session(&app, task, "chatty").await;
     let dir = tempfile::tempdir().unwrap();
-    let rt = app.agents.runtime(task).await.unwrap();
-    rt.open_thread(ws, worktree(dir.path(), "wt"))
+    let rt = app.agents.runtime(SpecTaskId(task)).await.unwrap();
+    rt.open_thread(WorkSessionId(ws), worktree(dir.path(), "wt"))
         .await
         .unwrap();
     let text = "x".repeat(2000);
     let reason = rt
         .prompt(
-            ws,
+            WorkSessionId(ws),
             &format!(
                 "think let me see\nstream 200 {text}\ntool Edit files\nplan a | b\nusage 10 100 0.5"
             ),
@@ -206,7 +224,11 @@ async fn message_chunks_are_coalesced_into_one_entry() {
         .await
         .unwrap();
     assert_eq!(reason, StopReason::EndTurn);
-    let all = app.store.list_transcript(ws, 0).await.unwrap();
+    let all = app
+        .store
+        .list_transcript(WorkSessionId(ws), 0)
+        .await
+        .unwrap();
     let kinds: Vec<TranscriptKind> = all.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
@@ -238,14 +260,14 @@ async fn every_way_out_of_the_worktree_is_refused() {
     let outside = worktree(dir.path(), "outside");
     std::fs::write(outside.join("secret.txt"), "secret").unwrap();
     std::os::unix::fs::symlink(&outside, wt.join("escape")).unwrap();
-    let rt = app.agents.runtime(task).await.unwrap();
-    rt.open_thread(ws, wt.clone()).await.unwrap();
+    let rt = app.agents.runtime(SpecTaskId(task)).await.unwrap();
+    rt.open_thread(WorkSessionId(ws), wt.clone()).await.unwrap();
     let script = format!(
         "write ../x.txt bad\nwrite {abs}/abs.txt bad\nwrite escape/link.txt bad\nread {abs}/secret.txt\n\
          read escape/secret.txt\nrun cat secret.txt\nwrite inside/ok.txt good\nread inside/ok.txt",
         abs = outside.display()
     );
-    rt.prompt(ws, &script).await.unwrap();
+    rt.prompt(WorkSessionId(ws), &script).await.unwrap();
     for f in ["x.txt", "abs.txt", "link.txt"] {
         assert!(
             !outside.join(f).exists() && !dir.path().join(f).exists(),
@@ -280,7 +302,7 @@ async fn every_way_out_of_the_worktree_is_refused() {
     assert!(messages.contains("read inside/ok.txt: good"), "{messages}");
     let refusals = app
         .store
-        .list_events(0, Some(task), 1000)
+        .list_events(0, Some(SpecTaskId(task)), 1000)
         .await
         .unwrap()
         .into_iter()
@@ -306,12 +328,15 @@ async fn a_crash_mid_turn_interrupts_the_thread_and_the_instance_restarts(backen
     let task = task(&app).await;
     let ws = session(&app, task, "fragile").await;
     let dir = tempfile::tempdir().unwrap();
-    let rt = app.agents.runtime(task).await.unwrap();
-    rt.open_thread(ws, worktree(dir.path(), "wt"))
+    let rt = app.agents.runtime(SpecTaskId(task)).await.unwrap();
+    rt.open_thread(WorkSessionId(ws), worktree(dir.path(), "wt"))
         .await
         .unwrap();
     let first_pid = rt.pid().await.unwrap();
-    let err = rt.prompt(ws, "say before\ncrash 5").await.unwrap_err();
+    let err = rt
+        .prompt(WorkSessionId(ws), "say before\ncrash 5")
+        .await
+        .unwrap_err();
     assert!(matches!(err, AgentError::Interrupted(_)), "{err:?}");
     let instance = wait_instance(&app, task, |i| {
         i.restarts == 1 && i.status == AgentInstanceStatus::Ready
@@ -322,11 +347,11 @@ async fn a_crash_mid_turn_interrupts_the_thread_and_the_instance_restarts(backen
         reason.contains("crashing as asked"),
         "the reason carries the agent's stderr: {reason}"
     );
-    let thread = app.store.get_agent_thread(ws).await.unwrap();
+    let thread = app.store.get_agent_thread(WorkSessionId(ws)).await.unwrap();
     assert_eq!(thread.status, AgentThreadStatus::Interrupted);
     let interrupted = app
         .store
-        .list_events(0, Some(task), 1000)
+        .list_events(0, Some(SpecTaskId(task)), 1000)
         .await
         .unwrap()
         .into_iter()
@@ -346,7 +371,7 @@ async fn a_crash_mid_turn_interrupts_the_thread_and_the_instance_restarts(backen
 
     assert_ne!(rt.pid().await.unwrap(), first_pid, "a new process");
     assert_eq!(
-        rt.prompt(ws, "say after").await.unwrap(),
+        rt.prompt(WorkSessionId(ws), "say after").await.unwrap(),
         StopReason::EndTurn
     );
     assert!(
@@ -356,12 +381,16 @@ async fn a_crash_mid_turn_interrupts_the_thread_and_the_instance_restarts(backen
             .any(|m| m.contains("after"))
     );
     assert_eq!(
-        app.store.get_agent_thread(ws).await.unwrap().status,
+        app.store
+            .get_agent_thread(WorkSessionId(ws))
+            .await
+            .unwrap()
+            .status,
         AgentThreadStatus::Idle
     );
     let kinds: Vec<String> = app
         .store
-        .list_events(0, Some(task), 1000)
+        .list_events(0, Some(SpecTaskId(task)), 1000)
         .await
         .unwrap()
         .into_iter()
@@ -393,13 +422,13 @@ async fn broken_agents_fail_with_a_clear_error_not_a_hang() {
         ("dies", "crashed on start"),
     ] {
         let t = task_with_profile(&app, project, name).await;
-        let rt = app.agents.runtime(t).await.unwrap();
+        let rt = app.agents.runtime(SpecTaskId(t)).await.unwrap();
         let err = tokio::time::timeout(WAIT, rt.start())
             .await
             .expect("no hang")
             .unwrap_err();
         assert!(err.to_string().contains(expected), "{name}: {err}");
-        let instance = app.store.get_agent_instance(t).await.unwrap();
+        let instance = app.store.get_agent_instance(SpecTaskId(t)).await.unwrap();
         assert_eq!(instance.status, AgentInstanceStatus::Crashed, "{name}");
         assert!(instance.last_error.unwrap().contains(expected), "{name}");
     }
@@ -432,13 +461,16 @@ async fn stopping_ends_the_whole_process_tree() {
     let ws = session(&app, task, "tree").await;
     let dir = tempfile::tempdir().unwrap();
     let wt = worktree(dir.path(), "wt");
-    let rt = app.agents.runtime(task).await.unwrap();
-    rt.open_thread(ws, wt.clone()).await.unwrap();
+    let rt = app.agents.runtime(SpecTaskId(task)).await.unwrap();
+    rt.open_thread(WorkSessionId(ws), wt.clone()).await.unwrap();
     let pid = rt.pid().await.unwrap();
     let mut live = app.agents.subscribe();
     let r = rt.clone();
     // A grandchild: the agent's terminal runs a shell that runs sleep.
-    let turn = tokio::spawn(async move { r.prompt(ws, "say go\nrun sh -c sleep\\ 60").await });
+    let turn = tokio::spawn(async move {
+        r.prompt(WorkSessionId(ws), "say go\nrun sh -c sleep\\ 60")
+            .await
+    });
     wait_message(&mut live, ws, "go").await;
     let (status, body) = app
         .post(&format!("/api/v1/spec-tasks/{task}/agent/stop"), json!({}))
@@ -521,14 +553,16 @@ async fn ask_permission_end_to_end_through_the_api(backend: Backend) {
     let task = app.task(project, "ask").await;
     let ws = session(&app, task, "asker").await;
     let dir = tempfile::tempdir().unwrap();
-    let rt = app.agents.runtime(task).await.unwrap();
-    rt.open_thread(ws, worktree(dir.path(), "wt"))
+    let rt = app.agents.runtime(SpecTaskId(task)).await.unwrap();
+    rt.open_thread(WorkSessionId(ws), worktree(dir.path(), "wt"))
         .await
         .unwrap();
 
     let r = rt.clone();
-    let turn =
-        tokio::spawn(async move { r.prompt(ws, "ask Deploy to staging\nsay after-ask").await });
+    let turn = tokio::spawn(async move {
+        r.prompt(WorkSessionId(ws), "ask Deploy to staging\nsay after-ask")
+            .await
+    });
     let pending = wait_pending(&app, task).await;
     assert_eq!(pending["title"], "Deploy to staging");
     assert_eq!(pending["work_session_id"], ws);
@@ -563,9 +597,10 @@ async fn ask_permission_end_to_end_through_the_api(backend: Backend) {
 
     // Cancelling the session answers its waiting request `cancelled`.
     let r = rt.clone();
-    let turn = tokio::spawn(async move { r.prompt(ws, "ask Delete the database").await });
+    let turn =
+        tokio::spawn(async move { r.prompt(WorkSessionId(ws), "ask Delete the database").await });
     let pending = wait_pending(&app, task).await;
-    rt.cancel(ws).await.unwrap();
+    rt.cancel(WorkSessionId(ws)).await.unwrap();
     assert_eq!(
         tokio::time::timeout(WAIT, turn)
             .await
@@ -681,14 +716,18 @@ async fn conformance_with_the_python_sdk_echo_agent() {
         session(&app, task, "b").await,
     );
     let dir = tempfile::tempdir().unwrap();
-    let rt: Arc<AgentRuntime> = app.agents.runtime(task).await.unwrap();
+    let rt: Arc<AgentRuntime> = app.agents.runtime(SpecTaskId(task)).await.unwrap();
     rt.start().await.unwrap();
-    rt.open_thread(a, worktree(dir.path(), "a")).await.unwrap();
-    rt.open_thread(b, worktree(dir.path(), "b")).await.unwrap();
+    rt.open_thread(WorkSessionId(a), worktree(dir.path(), "a"))
+        .await
+        .unwrap();
+    rt.open_thread(WorkSessionId(b), worktree(dir.path(), "b"))
+        .await
+        .unwrap();
     let (ra, rb) = (rt.clone(), rt.clone());
     let (first, second) = tokio::join!(
-        async move { ra.prompt(a, "hello from A").await },
-        async move { rb.prompt(b, "hello from B").await },
+        async move { ra.prompt(WorkSessionId(a), "hello from A").await },
+        async move { rb.prompt(WorkSessionId(b), "hello from B").await },
     );
     assert_eq!(first.unwrap(), StopReason::EndTurn);
     assert_eq!(second.unwrap(), StopReason::EndTurn);
@@ -700,7 +739,11 @@ async fn conformance_with_the_python_sdk_echo_agent() {
         entries(&app, b, TranscriptKind::Message).await,
         ["hello from B"]
     );
-    let threads = app.store.list_agent_threads(task).await.unwrap();
+    let threads = app
+        .store
+        .list_agent_threads(SpecTaskId(task))
+        .await
+        .unwrap();
     assert_ne!(threads[0].acp_session_id, threads[1].acp_session_id);
     rt.stop().await.unwrap();
     app.shutdown().await;
@@ -722,22 +765,31 @@ async fn a_thread_is_loaded_again_after_a_crash_when_the_agent_supports_it() {
     let task = task_with_profile(&app, project, "persistent").await;
     let ws = session(&app, task, "durable").await;
     let dir = tempfile::tempdir().unwrap();
-    let rt = app.agents.runtime(task).await.unwrap();
-    rt.open_thread(ws, worktree(dir.path(), "wt"))
+    let rt = app.agents.runtime(SpecTaskId(task)).await.unwrap();
+    rt.open_thread(WorkSessionId(ws), worktree(dir.path(), "wt"))
         .await
         .unwrap();
-    rt.prompt(ws, "say remember me").await.unwrap();
-    let before = app.store.get_agent_thread(ws).await.unwrap().acp_session_id;
-    assert!(rt.prompt(ws, "crash").await.is_err());
+    rt.prompt(WorkSessionId(ws), "say remember me")
+        .await
+        .unwrap();
+    let before = app
+        .store
+        .get_agent_thread(WorkSessionId(ws))
+        .await
+        .unwrap()
+        .acp_session_id;
+    assert!(rt.prompt(WorkSessionId(ws), "crash").await.is_err());
     wait_instance(&app, task, |i| {
         i.restarts == 1 && i.status == AgentInstanceStatus::Ready
     })
     .await;
     assert_eq!(
-        rt.prompt(ws, "say back again").await.unwrap(),
+        rt.prompt(WorkSessionId(ws), "say back again")
+            .await
+            .unwrap(),
         StopReason::EndTurn
     );
-    let thread = app.store.get_agent_thread(ws).await.unwrap();
+    let thread = app.store.get_agent_thread(WorkSessionId(ws)).await.unwrap();
     assert_eq!(
         thread.acp_session_id, before,
         "the same ACP session, loaded in the new process"
@@ -745,7 +797,7 @@ async fn a_thread_is_loaded_again_after_a_crash_when_the_agent_supports_it() {
     // The history the agent replays while loading is not recorded a second time.
     let kinds: Vec<TranscriptKind> = app
         .store
-        .list_transcript(ws, 0)
+        .list_transcript(WorkSessionId(ws), 0)
         .await
         .unwrap()
         .iter()
@@ -779,11 +831,13 @@ async fn auto_and_deny_policies_answer_without_a_person() {
         let task = app.task(project, policy).await;
         let ws = session(&app, task, policy).await;
         let dir = tempfile::tempdir().unwrap();
-        let rt = app.agents.runtime(task).await.unwrap();
-        rt.open_thread(ws, worktree(dir.path(), "wt"))
+        let rt = app.agents.runtime(SpecTaskId(task)).await.unwrap();
+        rt.open_thread(WorkSessionId(ws), worktree(dir.path(), "wt"))
             .await
             .unwrap();
-        rt.prompt(ws, "ask Run the migration").await.unwrap();
+        rt.prompt(WorkSessionId(ws), "ask Run the migration")
+            .await
+            .unwrap();
         let messages = entries(&app, ws, TranscriptKind::Message).await.concat();
         assert_eq!(messages, expected, "{policy}");
         rt.stop().await.unwrap();
@@ -806,11 +860,11 @@ async fn a_turn_that_hangs_past_its_timeout_is_cancelled_with_a_clear_error() {
     let task = task(&app).await;
     let ws = session(&app, task, "stuck").await;
     let dir = tempfile::tempdir().unwrap();
-    let rt = app.agents.runtime(task).await.unwrap();
-    rt.open_thread(ws, worktree(dir.path(), "wt"))
+    let rt = app.agents.runtime(SpecTaskId(task)).await.unwrap();
+    rt.open_thread(WorkSessionId(ws), worktree(dir.path(), "wt"))
         .await
         .unwrap();
-    let err = tokio::time::timeout(WAIT, rt.prompt(ws, "hang"))
+    let err = tokio::time::timeout(WAIT, rt.prompt(WorkSessionId(ws), "hang"))
         .await
         .expect("no hang")
         .unwrap_err();
@@ -820,16 +874,16 @@ async fn a_turn_that_hangs_past_its_timeout_is_cancelled_with_a_clear_error() {
     );
     // The failed turn's ACP session is left behind: the thread is interrupted and
     // its next turn opens a new one.
-    let thread = app.store.get_agent_thread(ws).await.unwrap();
+    let thread = app.store.get_agent_thread(WorkSessionId(ws)).await.unwrap();
     assert_eq!(thread.status, AgentThreadStatus::Interrupted);
     let failed_acp = thread.acp_session_id.clone().unwrap();
     assert!(entries(&app, ws, TranscriptKind::Error).await[0].contains("session/prompt"));
     // The agent got session/cancel and is free for the next turn.
     assert_eq!(
-        rt.prompt(ws, "say next").await.unwrap(),
+        rt.prompt(WorkSessionId(ws), "say next").await.unwrap(),
         StopReason::EndTurn
     );
-    let thread = app.store.get_agent_thread(ws).await.unwrap();
+    let thread = app.store.get_agent_thread(WorkSessionId(ws)).await.unwrap();
     assert_eq!(thread.status, AgentThreadStatus::Idle);
     assert_ne!(
         thread.acp_session_id.unwrap(),
@@ -878,6 +932,11 @@ async fn agent_routes_refuse_unknown_ids() {
     let (status, body) = app.get("/api/v1/permissions?status=maybe").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     // Nothing was started by the refused calls.
-    assert!(app.store.get_agent_instance(task).await.is_err());
+    assert!(
+        app.store
+            .get_agent_instance(SpecTaskId(task))
+            .await
+            .is_err()
+    );
     app.shutdown().await;
 }

@@ -9,6 +9,7 @@ use common::db::Backend;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use spectask::domain::SpecTaskEvent;
+use spectask::domain::ids::*;
 
 on_both_backends!(
     every_route_requires_a_valid_token,
@@ -515,7 +516,7 @@ async fn lifecycle_through_review_and_wip_queue(backend: Backend) {
     assert_eq!(body["status"], "planning_queued");
     app.store
         .transition_spec_task(
-            c,
+            SpecTaskId(c),
             &|_| SpecTaskEvent::Fail {
                 reason: "no spec written".into(),
             },
@@ -601,31 +602,34 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
     };
     let s1 = app
         .store
-        .create_work_session(session(task, "one", None), "system")
+        .create_work_session(session(SpecTaskId(task), "one", None), "system")
         .await
         .unwrap();
     let s2 = app
         .store
-        .create_work_session(session(task, "two", Some(s1.id)), "system")
+        .create_work_session(session(SpecTaskId(task), "two", Some(s1.id)), "system")
         .await
         .unwrap();
     let foreign = app
         .store
-        .create_work_session(session(other, "x", None), "system")
+        .create_work_session(session(SpecTaskId(other), "x", None), "system")
         .await
         .unwrap();
     let (_, list) = app
         .get(&format!("/api/v1/spec-tasks/{task}/sessions"))
         .await;
     assert_eq!(list.as_array().unwrap().len(), 2);
-    assert_eq!(list[1]["parent_id"], s1.id);
+    assert_eq!(list[1]["parent_id"], s1.id.0);
     let (status, got) = app.get(&format!("/api/v1/sessions/{}", s2.id)).await;
     assert_eq!(
         (status, got["name"].as_str()),
         (StatusCode::OK, Some("two"))
     );
     assert_eq!(got["status"], "pending");
-    assert!(got.get("lease_owner").is_some());
+    assert!(
+        got.get("lease_owner").is_none(),
+        "the dead lease columns are gone"
+    );
     let (status, body) = app.get("/api/v1/sessions/999").await;
     assert_error(status, &body, StatusCode::NOT_FOUND, "not_found");
     let (status, body) = app.get("/api/v1/spec-tasks/999/sessions").await;
@@ -683,7 +687,7 @@ async fn sessions_coordination_and_shared_state(backend: Backend) {
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
     let (status, acked) = app.post(&ack, json!({ "by_session_id": s2.id })).await;
     assert_eq!(status, StatusCode::OK, "{acked}");
-    assert_eq!(acked["acknowledged_by"], s2.id);
+    assert_eq!(acked["acknowledged_by"], s2.id.0);
     let (status, body) = app.post(&ack, json!({})).await;
     assert_error(status, &body, StatusCode::CONFLICT, "conflict");
     // A person acknowledges with no body at all.

@@ -12,6 +12,7 @@ use common::plan::{
 };
 use reqwest::StatusCode;
 use serde_json::json;
+use spectask::domain::ids::*;
 use spectask::domain::{TranscriptKind, WorkSessionKind, WorkSessionStatus};
 
 /// Runs the real `spectask` binary against the app.
@@ -43,7 +44,7 @@ async fn a_conflict_waits_for_a_person_when_the_project_says_so_and_retry_resolv
     let driver = drive(&app);
     let conflicted = wait_for(&app, "a conflicted session", || async {
         app.store
-            .list_work_sessions(id)
+            .list_work_sessions(SpecTaskId(id))
             .await
             .unwrap()
             .into_iter()
@@ -55,7 +56,7 @@ async fn a_conflict_waits_for_a_person_when_the_project_says_so_and_retry_resolv
     for _ in 0..3 {
         app.implementer.run_once().await.unwrap();
     }
-    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    let sessions = app.store.list_work_sessions(SpecTaskId(id)).await.unwrap();
     assert!(
         sessions
             .iter()
@@ -72,7 +73,7 @@ async fn a_conflict_waits_for_a_person_when_the_project_says_so_and_retry_resolv
             .as_array()
             .unwrap()
             .iter()
-            .any(|e| e["kind"] == "conflict" && e["from_session_id"] == conflicted.id)
+            .any(|e| e["kind"] == "conflict" && e["from_session_id"] == conflicted.id.0)
     );
     // Skipping a working session's task is refused; a bad decision is a 404.
     let (status, _) = app
@@ -99,7 +100,7 @@ async fn a_conflict_waits_for_a_person_when_the_project_says_so_and_retry_resolv
     );
     let fixer = app
         .store
-        .list_work_sessions(id)
+        .list_work_sessions(SpecTaskId(id))
         .await
         .unwrap()
         .into_iter()
@@ -207,7 +208,11 @@ async fn a_message_to_a_busy_session_is_delivered_in_a_turn_after_its_own() {
     driver.abort();
     // Two prompts: the task, then the message that arrived during it, which the
     // agent read (it echoes a prompt without commands) before the merge.
-    let transcript = app.store.list_transcript(session, 0).await.unwrap();
+    let transcript = app
+        .store
+        .list_transcript(WorkSessionId(session), 0)
+        .await
+        .unwrap();
     let prompts: Vec<&str> = transcript
         .iter()
         .filter(|e| e.kind == TranscriptKind::Prompt)
@@ -290,9 +295,19 @@ async fn cancelling_a_running_session_cancels_its_turn_and_its_task_and_merges_n
     let log = git(&repo, &["log", "--format=%s", branch]);
     assert!(!log.contains("merge task 1"), "{log}");
     driver.abort();
-    let s = app.store.get_work_session(session).await.unwrap();
+    let s = app
+        .store
+        .get_work_session(WorkSessionId(session))
+        .await
+        .unwrap();
     assert_eq!(s.status, WorkSessionStatus::Cancelled);
-    assert_eq!(app.store.merge_commit(session).await.unwrap(), None);
+    assert_eq!(
+        app.store
+            .merge_commit(WorkSessionId(session))
+            .await
+            .unwrap(),
+        None
+    );
     app.shutdown().await;
 }
 
@@ -307,7 +322,7 @@ async fn a_cancelled_turn_ends_with_the_agents_own_answer_even_when_it_is_the_ru
     let id = approved_plan(&app, project, "Slow cancel", plan).await;
     let driver = drive(&app);
     let session = wait_for(&app, "the turn under way", || async {
-        for s in app.store.list_work_sessions(id).await.unwrap() {
+        for s in app.store.list_work_sessions(SpecTaskId(id)).await.unwrap() {
             let t = app.store.list_transcript(s.id, 0).await.unwrap();
             if t.iter()
                 .any(|e| e.kind == TranscriptKind::Message && e.content.contains("working"))

@@ -14,6 +14,7 @@ use common::plan::{
 use reqwest::StatusCode;
 use serde_json::json;
 use spectask::agents::profile::AgentProfile;
+use spectask::domain::ids::*;
 
 /// Each task's details are the scripted agent's commands.
 const PLAN: &str = "# Implementation Plan
@@ -180,11 +181,15 @@ async fn a_diamond_plan_runs_in_parallel_and_merges_every_task_once() {
     assert_eq!(api_report["sessions"].as_array().unwrap().len(), 6);
     assert_eq!(api_report["tasks_done"], 6);
     // The join task was handed the summaries of exactly the tasks it depends on.
-    let plan_tasks = app.store.list_implementation_tasks(id).await.unwrap();
+    let plan_tasks = app
+        .store
+        .list_implementation_tasks(SpecTaskId(id))
+        .await
+        .unwrap();
     let join = plan_tasks.iter().find(|t| t.key == "5").unwrap();
     let join_session = app
         .store
-        .list_work_sessions(id)
+        .list_work_sessions(SpecTaskId(id))
         .await
         .unwrap()
         .into_iter()
@@ -219,7 +224,7 @@ async fn a_diamond_plan_runs_in_parallel_and_merges_every_task_once() {
         git(&repo, &["symbolic-ref", "--short", "HEAD"]).trim(),
         "main"
     );
-    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    let sessions = app.store.list_work_sessions(SpecTaskId(id)).await.unwrap();
     assert_eq!(sessions.len(), 6);
     for s in &sessions {
         assert_eq!(
@@ -313,7 +318,7 @@ async fn a_session_that_fails_twice_blocks_its_dependents_and_skip_unblocks_them
         &[("1", "done"), ("2", "failed"), ("3", "blocked")],
     )
     .await;
-    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    let sessions = app.store.list_work_sessions(SpecTaskId(id)).await.unwrap();
     let fragile = sessions.iter().find(|s| s.name.starts_with("2.")).unwrap();
     assert_eq!(fragile.status, spectask::domain::WorkSessionStatus::Failed);
     assert_eq!(fragile.attempt, 2, "retried once in the same worktree");
@@ -400,13 +405,16 @@ async fn a_merge_conflict_is_resolved_by_a_conflict_fixing_session_keeping_both_
         .find(|e| e["kind"] == "conflict")
         .expect("a conflict event");
     assert!(conflict["message"].as_str().unwrap().contains("shared.txt"));
-    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    let sessions = app.store.list_work_sessions(SpecTaskId(id)).await.unwrap();
     let fixer = sessions
         .iter()
         .find(|s| s.kind == spectask::domain::WorkSessionKind::MergeConflict)
         .expect("a conflict-fixing session");
     assert_eq!(fixer.status, spectask::domain::WorkSessionStatus::Completed);
-    assert_eq!(fixer.parent_id, conflict["from_session_id"].as_i64());
+    assert_eq!(
+        fixer.parent_id,
+        conflict["from_session_id"].as_i64().map(WorkSessionId)
+    );
     assert!(
         sessions
             .iter()
@@ -456,7 +464,7 @@ async fn a_crash_mid_session_is_retried_to_success_in_the_same_worktree() {
     );
     let session = app
         .store
-        .list_work_sessions(id)
+        .list_work_sessions(SpecTaskId(id))
         .await
         .unwrap()
         .pop()
@@ -515,7 +523,7 @@ async fn a_spawned_session_with_a_parent_and_a_dependency_runs_like_any_task() {
     implementer.run_once().await.unwrap();
     let first = app
         .store
-        .list_work_sessions(id)
+        .list_work_sessions(SpecTaskId(id))
         .await
         .unwrap()
         .pop()
@@ -547,7 +555,7 @@ async fn a_spawned_session_with_a_parent_and_a_dependency_runs_like_any_task() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{spawned}");
     assert_eq!(spawned["kind"], "spawned");
-    assert_eq!(spawned["parent_id"], first.id);
+    assert_eq!(spawned["parent_id"], first.id.0);
     let driver = drive(&app);
     let done = wait_status(&app, id, "implementation_review").await;
     driver.abort();
@@ -576,10 +584,10 @@ async fn a_spawned_session_with_a_parent_and_a_dependency_runs_like_any_task() {
         at("S1", "in_progress") > at("1", "done"),
         "the spawned session waited for its dependency"
     );
-    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    let sessions = app.store.list_work_sessions(SpecTaskId(id)).await.unwrap();
     let helper = sessions
         .iter()
-        .find(|s| s.id == spawned["id"].as_i64().unwrap())
+        .find(|s| s.id == WorkSessionId(spawned["id"].as_i64().unwrap()))
         .unwrap();
     assert_eq!(
         helper.status,
@@ -626,7 +634,7 @@ async fn cancelling_the_spec_task_cancels_its_threads_stops_the_agent_and_keeps_
     );
     let (_, instance) = app.get(&format!("/api/v1/spec-tasks/{id}/agent")).await;
     assert_eq!(instance["status"], "stopped");
-    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    let sessions = app.store.list_work_sessions(SpecTaskId(id)).await.unwrap();
     assert!(
         sessions
             .iter()
@@ -682,7 +690,7 @@ async fn a_blocking_event_holds_a_session_until_unblocked_and_messages_reach_pro
     wait_message(&mut live, "wrote a.txt").await;
     let session = app
         .store
-        .list_work_sessions(id)
+        .list_work_sessions(SpecTaskId(id))
         .await
         .unwrap()
         .pop()
@@ -702,7 +710,12 @@ async fn a_blocking_event_holds_a_session_until_unblocked_and_messages_reach_pro
     })
     .await
     .expect("the session is held");
-    let branch = app.store.get_spec_task(id).await.unwrap().branch;
+    let branch = app
+        .store
+        .get_spec_task(SpecTaskId(id))
+        .await
+        .unwrap()
+        .branch;
     assert!(!git(&repo, &["log", "--format=%s", &branch]).contains("merge task 1"));
     assert_eq!(
         app.get(&format!("/api/v1/spec-tasks/{id}")).await.1["status"],
@@ -734,11 +747,11 @@ async fn a_blocking_event_holds_a_session_until_unblocked_and_messages_reach_pro
     );
     let statuses: Vec<String> = app
         .store
-        .list_events(0, Some(id), 10_000)
+        .list_events(0, Some(SpecTaskId(id)), 10_000)
         .await
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "work_session.status_changed" && e.entity_id == Some(session.id))
+        .filter(|e| e.kind == "work_session.status_changed" && e.entity_id == Some(session.id.0))
         .map(|e| e.data["to"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(
@@ -762,7 +775,7 @@ async fn a_blocking_event_holds_a_session_until_unblocked_and_messages_reach_pro
 /// not committed a second time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_a_crash_cut_short_is_committed_once_by_the_implementer() {
-    use spectask::domain::{SpecTaskEvent, Verdict};
+    use spectask::domain::{SpecTaskEvent, SpecTaskId, Verdict};
     let app = scripted_app(|_| {}).await;
     let (project, repo) = app.project_with_repo().await;
     commit_templates(&repo, &[("implementation.md", "{{details}}\n")]);
@@ -779,11 +792,15 @@ async fn an_approval_a_crash_cut_short_is_committed_once_by_the_implementer() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let spec_dir = format!("specs/{}", body["spec_dir_name"].as_str().unwrap());
     let number = common::spec::record_spec(&app, cut, common::spec::DESIGN, plan).await;
-    let version = app.store.get_spec_version(cut, number).await.unwrap();
+    let version = app
+        .store
+        .get_spec_version(SpecTaskId(cut), number)
+        .await
+        .unwrap();
     let (task, review) = app
         .store
         .review_spec_task(
-            cut,
+            SpecTaskId(cut),
             &SpecTaskEvent::Approve,
             version.id,
             Verdict::Approved,
@@ -803,7 +820,12 @@ async fn an_approval_a_crash_cut_short_is_committed_once_by_the_implementer() {
 
     // And one approved the normal way.
     let whole = approved_plan(&app, project, "Whole", plan).await;
-    let whole_branch = app.store.get_spec_task(whole).await.unwrap().branch;
+    let whole_branch = app
+        .store
+        .get_spec_task(SpecTaskId(whole))
+        .await
+        .unwrap()
+        .branch;
     assert_eq!(approvals(&whole_branch), 1);
 
     let driver = drive(&app);

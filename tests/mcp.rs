@@ -14,6 +14,7 @@ use common::plan::{
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use spectask::auth::{generate_token, hash_token};
+use spectask::domain::ids::*;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spectask");
@@ -70,7 +71,7 @@ async fn call(app: &TestApp, token: &str, tool: &str, args: Value) -> Result<Val
 async fn token_for(app: &TestApp, session: i64) -> String {
     let token = generate_token();
     app.store
-        .issue_session_token(session, &hash_token(&token), "http", "test")
+        .issue_session_token(WorkSessionId(session), &hash_token(&token), "http", "test")
         .await
         .unwrap();
     token

@@ -15,6 +15,7 @@ use common::app::{TestApp, spawn_app, spawn_app_with};
 use common::db::{Backend, pg_admin_url};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use spectask::domain::ids::*;
 use spectask::domain::{AgentInstanceEvent, WorkSessionEvent, WorkSessionKind};
 use spectask::store::{InstanceReport, NewWorkSession};
 
@@ -268,7 +269,7 @@ async fn sessions_and_agents_in_the_figures(backend: Backend) {
     let project = app.project().await;
     let task = app.task(project, "figures").await;
     let new_session = |name: &str| NewWorkSession {
-        spec_task_id: task,
+        spec_task_id: SpecTaskId(task),
         parent_id: None,
         implementation_task_id: None,
         kind: WorkSessionKind::Implementation,
@@ -303,7 +304,7 @@ async fn sessions_and_agents_in_the_figures(backend: Backend) {
     // The task's agent, sampled as the runtime samples it.
     let instance = app
         .store
-        .start_agent_instance(task, "test", "system")
+        .start_agent_instance(SpecTaskId(task), "test", "system")
         .await
         .unwrap();
     app.store

@@ -13,6 +13,7 @@ use common::spec::{REQUIREMENTS, TASKS};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use spectask::agents::profile::AgentProfile;
+use spectask::domain::ids::*;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_spectask-test-agent");
 const WAIT: Duration = Duration::from_secs(30);
@@ -239,7 +240,7 @@ async fn plan_review_revise_approve_end_to_end() {
         git(&repo, &["log", "-1", "--format=%s", &branch]).trim(),
         format!("spectask #{id}: spec v2 (changes requested: 1 comments)")
     );
-    let sessions = app.store.list_work_sessions(id).await.unwrap();
+    let sessions = app.store.list_work_sessions(SpecTaskId(id)).await.unwrap();
     let second_prompt = &sessions.last().unwrap().prompt;
     assert!(
         second_prompt.contains("(design.md line 1) Name the tables"),
@@ -363,7 +364,7 @@ async fn an_invalid_spec_gets_one_follow_up_then_the_task_fails_with_the_report(
     );
     let session = app
         .store
-        .list_work_sessions(bad)
+        .list_work_sessions(SpecTaskId(bad))
         .await
         .unwrap()
         .pop()
@@ -383,9 +384,22 @@ async fn an_invalid_spec_gets_one_follow_up_then_the_task_fails_with_the_report(
         prompts[1].contains("does not validate")
             && prompts[1].contains("tasks.md: the file is missing")
     );
-    assert!(app.store.list_spec_versions(bad).await.unwrap().is_empty());
+    assert!(
+        app.store
+            .list_spec_versions(SpecTaskId(bad))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     wait_status(&app, good, "spec_review").await;
-    assert_eq!(app.store.list_spec_versions(good).await.unwrap().len(), 1);
+    assert_eq!(
+        app.store
+            .list_spec_versions(SpecTaskId(good))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     app.shutdown().await;
 }

@@ -21,7 +21,7 @@ fn settings() -> ProjectSettings {
     }
 }
 
-fn new_task(project_id: i64, title: &str) -> NewSpecTask {
+fn new_task(project_id: ProjectId, title: &str) -> NewSpecTask {
     NewSpecTask {
         project_id,
         title: title.into(),
@@ -87,7 +87,9 @@ async fn story(backend: Backend) {
     assert_eq!(a.status, SpecTaskStatus::Backlog);
     assert_eq!(a.branch, format!("spectask/{}-add-login", a.id));
     assert!(matches!(
-        store.create_spec_task(new_task(9999, "x"), actor).await,
+        store
+            .create_spec_task(new_task(ProjectId(9999), "x"), actor)
+            .await,
         Err(StoreError::NotFound { .. })
     ));
     let patched = store
@@ -254,39 +256,6 @@ async fn story(backend: Backend) {
         vec![root.id, child.id]
     );
     assert_eq!(sessions[1].parent_id, Some(root.id));
-
-    // Leases: one owner at a time until its heartbeat goes stale.
-    assert!(
-        store
-            .acquire_lease(root.id, "replica-a", 30_000)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .acquire_lease(root.id, "replica-b", 30_000)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .acquire_lease(root.id, "replica-a", 30_000)
-            .await
-            .unwrap()
-    );
-    assert!(
-        store.acquire_lease(root.id, "replica-b", -1).await.unwrap(),
-        "a stale lease is taken over"
-    );
-    assert_eq!(
-        store
-            .get_work_session(root.id)
-            .await
-            .unwrap()
-            .lease_owner
-            .as_deref(),
-        Some("replica-b")
-    );
 
     // Coordination: post, list, acknowledge once.
     let posted = store

@@ -16,6 +16,7 @@ use super::protocol::{AgentUpdate, parse_update};
 use super::rpc::{Handler, HandlerError};
 use super::sandbox::Sandbox;
 use super::terminals::{CreateTerminal, Terminals};
+use crate::domain::ids::*;
 use crate::domain::{NewEvent, PermissionEvent, PermissionPolicy, TranscriptKind};
 use crate::store::{NewPermissionRequest, NewTranscriptEntry, Store};
 
@@ -27,9 +28,9 @@ const FLUSH_AGE: Duration = Duration::from_millis(30);
 
 /// One ACP session served by this host: a thread of a work session.
 pub struct SessionCtx {
-    pub work_session_id: i64,
-    pub spec_task_id: i64,
-    pub project_id: i64,
+    pub work_session_id: WorkSessionId,
+    pub spec_task_id: SpecTaskId,
+    pub project_id: ProjectId,
     /// The session's worktree: every path it touches must resolve inside it.
     pub cwd: PathBuf,
     /// Set when a person cancels the turn; pending permission waits give up.
@@ -49,9 +50,9 @@ struct Pending {
 
 impl SessionCtx {
     pub fn new(
-        work_session_id: i64,
-        spec_task_id: i64,
-        project_id: i64,
+        work_session_id: WorkSessionId,
+        spec_task_id: SpecTaskId,
+        project_id: ProjectId,
         cwd: PathBuf,
     ) -> SessionCtx {
         SessionCtx {
@@ -69,19 +70,23 @@ impl SessionCtx {
 /// A live view of what agents do, for whoever listens (tests, the dashboard later).
 #[derive(Debug, Clone)]
 pub struct LiveUpdate {
-    pub work_session_id: i64,
+    pub work_session_id: WorkSessionId,
     pub update: AgentUpdate,
 }
 
 /// The answers waiting for a person, by permission request id.
 #[derive(Default)]
 pub struct PermissionBroker {
-    waiting: Mutex<HashMap<i64, oneshot::Sender<Option<String>>>>,
+    waiting: Mutex<HashMap<PermissionRequestId, oneshot::Sender<Option<String>>>>,
 }
 
 impl PermissionBroker {
     /// Hands a person's answer (`None`: cancelled) to the agent waiting for it.
-    pub async fn deliver(&self, request_id: i64, option_id: Option<String>) -> bool {
+    pub async fn deliver(
+        &self,
+        request_id: PermissionRequestId,
+        option_id: Option<String>,
+    ) -> bool {
         match self.waiting.lock().await.remove(&request_id) {
             Some(tx) => tx.send(option_id).is_ok(),
             None => false,
@@ -163,7 +168,7 @@ impl Host {
                         project_id: Some(ctx.project_id),
                         spec_task_id: Some(ctx.spec_task_id),
                         entity: "work_session",
-                        entity_id: Some(ctx.work_session_id),
+                        entity_id: Some(ctx.work_session_id.0),
                         kind: "agent.access_refused",
                         data: json!({ "method": method, "path": path, "worktree": ctx.cwd }),
                     };
@@ -173,7 +178,7 @@ impl Host {
                     tracing::warn!(
                         method,
                         path,
-                        session = ctx.work_session_id,
+                        session = ctx.work_session_id.0,
                         "refused access outside the worktree"
                     );
                 }

@@ -13,6 +13,7 @@ use super::profile::{AgentProfile, profiles};
 use super::runtime::{AgentError, AgentRuntime, RestartPolicy, RuntimeConfig, Timeouts};
 use super::sandbox;
 use super::terminals::Terminals;
+use crate::domain::ids::*;
 use crate::domain::{
     AgentInstance, AgentInstanceStatus, PermissionEvent, PermissionRequest, PermissionStatus,
     SpecTaskStatus,
@@ -47,7 +48,7 @@ pub struct AgentManager {
     store: Arc<dyn Store>,
     settings: AgentSettings,
     profiles: BTreeMap<String, AgentProfile>,
-    runtimes: Mutex<HashMap<i64, Arc<AgentRuntime>>>,
+    runtimes: Mutex<HashMap<SpecTaskId, Arc<AgentRuntime>>>,
     permissions: Arc<PermissionBroker>,
     live: broadcast::Sender<LiveUpdate>,
     /// Where agents reach spectask's tools, once the server listens.
@@ -83,7 +84,10 @@ impl AgentManager {
     }
 
     /// The runtime of a SpecTask's agent instance (not started until used).
-    pub async fn runtime(&self, spec_task_id: i64) -> Result<Arc<AgentRuntime>, ManagerError> {
+    pub async fn runtime(
+        &self,
+        spec_task_id: SpecTaskId,
+    ) -> Result<Arc<AgentRuntime>, ManagerError> {
         if let Some(rt) = self.runtimes.lock().await.get(&spec_task_id) {
             return Ok(rt.clone());
         }
@@ -159,7 +163,7 @@ impl AgentManager {
     /// `None` to cancel it. The waiting agent gets it at once.
     pub async fn answer_permission(
         &self,
-        id: i64,
+        id: PermissionRequestId,
         option_id: Option<&str>,
         actor: &str,
     ) -> Result<PermissionRequest, ManagerError> {
@@ -212,7 +216,7 @@ impl AgentManager {
 
     /// The same for one task this replica of a cluster just took: the earlier
     /// owner's agent, which its pending permission requests waited on, is gone.
-    pub async fn reconcile_task(&self, spec_task_id: i64) -> Result<(), ManagerError> {
+    pub async fn reconcile_task(&self, spec_task_id: SpecTaskId) -> Result<(), ManagerError> {
         for request in self
             .store
             .list_permission_requests(Some(PermissionStatus::Pending), Some(spec_task_id))
@@ -229,7 +233,7 @@ impl AgentManager {
     /// Cancels every thread of a SpecTask's instance and stops it for good (task
     /// cancelled or failed): nothing still finishing can start it again, and the
     /// next phase (a retry) gets a fresh runtime.
-    pub async fn cancel_all(&self, spec_task_id: i64) -> Result<(), AgentError> {
+    pub async fn cancel_all(&self, spec_task_id: SpecTaskId) -> Result<(), AgentError> {
         let runtime = self.runtimes.lock().await.remove(&spec_task_id);
         if let Some(rt) = runtime {
             rt.cancel_all().await;
@@ -243,7 +247,7 @@ impl AgentManager {
     /// the task never had an agent.
     pub async fn hold(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         actor: &str,
     ) -> Result<Option<AgentInstance>, ManagerError> {
         if self
@@ -264,7 +268,7 @@ impl AgentManager {
     /// A person restarts a task's agent: the hold ends and the process starts again.
     pub async fn release_and_restart(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         actor: &str,
     ) -> Result<(), ManagerError> {
         self.store
@@ -295,12 +299,12 @@ impl AgentManager {
 
     /// Stops a SpecTask's agent for good, if it has one (its run ended); a later
     /// phase gets a fresh runtime.
-    pub async fn stop(&self, spec_task_id: i64) {
+    pub async fn stop(&self, spec_task_id: SpecTaskId) {
         let runtime = self.runtimes.lock().await.remove(&spec_task_id);
         if let Some(rt) = runtime
             && let Err(e) = rt.retire().await
         {
-            tracing::warn!(task = spec_task_id, error = %e, "stopping an agent");
+            tracing::warn!(task = spec_task_id.0, error = %e, "stopping an agent");
         }
     }
 
@@ -315,7 +319,7 @@ impl AgentManager {
     }
 
     /// Whether a SpecTask's agent is running now.
-    pub async fn is_running(&self, spec_task_id: i64) -> bool {
+    pub async fn is_running(&self, spec_task_id: SpecTaskId) -> bool {
         match self.runtimes.lock().await.get(&spec_task_id) {
             Some(rt) => *rt.watch_status().borrow() == AgentInstanceStatus::Ready,
             None => false,

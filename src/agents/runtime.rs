@@ -22,6 +22,7 @@ use super::rpc::{Connection, RpcError};
 use super::sample::Sampler;
 use super::sandbox::{self, Prepared};
 use super::terminals::kill_group;
+use crate::domain::ids::*;
 use crate::domain::{
     AgentInstanceEvent, AgentInstanceStatus, AgentThreadEvent, AgentThreadStatus, NewEvent,
     TranscriptKind,
@@ -87,7 +88,7 @@ pub enum AgentError {
     )]
     Sandbox(String),
     #[error("work session {0} has no thread in this agent instance")]
-    NoThread(i64),
+    NoThread(WorkSessionId),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -105,8 +106,8 @@ impl From<RpcError> for AgentError {
 /// Everything an instance needs to run.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    pub spec_task_id: i64,
-    pub project_id: i64,
+    pub spec_task_id: SpecTaskId,
+    pub project_id: ProjectId,
     pub profile_name: String,
     pub profile: AgentProfile,
     /// The process's working directory (the task's folder in the data dir).
@@ -146,7 +147,7 @@ pub struct AgentRuntime {
     host: Arc<Host>,
     instance_id: AtomicU64,
     live: Mutex<Option<Live>>,
-    threads: Mutex<HashMap<i64, ThreadRef>>,
+    threads: Mutex<HashMap<WorkSessionId, ThreadRef>>,
     generation: AtomicU64,
     stopping: AtomicBool,
     /// Set when the task's run is over: `start` refuses from then on.
@@ -213,8 +214,8 @@ impl AgentRuntime {
         self.status.subscribe()
     }
 
-    fn instance_id(&self) -> i64 {
-        self.instance_id.load(Ordering::SeqCst) as i64
+    fn instance_id(&self) -> AgentInstanceId {
+        AgentInstanceId(self.instance_id.load(Ordering::SeqCst) as i64)
     }
 
     fn stderr_tail(&self) -> String {
@@ -266,7 +267,8 @@ impl AgentRuntime {
                 "system",
             )
             .await?;
-        self.instance_id.store(instance.id as u64, Ordering::SeqCst);
+        self.instance_id
+            .store(instance.id.0 as u64, Ordering::SeqCst);
         self.status.send_replace(instance.status);
         // `ready` here is left from a server that is gone: its process went with it.
         if instance.status == AgentInstanceStatus::Ready {
@@ -445,7 +447,7 @@ impl AgentRuntime {
             Ok(p) => p,
             Err(e) => {
                 let err = AgentError::Sandbox(e.to_string());
-                tracing::error!(spec_task = self.config.spec_task_id, error = %e, "agent not started: no sandbox");
+                tracing::error!(spec_task = self.config.spec_task_id.0, error = %e, "agent not started: no sandbox");
                 return Err(self.not_started(err).await);
             }
         };
@@ -453,7 +455,7 @@ impl AgentRuntime {
             Prepared::Confined(sandbox) => {
                 sandbox.confine(command);
                 tracing::info!(
-                    spec_task = self.config.spec_task_id,
+                    spec_task = self.config.spec_task_id.0,
                     abi = sandbox.abi(),
                     rules = sandbox.rules,
                     "agent confined by Landlock"
@@ -462,7 +464,7 @@ impl AgentRuntime {
             Prepared::Unconfined(reason) => {
                 sandbox::scrub_env(command);
                 tracing::warn!(
-                    spec_task = self.config.spec_task_id,
+                    spec_task = self.config.spec_task_id.0,
                     reason,
                     "agent runs unconfined"
                 );
@@ -470,7 +472,7 @@ impl AgentRuntime {
                     project_id: Some(self.config.project_id),
                     spec_task_id: Some(self.config.spec_task_id),
                     entity: "spec_task",
-                    entity_id: Some(self.config.spec_task_id),
+                    entity_id: Some(self.config.spec_task_id.0),
                     kind: "agent.unconfined",
                     data: serde_json::json!({ "profile": self.config.profile_name, "reason": reason }),
                 };
@@ -535,7 +537,7 @@ impl AgentRuntime {
             } else {
                 format!("{reason}; stderr: {tail}")
             };
-            tracing::warn!(spec_task = self.config.spec_task_id, %reason, "agent crashed");
+            tracing::warn!(spec_task = self.config.spec_task_id.0, %reason, "agent crashed");
             self.set_status(
                 AgentInstanceEvent::Crash,
                 InstanceReport {
@@ -621,7 +623,7 @@ impl AgentRuntime {
     /// as its worktree. Returns the ACP session id.
     pub async fn open_thread(
         self: &Arc<Self>,
-        work_session_id: i64,
+        work_session_id: WorkSessionId,
         cwd: PathBuf,
     ) -> Result<String, AgentError> {
         let (conn, generation, info) = self.connection().await?;
@@ -750,7 +752,7 @@ impl AgentRuntime {
     /// A thread interrupted by a crash is re-opened first (loaded when possible).
     pub async fn prompt(
         self: &Arc<Self>,
-        work_session_id: i64,
+        work_session_id: WorkSessionId,
         text: &str,
     ) -> Result<StopReason, AgentError> {
         self.prompt_within(work_session_id, text, self.config.timeouts.turn)
@@ -762,7 +764,7 @@ impl AgentRuntime {
     /// [`AgentError::Timeout`], so an agent that never answers cannot hold a session.
     pub async fn prompt_within(
         self: &Arc<Self>,
-        work_session_id: i64,
+        work_session_id: WorkSessionId,
         text: &str,
         limit: Duration,
     ) -> Result<StopReason, AgentError> {
@@ -843,9 +845,9 @@ impl AgentRuntime {
     /// opens a new ACP session; late updates of the old one are dropped.
     async fn discard_failed_session(
         &self,
-        work_session_id: i64,
+        work_session_id: WorkSessionId,
         acp_id: &str,
-        thread_id: i64,
+        thread_id: AgentThreadId,
         err: &AgentError,
     ) {
         if let Some(t) = self.threads.lock().await.get_mut(&work_session_id) {
@@ -871,7 +873,7 @@ impl AgentRuntime {
         }
     }
 
-    async fn end_turn(&self, thread_id: i64) {
+    async fn end_turn(&self, thread_id: AgentThreadId) {
         // The thread may have been interrupted meanwhile; then there is no turn to end.
         let _ = self
             .store
@@ -881,7 +883,7 @@ impl AgentRuntime {
 
     /// Cancels the running turn of a work session (`session/cancel`); a permission
     /// request it is waiting on is answered `cancelled`.
-    pub async fn cancel(&self, work_session_id: i64) -> Result<(), AgentError> {
+    pub async fn cancel(&self, work_session_id: WorkSessionId) -> Result<(), AgentError> {
         let acp = self
             .threads
             .lock()
@@ -902,7 +904,7 @@ impl AgentRuntime {
     /// Sends `session/cancel` for every thread and answers their pending permission
     /// requests `cancelled`.
     pub async fn cancel_all(&self) {
-        let sessions: Vec<i64> = self.threads.lock().await.keys().copied().collect();
+        let sessions: Vec<WorkSessionId> = self.threads.lock().await.keys().copied().collect();
         for ws in sessions {
             let _ = self.cancel(ws).await;
         }
@@ -928,7 +930,7 @@ impl AgentRuntime {
             self.interrupt_threads("the agent instance was stopped")
                 .await;
         }
-        if self.instance_id() != 0 {
+        if self.instance_id() != AgentInstanceId(0) {
             // The record says stopped once the process is gone: a write that lost a
             // race with another change of the instance (a sample, a crash report) is
             // made again on what is there now.

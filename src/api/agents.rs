@@ -36,8 +36,8 @@ pub async fn get_instance(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Option<AgentInstance>>> {
-    state.store.get_spec_task(id).await?;
-    match state.store.get_agent_instance(id).await {
+    state.store.get_spec_task(SpecTaskId(id)).await?;
+    match state.store.get_agent_instance(SpecTaskId(id)).await {
         Ok(instance) => Ok(Json(Some(instance))),
         Err(crate::store::StoreError::NotFound { .. }) => Ok(Json(None)),
         Err(e) => Err(e.into()),
@@ -55,8 +55,10 @@ pub async fn stop_instance(
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Option<AgentInstance>>> {
-    state.store.get_spec_task(id).await?;
-    Ok(Json(state.agents.hold(id, &caller.actor()).await?))
+    state.store.get_spec_task(SpecTaskId(id)).await?;
+    Ok(Json(
+        state.agents.hold(SpecTaskId(id), &caller.actor()).await?,
+    ))
 }
 
 /// Start the agent instance, or stop and start it again; ends a hold.
@@ -68,12 +70,12 @@ pub async fn restart_instance(
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<AgentInstance>> {
-    state.store.get_spec_task(id).await?;
+    state.store.get_spec_task(SpecTaskId(id)).await?;
     state
         .agents
-        .release_and_restart(id, &caller.actor())
+        .release_and_restart(SpecTaskId(id), &caller.actor())
         .await?;
-    Ok(Json(state.store.get_agent_instance(id).await?))
+    Ok(Json(state.store.get_agent_instance(SpecTaskId(id)).await?))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -105,7 +107,7 @@ pub async fn samples(
     Ok(Json(
         state
             .store
-            .list_agent_samples(id, crate::store::KEPT_SAMPLES)
+            .list_agent_samples(SpecTaskId(id), crate::store::KEPT_SAMPLES)
             .await?,
     ))
 }
@@ -117,7 +119,7 @@ pub async fn list_threads(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<AgentThread>>> {
-    Ok(Json(state.store.list_agent_threads(id).await?))
+    Ok(Json(state.store.list_agent_threads(SpecTaskId(id)).await?))
 }
 
 /// The thread of a work session.
@@ -127,7 +129,7 @@ pub async fn get_thread(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<AgentThread>> {
-    Ok(Json(state.store.get_agent_thread(id).await?))
+    Ok(Json(state.store.get_agent_thread(WorkSessionId(id)).await?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -149,7 +151,7 @@ pub async fn transcript(
     Ok(Json(
         state
             .store
-            .list_transcript(id, q.after.unwrap_or(0))
+            .list_transcript(WorkSessionId(id), q.after.unwrap_or(0))
             .await?,
     ))
 }
@@ -171,7 +173,7 @@ pub async fn list_permissions(
     Ok(Json(
         state
             .store
-            .list_permission_requests(q.status, q.spec_task)
+            .list_permission_requests(q.status, q.spec_task.map(SpecTaskId))
             .await?,
     ))
 }
@@ -197,7 +199,11 @@ pub async fn answer_permission(
 ) -> ApiResult<Json<PermissionRequest>> {
     let answered = state
         .agents
-        .answer_permission(id, body.option_id.as_deref(), &caller.actor())
+        .answer_permission(
+            PermissionRequestId(id),
+            body.option_id.as_deref(),
+            &caller.actor(),
+        )
         .await?;
     Ok(Json(answered))
 }

@@ -9,6 +9,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::error::ApiResult;
 use super::extract::Json;
+use crate::domain::ids::*;
 use crate::orchestrator::cluster::needs_owner;
 use crate::store::SpecTaskFilter;
 
@@ -21,7 +22,8 @@ pub struct ClusterStatus {
     pub replicas: Vec<ReplicaStatus>,
     /// Spec tasks in planning or implementation that no live lease covers: they wait
     /// for a replica with room.
-    pub unowned: Vec<i64>,
+    #[schema(value_type = Vec<i64>)]
+    pub unowned: Vec<SpecTaskId>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -75,7 +77,7 @@ pub async fn status(State(state): State<AppState>) -> ApiResult<Json<ClusterStat
                 .iter()
                 .filter(|l| l.owner == r.id && l.expires_at > now)
                 .map(|l| LeaseStatus {
-                    spec_task_id: l.spec_task_id,
+                    spec_task_id: l.spec_task_id.0,
                     fence: l.fence,
                     acquired_at: l.acquired_at,
                     held_ms: (now - l.acquired_at).num_milliseconds(),

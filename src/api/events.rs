@@ -11,6 +11,7 @@ use super::extract::{Json, Path, Query};
 use super::{AppState, Caller, page_limit};
 use crate::auth::{ApiToken, generate_token, hash_token};
 use crate::domain::Event;
+use crate::domain::ids::*;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -78,13 +79,19 @@ pub async fn list(
     // Subscribed before the first read, so an event committed in between still wakes us.
     let mut changes = state.store.subscribe_events();
     let deadline = tokio::time::Instant::now() + wait;
-    let mut items = state.store.list_events(after, q.spec_task, limit).await?;
+    let mut items = state
+        .store
+        .list_events(after, q.spec_task.map(SpecTaskId), limit)
+        .await?;
     while items.is_empty()
         && tokio::time::timeout_at(deadline, changes.changed())
             .await
             .is_ok_and(|r| r.is_ok())
     {
-        items = state.store.list_events(after, q.spec_task, limit).await?;
+        items = state
+            .store
+            .list_events(after, q.spec_task.map(SpecTaskId), limit)
+            .await?;
     }
     let next_after = items.last().map_or(after, |e| e.id);
     // Read after the page, so it is never below the page's last id.

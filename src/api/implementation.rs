@@ -31,8 +31,13 @@ pub async fn list_tasks(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<ImplementationTask>>> {
-    state.store.get_spec_task(id).await?;
-    Ok(Json(state.store.list_implementation_tasks(id).await?))
+    state.store.get_spec_task(SpecTaskId(id)).await?;
+    Ok(Json(
+        state
+            .store
+            .list_implementation_tasks(SpecTaskId(id))
+            .await?,
+    ))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
@@ -75,7 +80,7 @@ pub async fn decide_session(
     Ok(Json(
         state
             .implementer
-            .decide_session(id, event, &caller.actor())
+            .decide_session(WorkSessionId(id), event, &caller.actor())
             .await?,
     ))
 }
@@ -95,7 +100,7 @@ pub async fn decide(
     Ok(Json(
         state
             .implementer
-            .decide(id, &key, event, &caller.actor())
+            .decide(SpecTaskId(id), &key, event, &caller.actor())
             .await?,
     ))
 }
@@ -109,7 +114,7 @@ pub async fn progress(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Progress>> {
     Ok(Json(
-        progress::progress(state.store.as_ref(), &state.tasks_dir, id).await?,
+        progress::progress(state.store.as_ref(), &state.tasks_dir, SpecTaskId(id)).await?,
     ))
 }
 
@@ -122,7 +127,7 @@ pub async fn overview(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Overview>> {
     Ok(Json(
-        progress::overview(state.store.as_ref(), &state.tasks_dir, id).await?,
+        progress::overview(state.store.as_ref(), &state.tasks_dir, SpecTaskId(id)).await?,
     ))
 }
 
@@ -139,7 +144,10 @@ pub async fn spawn(
     Path(id): Path<i64>,
     Json(body): Json<SpawnRequest>,
 ) -> ApiResult<(axum::http::StatusCode, Json<WorkSession>)> {
-    let session = state.implementer.spawn(id, body, &caller.actor()).await?;
+    let session = state
+        .implementer
+        .spawn(SpecTaskId(id), body, &caller.actor())
+        .await?;
     Ok((axum::http::StatusCode::CREATED, Json(session)))
 }
 
@@ -152,7 +160,7 @@ pub async fn report(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<FinalReport>> {
-    Ok(Json(state.implementer.report(id).await?))
+    Ok(Json(state.implementer.report(SpecTaskId(id)).await?))
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]
@@ -184,7 +192,7 @@ pub async fn open_thread(
     }
     let session = state
         .implementer
-        .open_thread(id, body.name, body.prompt, &caller.actor())
+        .open_thread(SpecTaskId(id), body.name, body.prompt, &caller.actor())
         .await?;
     Ok((axum::http::StatusCode::CREATED, Json(session)))
 }

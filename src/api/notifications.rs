@@ -11,6 +11,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Json, Path, Query};
 use super::{AppState, Caller, page_limit};
 use crate::auth::generate_token;
+use crate::domain::ids::*;
 use crate::domain::{Notification, NotificationKind, Webhook, WebhookDelivery, WebhookFormat};
 use crate::orchestrator::inbox;
 use crate::store::NewWebhook;
@@ -89,7 +90,7 @@ pub async fn create(
         .store
         .create_webhook(
             NewWebhook {
-                project_id: body.project_id,
+                project_id: body.project_id.map(ProjectId),
                 url: body.url,
                 kinds,
                 format: body.format.unwrap_or(WebhookFormat::Generic),

@@ -147,7 +147,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/projects/{id}", operation_id = "get_project", tag = "projects", params(("id" = i64, Path)),
     responses((status = 200, body = Project), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Project>> {
-    Ok(Json(state.store.get_project(id).await?))
+    Ok(Json(state.store.get_project(ProjectId(id)).await?))
 }
 
 /// Update a project's name or settings; `null` clears an optional setting.
@@ -163,7 +163,7 @@ pub async fn update(
     Ok(Json(
         state
             .store
-            .update_project(id, &patch, &caller.actor())
+            .update_project(ProjectId(id), &patch, &caller.actor())
             .await?,
     ))
 }

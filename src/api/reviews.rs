@@ -33,7 +33,7 @@ pub async fn list_versions(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<SpecVersion>>> {
-    Ok(Json(state.store.list_spec_versions(id).await?))
+    Ok(Json(state.store.list_spec_versions(SpecTaskId(id)).await?))
 }
 
 /// One spec version: documents (raw and HTML), validation report, diff from the
@@ -45,7 +45,7 @@ pub async fn get_version(
     State(state): State<AppState>,
     Path((id, number)): Path<(i64, i64)>,
 ) -> ApiResult<Json<SpecVersionView>> {
-    Ok(Json(state.reviewer.view(id, number).await?))
+    Ok(Json(state.reviewer.view(SpecTaskId(id), number).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -87,7 +87,7 @@ pub async fn add_comment(
         quote: body.quote,
         body: body.body,
     };
-    let comment = state.reviewer.comment(id, number, new).await?;
+    let comment = state.reviewer.comment(SpecTaskId(id), number, new).await?;
     Ok((StatusCode::CREATED, Json(comment)))
 }
 
@@ -138,7 +138,7 @@ pub async fn import_spec(
         None => super::spec_tasks::default_project(&state).await?,
     };
     let request = ImportRequest {
-        project_id,
+        project_id: ProjectId(project_id),
         source: body.source.unwrap_or_else(|| body.title.clone()),
         title: body.title,
         files: body.files,

@@ -20,7 +20,7 @@ pub async fn list(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<WorkSession>>> {
-    Ok(Json(state.store.list_work_sessions(id).await?))
+    Ok(Json(state.store.list_work_sessions(SpecTaskId(id)).await?))
 }
 
 /// Get one work session.
@@ -30,7 +30,7 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<WorkSession>> {
-    Ok(Json(state.store.get_work_session(id).await?))
+    Ok(Json(state.store.get_work_session(WorkSessionId(id)).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -55,7 +55,9 @@ pub async fn list_coordination(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<CoordinationEvent>>> {
-    Ok(Json(state.store.list_coordination_events(id).await?))
+    Ok(Json(
+        state.store.list_coordination_events(SpecTaskId(id)).await?,
+    ))
 }
 
 /// Post a coordination event to one session or to all.
@@ -74,10 +76,10 @@ pub async fn post_coordination(
         return Err(ApiError::Validation("message: must not be empty".into()));
     }
     let new = NewCoordinationEvent {
-        spec_task_id: id,
+        spec_task_id: SpecTaskId(id),
         kind: body.kind,
-        from_session_id: body.from_session_id,
-        to_session_id: body.to_session_id,
+        from_session_id: body.from_session_id.map(WorkSessionId),
+        to_session_id: body.to_session_id.map(WorkSessionId),
         message: body.message,
         payload: body.payload,
     };
@@ -130,7 +132,12 @@ pub async fn acknowledge(
     };
     let acked = state
         .store
-        .acknowledge_coordination_event(id, event_id, by, &caller.actor())
+        .acknowledge_coordination_event(
+            SpecTaskId(id),
+            CoordinationEventId(event_id),
+            by.map(WorkSessionId),
+            &caller.actor(),
+        )
         .await?;
     Ok(Json(acked))
 }
@@ -142,7 +149,7 @@ pub async fn list_state(
     State(state): State<AppState>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Vec<SharedStateEntry>>> {
-    Ok(Json(state.store.list_shared_state(id).await?))
+    Ok(Json(state.store.list_shared_state(SpecTaskId(id)).await?))
 }
 
 /// One shared-state entry.
@@ -153,7 +160,9 @@ pub async fn get_state(
     State(state): State<AppState>,
     Path((id, key)): Path<(i64, String)>,
 ) -> ApiResult<Json<SharedStateEntry>> {
-    Ok(Json(state.store.get_shared_state(id, &key).await?))
+    Ok(Json(
+        state.store.get_shared_state(SpecTaskId(id), &key).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -186,7 +195,7 @@ pub async fn put_state(
     let entry = state
         .store
         .put_shared_state(
-            id,
+            SpecTaskId(id),
             &key,
             &body.value,
             body.expected_version,
@@ -205,7 +214,8 @@ pub async fn changes(
     Path(id): Path<i64>,
 ) -> ApiResult<Json<crate::orchestrator::changes::SessionChanges>> {
     Ok(Json(
-        crate::orchestrator::changes::session_changes(state.store.as_ref(), id).await?,
+        crate::orchestrator::changes::session_changes(state.store.as_ref(), WorkSessionId(id))
+            .await?,
     ))
 }
 
@@ -233,10 +243,10 @@ pub async fn answer(
 ) -> ApiResult<(StatusCode, Json<CoordinationEvent>)> {
     let asked = state
         .store
-        .list_coordination_events(id)
+        .list_coordination_events(SpecTaskId(id))
         .await?
         .into_iter()
-        .find(|e| e.id == event_id)
+        .find(|e| e.id == CoordinationEventId(event_id))
         .ok_or_else(|| {
             ApiError::NotFound(format!(
                 "no coordination event {event_id} in spec task {id}"
@@ -278,7 +288,7 @@ pub async fn answer(
         .store
         .post_coordination_event(
             NewCoordinationEvent {
-                spec_task_id: id,
+                spec_task_id: SpecTaskId(id),
                 kind: CoordinationKind::Response,
                 from_session_id: None,
                 to_session_id: Some(asker),
@@ -290,7 +300,12 @@ pub async fn answer(
         .await?;
     state
         .store
-        .acknowledge_coordination_event(id, event_id, None, &caller.actor())
+        .acknowledge_coordination_event(
+            SpecTaskId(id),
+            CoordinationEventId(event_id),
+            None,
+            &caller.actor(),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(response)))
 }

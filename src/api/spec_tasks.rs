@@ -67,7 +67,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<SpecTaskPage>> {
     let filter = SpecTaskFilter {
-        project_id: q.project,
+        project_id: q.project.map(ProjectId),
         status: q.status,
         before_id: q.cursor,
         limit: page_limit(q.limit, 50, 200)?,
@@ -117,7 +117,7 @@ pub async fn create(
         None => default_project(&state).await?,
     };
     let new = NewSpecTask {
-        project_id,
+        project_id: ProjectId(project_id),
         title,
         description: body.description.unwrap_or_default(),
         prompt: body.prompt,
@@ -143,7 +143,7 @@ fn check_title(title: &str) -> ApiResult<()> {
 pub(super) async fn default_project(state: &AppState) -> ApiResult<i64> {
     let projects = state.store.list_projects().await?;
     match projects.as_slice() {
-        [only] => Ok(only.id),
+        [only] => Ok(only.id.0),
         [] => Err(ApiError::Conflict(
             "no project is registered: add one first (`spectask project add PATH`)".into(),
         )),
@@ -157,7 +157,7 @@ pub(super) async fn default_project(state: &AppState) -> ApiResult<i64> {
 #[utoipa::path(get, path = "/spec-tasks/{id}", operation_id = "get_spec_task", tag = "spec tasks", params(("id" = i64, Path)),
     responses((status = 200, body = SpecTask), (status = 404, body = ErrorBody)))]
 pub async fn get(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<SpecTask>> {
-    Ok(Json(state.store.get_spec_task(id).await?))
+    Ok(Json(state.store.get_spec_task(SpecTaskId(id)).await?))
 }
 
 /// Update a spec task's title, description or priority. Its status changes only
@@ -177,7 +177,7 @@ pub async fn update(
     Ok(Json(
         state
             .store
-            .update_spec_task(id, &patch, &caller.actor())
+            .update_spec_task(SpecTaskId(id), &patch, &caller.actor())
             .await?,
     ))
 }
@@ -229,21 +229,26 @@ pub async fn action(
     // Review verdicts go through the reviewer, which also records them and, for an
     // approval, writes spec.json on the task branch.
     let task = match action {
-        Action::Approve => state.reviewer.approve(id, &actor).await?,
-        Action::RequestChanges => state.reviewer.request_changes(id, &actor).await?,
-        Action::Reject => state.reviewer.reject(id, &actor).await?,
+        Action::Approve => state.reviewer.approve(SpecTaskId(id), &actor).await?,
+        Action::RequestChanges => {
+            state
+                .reviewer
+                .request_changes(SpecTaskId(id), &actor)
+                .await?
+        }
+        Action::Reject => state.reviewer.reject(SpecTaskId(id), &actor).await?,
         Action::Cancel => {
             let task = state
                 .store
-                .transition_spec_task(id, Action::Cancel.event(), &actor)
+                .transition_spec_task(SpecTaskId(id), Action::Cancel.event(), &actor)
                 .await?;
-            state.implementer.cancel_task(id).await?;
+            state.implementer.cancel_task(SpecTaskId(id)).await?;
             task
         }
         other => {
             state
                 .store
-                .transition_spec_task(id, other.event(), &actor)
+                .transition_spec_task(SpecTaskId(id), other.event(), &actor)
                 .await?
         }
     };

@@ -26,6 +26,7 @@ use super::AppState;
 use super::error::{ApiError, ErrorBody};
 use super::extract::Query;
 use crate::domain::Event;
+use crate::domain::ids::*;
 use crate::store::Store;
 
 /// Close code for a client that fell too far behind: reconnect with `after=<last id>`.
@@ -39,7 +40,7 @@ const PAGE: i64 = 500;
 #[derive(Debug, Clone)]
 pub struct LiveEvent {
     pub id: i64,
-    pub spec_task_id: Option<i64>,
+    pub spec_task_id: Option<SpecTaskId>,
     pub frame: Utf8Bytes,
 }
 
@@ -183,7 +184,7 @@ pub async fn events_ws(
     Ok(upgrade.on_upgrade(move |socket| async move {
         let client = Client {
             store,
-            spec_task: q.spec_task,
+            spec_task: q.spec_task.map(SpecTaskId),
             heartbeat,
         };
         if let Err(reason) = client.serve(socket, live, after, shutdown).await {
@@ -194,7 +195,7 @@ pub async fn events_ws(
 
 struct Client {
     store: Arc<dyn Store>,
-    spec_task: Option<i64>,
+    spec_task: Option<SpecTaskId>,
     heartbeat: Duration,
 }
 

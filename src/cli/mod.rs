@@ -660,7 +660,7 @@ async fn cluster_status(client: &Client, json: bool) -> anyhow::Result<()> {
         }
     }
     if !status.unowned.is_empty() {
-        let ids: Vec<String> = status.unowned.iter().map(i64::to_string).collect();
+        let ids: Vec<String> = status.unowned.iter().map(SpecTaskId::to_string).collect();
         println!("waiting for an owner: tasks {}", ids.join(", "));
     }
     Ok(())

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ids::*;
 use super::lifecycle::{Lifecycle, TransitionError, status_enum};
 
 status_enum!(
@@ -132,8 +133,10 @@ impl Lifecycle for AgentThreadStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentInstance {
-    pub id: i64,
-    pub spec_task_id: i64,
+    #[schema(value_type = i64)]
+    pub id: AgentInstanceId,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
     pub profile: String,
     pub status: AgentInstanceStatus,
     pub pid: Option<i64>,
@@ -186,8 +189,10 @@ status_enum!(
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TranscriptEntry {
     pub id: i64,
-    pub spec_task_id: i64,
-    pub work_session_id: i64,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
+    #[schema(value_type = i64)]
+    pub work_session_id: WorkSessionId,
     pub kind: TranscriptKind,
     pub content: String,
     #[schema(value_type = Object)]
@@ -246,9 +251,12 @@ impl Lifecycle for PermissionStatus {
 /// An agent's `session/request_permission`, when the project's policy is `ask`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PermissionRequest {
-    pub id: i64,
-    pub spec_task_id: i64,
-    pub work_session_id: i64,
+    #[schema(value_type = i64)]
+    pub id: PermissionRequestId,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
+    #[schema(value_type = i64)]
+    pub work_session_id: WorkSessionId,
     pub title: String,
     #[schema(value_type = Object)]
     pub tool_call: serde_json::Value,
@@ -264,9 +272,12 @@ pub struct PermissionRequest {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentThread {
-    pub id: i64,
-    pub agent_instance_id: i64,
-    pub work_session_id: i64,
+    #[schema(value_type = i64)]
+    pub id: AgentThreadId,
+    #[schema(value_type = i64)]
+    pub agent_instance_id: AgentInstanceId,
+    #[schema(value_type = i64)]
+    pub work_session_id: WorkSessionId,
     /// The ACP session id the agent gave for this thread.
     pub acp_session_id: Option<String>,
     pub status: AgentThreadStatus,

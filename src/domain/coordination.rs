@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ids::*;
 use super::lifecycle::status_enum;
 
 status_enum!(
@@ -23,18 +24,23 @@ status_enum!(
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CoordinationEvent {
-    pub id: i64,
-    pub spec_task_id: i64,
+    #[schema(value_type = i64)]
+    pub id: CoordinationEventId,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
     pub kind: CoordinationKind,
     /// The sending session; none when a person sent it.
-    pub from_session_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub from_session_id: Option<WorkSessionId>,
     /// The receiving session; none for everyone in the SpecTask.
-    pub to_session_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub to_session_id: Option<WorkSessionId>,
     pub message: String,
     pub payload: serde_json::Value,
     pub acknowledged_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The session that acknowledged it; none when a person did.
-    pub acknowledged_by: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub acknowledged_by: Option<WorkSessionId>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -66,13 +72,13 @@ impl CoordinationEvent {
     }
 
     /// Whether the message is for `session`, which works on the plan task `key`.
-    pub fn is_addressed_to(&self, session: i64, key: Option<&str>) -> bool {
+    pub fn is_addressed_to(&self, session: WorkSessionId, key: Option<&str>) -> bool {
         self.to_session_id == Some(session)
             || (self.to_session_id.is_none() && key.is_some() && self.for_task() == key)
     }
 
     /// Whether the message goes to every session of the task but its sender.
-    pub fn is_broadcast_for(&self, session: i64) -> bool {
+    pub fn is_broadcast_for(&self, session: WorkSessionId) -> bool {
         self.to_session_id.is_none()
             && self.from_session_id != Some(session)
             && !self.is_for_person()
@@ -84,7 +90,8 @@ impl CoordinationEvent {
 /// compare-and-set on `version`, so two sessions never silently overwrite each other.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SharedStateEntry {
-    pub spec_task_id: i64,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
     pub key: String,
     pub value: serde_json::Value,
     /// 1 on creation, +1 on every write.

@@ -5,13 +5,17 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ids::{ProjectId, SpecTaskId};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// Strictly increasing per database, in commit order: a reader that has seen id N
     /// will never later find a new event with an id at or below N.
     pub id: i64,
-    pub project_id: Option<i64>,
-    pub spec_task_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub project_id: Option<ProjectId>,
+    #[schema(value_type = Option<i64>)]
+    pub spec_task_id: Option<SpecTaskId>,
     /// What changed: `project`, `spec_task`, `work_session`, `coordination_event`,
     /// `shared_state`, `token`.
     pub entity: String,
@@ -27,8 +31,8 @@ pub struct Event {
 /// An event about to be written, inside the transaction of the change it records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
-    pub project_id: Option<i64>,
-    pub spec_task_id: Option<i64>,
+    pub project_id: Option<ProjectId>,
+    pub spec_task_id: Option<SpecTaskId>,
     pub entity: &'static str,
     pub entity_id: Option<i64>,
     pub kind: &'static str,

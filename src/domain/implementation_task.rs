@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ids::*;
 use super::lifecycle::{Lifecycle, TransitionError, status_enum};
 
 status_enum!(
@@ -87,8 +88,10 @@ impl Lifecycle for ImplementationTaskStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ImplementationTask {
-    pub id: i64,
-    pub spec_task_id: i64,
+    #[schema(value_type = i64)]
+    pub id: ImplementationTaskId,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
     /// The key in `tasks.md`: `1`, `2.1`, `T003`.
     pub key: String,
     pub title: String,

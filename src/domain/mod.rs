@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod coordination;
 pub mod event;
+pub mod ids;
 pub mod implementation_task;
 pub mod lifecycle;
 pub mod notification;
@@ -21,6 +22,7 @@ pub mod work_session;
 pub use agent::*;
 pub use coordination::*;
 pub use event::*;
+pub use ids::*;
 pub use implementation_task::*;
 pub use lifecycle::{Lifecycle, TransitionError};
 pub use notification::*;

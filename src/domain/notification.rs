@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ids::*;
 use super::lifecycle::status_enum;
 
 status_enum!(
@@ -28,12 +29,17 @@ pub struct Notification {
     /// when it happens again (a new attempt, a new failure).
     pub key: String,
     pub kind: NotificationKind,
-    pub project_id: i64,
-    pub spec_task_id: i64,
+    #[schema(value_type = i64)]
+    pub project_id: ProjectId,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
     pub spec_task_title: String,
-    pub session_id: Option<i64>,
-    pub permission_id: Option<i64>,
-    pub coordination_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub session_id: Option<WorkSessionId>,
+    #[schema(value_type = Option<i64>)]
+    pub permission_id: Option<PermissionRequestId>,
+    #[schema(value_type = Option<i64>)]
+    pub coordination_id: Option<CoordinationEventId>,
     pub task_key: Option<String>,
     /// One line for a list or a chat message.
     pub title: String,
@@ -96,7 +102,8 @@ impl DeliveryStatus {
 pub struct Webhook {
     pub id: i64,
     /// Only this project's notifications; `null`: every project's.
-    pub project_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub project_id: Option<ProjectId>,
     pub url: String,
     /// The kinds it wants; empty: every kind.
     pub kinds: Vec<NotificationKind>,
@@ -118,7 +125,8 @@ pub struct WebhookDelivery {
     pub webhook_id: i64,
     pub notification_key: String,
     pub kind: NotificationKind,
-    pub spec_task_id: i64,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
     pub status: DeliveryStatus,
     pub attempts: i64,
     /// The HTTP status of the last answer, if there was one.

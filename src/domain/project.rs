@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ids::*;
 use super::lifecycle::status_enum;
 
 status_enum!(
@@ -87,7 +88,8 @@ impl Default for ConflictPolicy {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Project {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: ProjectId,
     pub name: String,
     /// Absolute path of the repository's top-level directory.
     pub path: String,

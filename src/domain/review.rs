@@ -4,13 +4,15 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ids::*;
 use super::lifecycle::status_enum;
 
 /// One planning round's output, committed on the task branch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SpecVersion {
     pub id: i64,
-    pub spec_task_id: i64,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
     /// 1, 2, 3, … per SpecTask.
     pub number: i64,
     pub commit_sha: String,

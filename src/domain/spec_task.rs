@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ids::*;
 use super::lifecycle::{Lifecycle, TransitionError, status_enum};
 
 status_enum!(
@@ -318,8 +319,10 @@ pub fn title_from_prompt(prompt: &str) -> String {
 /// slug fixed at creation, so renaming a task never moves its branch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SpecTask {
-    pub id: i64,
-    pub project_id: i64,
+    #[schema(value_type = i64)]
+    pub id: SpecTaskId,
+    #[schema(value_type = i64)]
+    pub project_id: ProjectId,
     pub title: String,
     pub description: String,
     pub prompt: String,
@@ -346,11 +349,11 @@ impl SpecTask {
         SpecTaskState::from_parts(self.status, self.failed_phase, self.failure_reason.clone())
     }
 
-    pub fn branch_name(id: i64, slug: &str) -> String {
+    pub fn branch_name(id: SpecTaskId, slug: &str) -> String {
         format!("spectask/{id}-{slug}")
     }
 
-    pub fn spec_dir_name(id: i64, slug: &str) -> String {
+    pub fn spec_dir_name(id: SpecTaskId, slug: &str) -> String {
         format!("{id}-{slug}")
     }
 }

@@ -340,13 +340,14 @@ fn tool_markdown(out: &mut String, call: &ToolCall, root: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::{SpecTaskId, WorkSessionId};
     use serde_json::json;
 
     fn entry(kind: TranscriptKind, content: &str, data: Value) -> TranscriptEntry {
         TranscriptEntry {
             id: 0,
-            spec_task_id: 1,
-            work_session_id: 1,
+            spec_task_id: SpecTaskId(1),
+            work_session_id: WorkSessionId(1),
             kind,
             content: content.into(),
             data,

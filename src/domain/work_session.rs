@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::ids::*;
 use super::lifecycle::{Lifecycle, TransitionError, status_enum};
 
 status_enum!(
@@ -144,10 +145,14 @@ impl Lifecycle for WorkSessionStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorkSession {
-    pub id: i64,
-    pub spec_task_id: i64,
-    pub parent_id: Option<i64>,
-    pub implementation_task_id: Option<i64>,
+    #[schema(value_type = i64)]
+    pub id: WorkSessionId,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
+    #[schema(value_type = Option<i64>)]
+    pub parent_id: Option<WorkSessionId>,
+    #[schema(value_type = Option<i64>)]
+    pub implementation_task_id: Option<ImplementationTaskId>,
     pub kind: WorkSessionKind,
     pub name: String,
     pub prompt: String,
@@ -156,9 +161,6 @@ pub struct WorkSession {
     pub attempt: i64,
     pub branch: Option<String>,
     pub worktree_path: Option<String>,
-    /// The server replica that currently drives this session, if any.
-    pub lease_owner: Option<String>,
-    pub lease_heartbeat_at: Option<chrono::DateTime<chrono::Utc>>,
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub cost_usd: f64,

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::{PATH, SERVER_NAME, TOKEN_ENV, URL_ENV};
 use crate::agents::profile::McpTransport;
 use crate::auth::{generate_token, hash_token};
+use crate::domain::ids::*;
 use crate::store::{Store, StoreError};
 
 /// Where agents reach the server: known once it listens.
@@ -31,7 +32,7 @@ pub async fn for_session(
     endpoint: &Endpoint,
     transport: McpTransport,
     agent_speaks_http: bool,
-    work_session_id: i64,
+    work_session_id: WorkSessionId,
 ) -> Result<Value, StoreError> {
     let http = match transport {
         McpTransport::Off => return Ok(json!([])),

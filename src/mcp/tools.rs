@@ -275,7 +275,7 @@ struct Ask {
 /// A message's receiver, as `send_message` resolves it.
 enum To {
     Everyone,
-    Session(i64),
+    Session(WorkSessionId),
     /// A plan task without a session yet: its session reads it once it starts.
     Task(String),
 }
@@ -324,7 +324,7 @@ impl Tools {
             }),
         };
         if let Err(e) = self.store.append_transcript(entry).await {
-            tracing::warn!(session = grant.work_session_id, error = %e, "recording an agent tool call");
+            tracing::warn!(session = grant.work_session_id.0, error = %e, "recording an agent tool call");
         }
     }
 
@@ -356,7 +356,7 @@ impl Tools {
                     .store
                     .acknowledge_coordination_event(
                         grant.spec_task_id,
-                        a.id,
+                        CoordinationEventId(a.id),
                         Some(grant.work_session_id),
                         &me,
                     )
@@ -569,12 +569,12 @@ impl Tools {
                     "to: {to:?} is not a session id, task:<key>, \"everyone\" or \"person\""
                 ))
             })?;
-        if !sessions.iter().any(|s| s.id == id) {
+        if !sessions.iter().any(|s| s.id == WorkSessionId(id)) {
             return Err(ToolError::Invalid(format!(
                 "to: session {id} is not in this spec task"
             )));
         }
-        Ok(To::Session(id))
+        Ok(To::Session(WorkSessionId(id)))
     }
 
     async fn send(&self, grant: &SessionGrant, a: Send, me: &str) -> Result<Value, ToolError> {
@@ -789,7 +789,7 @@ impl Tools {
             let answer = all.iter().find(|e| {
                 e.kind == CoordinationKind::Response
                     && e.to_session_id == Some(grant.work_session_id)
-                    && e.payload.get("in_reply_to").and_then(Value::as_i64) == Some(asked.id)
+                    && e.payload.get("in_reply_to").and_then(Value::as_i64) == Some(asked.id.0)
             });
             if let Some(answer) = answer {
                 if answer.acknowledged_at.is_none() {

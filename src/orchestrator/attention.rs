@@ -31,9 +31,11 @@ pub enum AttentionKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Attention {
     pub kind: AttentionKind,
-    pub session_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub session_id: Option<WorkSessionId>,
     pub task_key: Option<String>,
-    pub permission_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub permission_id: Option<PermissionRequestId>,
     pub message: String,
 }
 
@@ -67,7 +69,7 @@ pub fn needs(
     coordination: &[CoordinationEvent],
 ) -> Needs {
     // Sessions whose latest blocking/unblocked message is `blocking`.
-    let held = |id: i64| {
+    let held = |id: WorkSessionId| {
         coordination
             .iter()
             .rfind(|e| {
@@ -106,7 +108,7 @@ pub fn needs(
             .and_then(|id| plan.iter().find(|t| t.id == id))
             .map(|t| t.key.clone())
     };
-    let fixing = |id: i64| {
+    let fixing = |id: WorkSessionId| {
         sessions.iter().any(|f| {
             f.parent_id == Some(id)
                 && f.kind == WorkSessionKind::MergeConflict

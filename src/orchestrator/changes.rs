@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::ids::*;
 use crate::git;
 use crate::store::{Store, StoreError};
 
@@ -39,13 +40,13 @@ pub struct SessionChanges {
 /// what its branch has beyond the task branch; after, what the merge brought in.
 pub async fn session_changes(
     store: &dyn Store,
-    session_id: i64,
+    session_id: WorkSessionId,
 ) -> Result<SessionChanges, StoreError> {
     let session = store.get_work_session(session_id).await?;
     let task = store.get_spec_task(session.spec_task_id).await?;
     let project = store.get_project(task.project_id).await?;
     let verification = store
-        .latest_event_of("work_session", session_id, "work_session.verified")
+        .latest_event_of("work_session", session_id.0, "work_session.verified")
         .await?
         .map(|e| Verification {
             command: e.data["command"].as_str().unwrap_or_default().to_string(),
@@ -80,13 +81,13 @@ pub async fn session_changes(
                     .collect()
             }
             Err(e) => {
-                tracing::debug!(session = session_id, error = %e, "reading a session's commits")
+                tracing::debug!(session = session_id.0, error = %e, "reading a session's commits")
             }
         }
         match git::files_in_range(repo, &format!("{base}...{branch}")).await {
             Ok(list) => files = list.into_iter().filter(|f| !f.is_empty()).collect(),
             Err(e) => {
-                tracing::debug!(session = session_id, error = %e, "reading a session's files")
+                tracing::debug!(session = session_id.0, error = %e, "reading a session's files")
             }
         }
     }

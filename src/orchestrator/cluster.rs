@@ -23,6 +23,7 @@ use chrono::Utc;
 
 use crate::agents::manager::AgentManager;
 use crate::config::ClusterSettings;
+use crate::domain::ids::*;
 use crate::domain::{SpecTask, SpecTaskStatus};
 use crate::store::{SpecTaskFilter, Store, StoreError};
 
@@ -35,15 +36,15 @@ pub struct Cluster {
     agents: Arc<AgentManager>,
     pub settings: ClusterSettings,
     takeovers: AtomicU64,
-    lost: std::sync::Mutex<HashMap<i64, Instant>>,
+    lost: std::sync::Mutex<HashMap<SpecTaskId, Instant>>,
 }
 
 /// What one step did.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ClusterStep {
-    pub claimed: Vec<i64>,
-    pub lost: Vec<i64>,
-    pub released: Vec<i64>,
+    pub claimed: Vec<SpecTaskId>,
+    pub lost: Vec<SpecTaskId>,
+    pub released: Vec<SpecTaskId>,
 }
 
 /// Whether a task in this status needs a replica to run its work.
@@ -128,7 +129,7 @@ impl Cluster {
                 .any(|l| l.spec_task_id == task && l.fence == fence);
             if !still && fences.lose(task) {
                 tracing::warn!(
-                    task,
+                    task = task.0,
                     "another replica took this task's lease: stopping its agent here"
                 );
                 self.lost.lock().unwrap().insert(task, Instant::now());
@@ -205,12 +206,12 @@ impl Cluster {
                 self.lost.lock().unwrap().remove(&task.id);
                 if let Some(from) = &claim.from {
                     self.takeovers.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(task = task.id, from = %from, fence = claim.fence, "took over a task whose lease expired");
+                    tracing::info!(task = task.id.0, from = %from, fence = claim.fence, "took over a task whose lease expired");
                 } else {
-                    tracing::info!(task = task.id, fence = claim.fence, "took a task's lease");
+                    tracing::info!(task = task.id.0, fence = claim.fence, "took a task's lease");
                 }
                 if let Err(e) = self.prepare(task).await {
-                    tracing::warn!(task = task.id, error = %e, "preparing a task taken over");
+                    tracing::warn!(task = task.id.0, error = %e, "preparing a task taken over");
                 }
                 step.claimed.push(task.id);
                 load += 1;

@@ -13,7 +13,7 @@ use crate::git;
 use crate::store::{NewSpecTask, Store};
 
 pub struct ImportRequest {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub title: String,
     /// Where it came from, for the prompt and the commit message.
     pub source: String,

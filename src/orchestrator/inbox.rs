@@ -13,7 +13,7 @@ use crate::store::{Store, StoreError};
 /// Every notification of every open spec task, oldest first.
 pub async fn notifications(store: &dyn Store) -> Result<Vec<Notification>, StoreError> {
     let tasks = store.list_open_spec_tasks().await?;
-    let mut permissions: HashMap<i64, Vec<PermissionRequest>> = HashMap::new();
+    let mut permissions: HashMap<SpecTaskId, Vec<PermissionRequest>> = HashMap::new();
     for p in store
         .list_permission_requests(Some(PermissionStatus::Pending), None)
         .await?
@@ -42,7 +42,8 @@ pub fn for_task(
     coordination: &[CoordinationEvent],
     needs: attention::Needs,
 ) -> Vec<Notification> {
-    let session = |id: Option<i64>| id.and_then(|id| sessions.iter().find(|s| s.id == id));
+    let session =
+        |id: Option<WorkSessionId>| id.and_then(|id| sessions.iter().find(|s| s.id == id));
     let base =
         |kind, key: String, title: String, message: String, link: String, since| Notification {
             key,
@@ -113,7 +114,7 @@ pub fn for_task(
                     kind,
                     format!(
                         "{kind}:session:{}:{attempt}",
-                        need.session_id.unwrap_or_default()
+                        need.session_id.map_or(0, i64::from)
                     ),
                     format!("{title}: {} in {}", what(s), task.title),
                     need.message.clone(),
@@ -129,7 +130,7 @@ pub fn for_task(
                     .find(|p| Some(p.id) == need.permission_id);
                 base(
                     NotificationKind::Permission,
-                    format!("permission:{}", need.permission_id.unwrap_or_default()),
+                    format!("permission:{}", need.permission_id.map_or(0, i64::from)),
                     format!(
                         "Permission asked: {}",
                         p.map(|p| p.title.as_str()).unwrap_or("")
@@ -154,7 +155,7 @@ pub fn for_task(
             && e.from_session_id.is_some()
             && e.acknowledged_at.is_none()
     }) {
-        let from = e.from_session_id.unwrap_or_default();
+        let from = e.from_session_id.unwrap_or(WorkSessionId(0));
         let mut n = base(
             NotificationKind::Request,
             format!("request:coordination:{}", e.id),

@@ -47,7 +47,7 @@ pub struct Planner {
     store: Arc<dyn Store>,
     agents: Arc<AgentManager>,
     tasks_dir: PathBuf,
-    active: Mutex<HashSet<i64>>,
+    active: Mutex<HashSet<SpecTaskId>>,
     /// Failed rounds in a row per task: a round that keeps failing the same way
     /// fails the task instead of being retried forever.
     repeats: super::repeats::Repeats,
@@ -70,7 +70,7 @@ impl Planner {
 
     /// One step of the planning loop: starts a planning round for every task in
     /// `planning` that has none running. Returns the tasks it started.
-    pub async fn run_once(self: &Arc<Self>) -> Result<Vec<i64>, PlanError> {
+    pub async fn run_once(self: &Arc<Self>) -> Result<Vec<SpecTaskId>, PlanError> {
         let filter = crate::store::SpecTaskFilter {
             status: Some(SpecTaskStatus::Planning),
             limit: 500,
@@ -92,10 +92,10 @@ impl Planner {
                 match planner.plan(task.id).await {
                     Ok(outcome) => {
                         planner.repeats.succeeded(task.id);
-                        tracing::info!(task = task.id, ?outcome, "planning round ended")
+                        tracing::info!(task = task.id.0, ?outcome, "planning round ended")
                     }
                     Err(e) => {
-                        tracing::error!(task = task.id, error = %e, "planning round failed");
+                        tracing::error!(task = task.id.0, error = %e, "planning round failed");
                         let error = e.to_string();
                         if let Some(count) = planner.repeats.failed(task.id, &error) {
                             let reason = super::repeats::stuck_reason("planning", count, &error);
@@ -141,7 +141,7 @@ impl Planner {
     }
 
     /// One planning round for a task in `planning`.
-    pub async fn plan(&self, spec_task_id: i64) -> Result<PlanOutcome, PlanError> {
+    pub async fn plan(&self, spec_task_id: SpecTaskId) -> Result<PlanOutcome, PlanError> {
         let task = self.store.get_spec_task(spec_task_id).await?;
         if task.status != SpecTaskStatus::Planning {
             return Ok(PlanOutcome::Skipped);
@@ -311,7 +311,7 @@ impl Planner {
     async fn fail(
         &self,
         task: &SpecTask,
-        session: Option<i64>,
+        session: Option<WorkSessionId>,
         reason: String,
     ) -> Result<PlanOutcome, PlanError> {
         if let Some(id) = session {

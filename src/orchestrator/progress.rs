@@ -36,19 +36,22 @@ pub struct SubItem {
 /// A plan task with its sub-items.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TaskProgress {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: ImplementationTaskId,
     pub key: String,
     pub title: String,
     pub status: ImplementationTaskStatus,
     pub depends_on: Vec<String>,
     /// Every session that worked (or works) on it, oldest first.
-    pub session_ids: Vec<i64>,
+    #[schema(value_type = Vec<i64>)]
+    pub session_ids: Vec<WorkSessionId>,
     pub sub_items: Vec<SubItem>,
     pub sub_items_done: usize,
     pub sub_items_total: usize,
     /// The session whose worktree the sub-items were read from; `null` when they come
     /// from the task branch.
-    pub read_from_session: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub read_from_session: Option<WorkSessionId>,
     /// 1.0 when done or skipped; otherwise the share of sub-items done (0.0 without any).
     pub fraction: f64,
 }
@@ -56,11 +59,13 @@ pub struct TaskProgress {
 /// A work session with the sub-items of its task.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SessionProgress {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: WorkSessionId,
     pub name: String,
     pub kind: WorkSessionKind,
     pub status: WorkSessionStatus,
-    pub parent_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub parent_id: Option<WorkSessionId>,
     /// The key of the plan task it works on (none for a planning session).
     pub task_key: Option<String>,
     pub attempt: i64,
@@ -70,7 +75,8 @@ pub struct SessionProgress {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Progress {
-    pub spec_task_id: i64,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
     pub status: SpecTaskStatus,
     pub tasks_total: usize,
     /// Done or skipped tasks.
@@ -142,7 +148,7 @@ pub struct Overview {
 pub async fn progress(
     store: &dyn Store,
     tasks_dir: &Path,
-    spec_task_id: i64,
+    spec_task_id: SpecTaskId,
 ) -> Result<Progress, StoreError> {
     Ok(load(store, tasks_dir, spec_task_id).await?.progress)
 }
@@ -160,7 +166,7 @@ struct Loaded {
 async fn load(
     store: &dyn Store,
     tasks_dir: &Path,
-    spec_task_id: i64,
+    spec_task_id: SpecTaskId,
 ) -> Result<Loaded, StoreError> {
     let task = store.get_spec_task(spec_task_id).await?;
     let project = store.get_project(task.project_id).await?;
@@ -187,7 +193,7 @@ async fn load(
 pub async fn overview(
     store: &dyn Store,
     tasks_dir: &Path,
-    spec_task_id: i64,
+    spec_task_id: SpecTaskId,
 ) -> Result<Overview, StoreError> {
     // Events first: a client that continues from the newest of them (`after=`) then
     // sees every change the rest of this overview might have missed.
@@ -234,7 +240,7 @@ struct Sources {
     /// The task branch's.
     task: Option<TasksDoc>,
     /// Each live session's own (by session id).
-    sessions: HashMap<i64, TasksDoc>,
+    sessions: HashMap<WorkSessionId, TasksDoc>,
 }
 
 impl Sources {
@@ -421,8 +427,8 @@ pub(crate) fn sub_items(doc: &TasksDoc, key: &str) -> Vec<SubItem> {
 /// Sessions nested under their parents; a session whose parent is not in this spec
 /// task is a root.
 pub fn session_tree(sessions: &[WorkSession]) -> Vec<SessionNode> {
-    let ids: std::collections::HashSet<i64> = sessions.iter().map(|s| s.id).collect();
-    let mut children: HashMap<i64, Vec<&WorkSession>> = HashMap::new();
+    let ids: std::collections::HashSet<WorkSessionId> = sessions.iter().map(|s| s.id).collect();
+    let mut children: HashMap<WorkSessionId, Vec<&WorkSession>> = HashMap::new();
     let mut roots = Vec::new();
     for s in sessions {
         match s.parent_id {
@@ -432,7 +438,7 @@ pub fn session_tree(sessions: &[WorkSession]) -> Vec<SessionNode> {
     }
     fn build(
         s: &WorkSession,
-        children: &HashMap<i64, Vec<&WorkSession>>,
+        children: &HashMap<WorkSessionId, Vec<&WorkSession>>,
         depth: usize,
     ) -> SessionNode {
         SessionNode {
@@ -508,8 +514,8 @@ mod tests {
     #[test]
     fn graph_edges_run_from_dependency_to_dependent() {
         let t = |key: &str, deps: &[&str]| ImplementationTask {
-            id: 0,
-            spec_task_id: 1,
+            id: ImplementationTaskId(0),
+            spec_task_id: SpecTaskId(1),
             key: key.into(),
             title: key.into(),
             details: String::new(),

@@ -4,6 +4,7 @@
 //! identical failures for longer than [`STUCK_FOR`], its loop gives up on the task
 //! and moves it to a state a person sees (`failed`, with the phase and the error).
 
+use crate::domain::ids::*;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -22,13 +23,13 @@ struct Streak {
 /// The current streak of identical failures, per spec task.
 #[derive(Default)]
 pub struct Repeats {
-    streaks: Mutex<HashMap<i64, Streak>>,
+    streaks: Mutex<HashMap<SpecTaskId, Streak>>,
 }
 
 impl Repeats {
     /// Records a failure of `task`'s step. Returns how many identical failures in a
     /// row there were when it is time to give up (the streak is then forgotten).
-    pub fn failed(&self, task: i64, error: &str) -> Option<u32> {
+    pub fn failed(&self, task: SpecTaskId, error: &str) -> Option<u32> {
         let mut streaks = self.streaks.lock().unwrap_or_else(|p| p.into_inner());
         let streak = streaks.entry(task).or_insert_with(|| Streak {
             error: error.to_string(),
@@ -55,7 +56,7 @@ impl Repeats {
     }
 
     /// A step of `task` went through: its streak ends.
-    pub fn succeeded(&self, task: i64) {
+    pub fn succeeded(&self, task: SpecTaskId) {
         self.streaks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -76,20 +77,20 @@ mod tests {
     fn gives_up_after_identical_failures_only() {
         let r = Repeats::default();
         for _ in 1..STUCK_AFTER {
-            assert_eq!(r.failed(1, "boom"), None);
+            assert_eq!(r.failed(SpecTaskId(1), "boom"), None);
         }
         // Another error starts a new streak; another task has its own.
-        assert_eq!(r.failed(1, "other"), None);
-        assert_eq!(r.failed(2, "boom"), None);
+        assert_eq!(r.failed(SpecTaskId(1), "other"), None);
+        assert_eq!(r.failed(SpecTaskId(2), "boom"), None);
         for _ in 2..STUCK_AFTER {
-            assert_eq!(r.failed(1, "other"), None);
+            assert_eq!(r.failed(SpecTaskId(1), "other"), None);
         }
-        assert_eq!(r.failed(1, "other"), Some(STUCK_AFTER));
+        assert_eq!(r.failed(SpecTaskId(1), "other"), Some(STUCK_AFTER));
         // Given up: the streak starts over.
-        assert_eq!(r.failed(1, "other"), None);
-        r.succeeded(1);
+        assert_eq!(r.failed(SpecTaskId(1), "other"), None);
+        r.succeeded(SpecTaskId(1));
         for _ in 1..STUCK_AFTER {
-            assert_eq!(r.failed(1, "other"), None);
+            assert_eq!(r.failed(SpecTaskId(1), "other"), None);
         }
     }
 }

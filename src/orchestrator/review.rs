@@ -78,7 +78,7 @@ impl Reviewer {
         Reviewer { store, tasks_dir }
     }
 
-    async fn locate(&self, spec_task_id: i64) -> Result<Located, ReviewError> {
+    async fn locate(&self, spec_task_id: SpecTaskId) -> Result<Located, ReviewError> {
         let task = self.store.get_spec_task(spec_task_id).await?;
         let project = self.store.get_project(task.project_id).await?;
         let spec_rel = spec_files::spec_dir_rel(&project, &task);
@@ -130,7 +130,7 @@ impl Reviewer {
 
     pub async fn view(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         number: i64,
     ) -> Result<SpecVersionView, ReviewError> {
         let at = self.locate(spec_task_id).await?;
@@ -160,7 +160,7 @@ impl Reviewer {
     /// must appear in it.
     pub async fn comment(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         number: i64,
         mut new: NewReviewComment,
     ) -> Result<ReviewComment, ReviewError> {
@@ -232,7 +232,11 @@ impl Reviewer {
 
     /// Approves the latest spec version (refused if its report has errors), records
     /// the approver and the approved commit in `spec.json`, and commits it.
-    pub async fn approve(&self, spec_task_id: i64, actor: &str) -> Result<SpecTask, ReviewError> {
+    pub async fn approve(
+        &self,
+        spec_task_id: SpecTaskId,
+        actor: &str,
+    ) -> Result<SpecTask, ReviewError> {
         let at = self.locate(spec_task_id).await?;
         if at.task.status != SpecTaskStatus::SpecReview {
             return Ok(self
@@ -327,7 +331,7 @@ impl Reviewer {
     /// Sends the task back to planning; the planner revises with the open comments.
     pub async fn request_changes(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         actor: &str,
     ) -> Result<SpecTask, ReviewError> {
         let at = self.locate(spec_task_id).await?;
@@ -357,7 +361,11 @@ impl Reviewer {
     }
 
     /// Rejects the spec: the task is archived (`rejected`) and its branch kept.
-    pub async fn reject(&self, spec_task_id: i64, actor: &str) -> Result<SpecTask, ReviewError> {
+    pub async fn reject(
+        &self,
+        spec_task_id: SpecTaskId,
+        actor: &str,
+    ) -> Result<SpecTask, ReviewError> {
         let task = self.store.get_spec_task(spec_task_id).await?;
         let version = self.store.list_spec_versions(task.id).await?.pop();
         let event = &|_| SpecTaskEvent::Reject;

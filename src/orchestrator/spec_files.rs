@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use crate::domain::ids::*;
 use crate::domain::spec_report::{self, SpecFiles, SpecReport};
 use crate::domain::{Project, SpecTask};
 
@@ -18,7 +19,7 @@ pub fn task_worktree(tasks_dir: &Path, task: &SpecTask) -> PathBuf {
 
 /// The task's own bare repository, of which its session worktrees are worktrees
 /// (see `git::ensure_task_repo`).
-pub fn task_repo(tasks_dir: &Path, task_id: i64) -> PathBuf {
+pub fn task_repo(tasks_dir: &Path, task_id: SpecTaskId) -> PathBuf {
     tasks_dir.join(task_id.to_string()).join("repo.git")
 }
 

@@ -256,10 +256,10 @@ mod tests {
         Notification {
             key: "conflict:session:4:1".into(),
             kind: NotificationKind::Conflict,
-            project_id: 1,
-            spec_task_id: 2,
+            project_id: ProjectId(1),
+            spec_task_id: SpecTaskId(2),
             spec_task_title: "Add <sessions>".into(),
-            session_id: Some(4),
+            session_id: Some(WorkSessionId(4)),
             permission_id: None,
             coordination_id: None,
             task_key: Some("2".into()),

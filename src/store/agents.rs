@@ -9,6 +9,7 @@ use sqlx::Row;
 use super::rows::{self, now_ms};
 use super::sql::{Bind, SqlStore};
 use super::transition::{Set, Transition};
+use super::write_tx::Unrecorded;
 use super::{Actor, Result, StoreError, not_found};
 use crate::domain::*;
 
@@ -23,7 +24,7 @@ pub struct InstanceReport {
 
 #[derive(Debug, Clone)]
 pub struct NewTranscriptEntry {
-    pub work_session_id: i64,
+    pub work_session_id: WorkSessionId,
     pub kind: TranscriptKind,
     pub content: String,
     pub data: serde_json::Value,
@@ -31,7 +32,7 @@ pub struct NewTranscriptEntry {
 
 #[derive(Debug, Clone)]
 pub struct NewPermissionRequest {
-    pub work_session_id: i64,
+    pub work_session_id: WorkSessionId,
     pub title: String,
     pub tool_call: serde_json::Value,
     pub options: serde_json::Value,
@@ -46,14 +47,14 @@ pub trait AgentStore: Send + Sync + 'static {
     /// instance that is stopped or crashed is moved to `starting` (a restart).
     async fn start_agent_instance(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         profile: &str,
         actor: Actor<'_>,
     ) -> Result<AgentInstance>;
-    async fn get_agent_instance(&self, spec_task_id: i64) -> Result<AgentInstance>;
+    async fn get_agent_instance(&self, spec_task_id: SpecTaskId) -> Result<AgentInstance>;
     async fn transition_agent_instance(
         &self,
-        id: i64,
+        id: AgentInstanceId,
         event: AgentInstanceEvent,
         report: InstanceReport,
         actor: Actor<'_>,
@@ -62,41 +63,49 @@ pub trait AgentStore: Send + Sync + 'static {
     /// the orchestrator starts nothing on it. `None` when the task never had one.
     async fn hold_agent_instance(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         held: bool,
         actor: Actor<'_>,
     ) -> Result<Option<AgentInstance>>;
     /// Every agent instance, of every spec task.
     async fn list_agent_instances(&self) -> Result<Vec<AgentInstance>>;
     /// The newest `limit` samples of a task's agent, oldest first (none without one).
-    async fn list_agent_samples(&self, spec_task_id: i64, limit: i64) -> Result<Vec<AgentSample>>;
+    async fn list_agent_samples(
+        &self,
+        spec_task_id: SpecTaskId,
+        limit: i64,
+    ) -> Result<Vec<AgentSample>>;
     /// The latest CPU and memory sample; not an event (it would flood the log).
-    async fn record_instance_sample(&self, id: i64, cpu_percent: f64, rss_bytes: i64)
-    -> Result<()>;
+    async fn record_instance_sample(
+        &self,
+        id: AgentInstanceId,
+        cpu_percent: f64,
+        rss_bytes: i64,
+    ) -> Result<()>;
 
     /// The session's thread in `opening`, created if it has none; an existing
     /// interrupted thread is resumed (moved to `opening`).
     async fn open_agent_thread(
         &self,
-        instance_id: i64,
-        work_session_id: i64,
+        instance_id: AgentInstanceId,
+        work_session_id: WorkSessionId,
         actor: Actor<'_>,
     ) -> Result<AgentThread>;
     async fn transition_agent_thread(
         &self,
-        id: i64,
+        id: AgentThreadId,
         event: AgentThreadEvent,
         acp_session_id: Option<&str>,
         reason: Option<&str>,
         actor: Actor<'_>,
     ) -> Result<AgentThread>;
-    async fn get_agent_thread(&self, work_session_id: i64) -> Result<AgentThread>;
-    async fn list_agent_threads(&self, spec_task_id: i64) -> Result<Vec<AgentThread>>;
+    async fn get_agent_thread(&self, work_session_id: WorkSessionId) -> Result<AgentThread>;
+    async fn list_agent_threads(&self, spec_task_id: SpecTaskId) -> Result<Vec<AgentThread>>;
 
     async fn append_transcript(&self, entry: NewTranscriptEntry) -> Result<TranscriptEntry>;
     async fn list_transcript(
         &self,
-        work_session_id: i64,
+        work_session_id: WorkSessionId,
         after_id: i64,
     ) -> Result<Vec<TranscriptEntry>>;
 
@@ -108,16 +117,16 @@ pub trait AgentStore: Send + Sync + 'static {
     /// or `cancelled`; a request that is no longer pending is a conflict.
     async fn resolve_permission_request(
         &self,
-        id: i64,
+        id: PermissionRequestId,
         event: PermissionEvent,
         option_id: Option<&str>,
         actor: Actor<'_>,
     ) -> Result<PermissionRequest>;
-    async fn get_permission_request(&self, id: i64) -> Result<PermissionRequest>;
+    async fn get_permission_request(&self, id: PermissionRequestId) -> Result<PermissionRequest>;
     async fn list_permission_requests(
         &self,
         status: Option<PermissionStatus>,
-        spec_task_id: Option<i64>,
+        spec_task_id: Option<SpecTaskId>,
     ) -> Result<Vec<PermissionRequest>>;
 
     /// Records an event that changes no row, such as a refused escape attempt.
@@ -125,7 +134,7 @@ pub trait AgentStore: Send + Sync + 'static {
 }
 
 impl SqlStore {
-    pub(super) async fn task_project(&self, spec_task_id: i64) -> Result<i64> {
+    pub(super) async fn task_project(&self, spec_task_id: SpecTaskId) -> Result<ProjectId> {
         let row = sqlx::query("SELECT project_id FROM spec_tasks WHERE id = $1")
             .bind(spec_task_id)
             .fetch_optional(&self.pool)
@@ -134,25 +143,25 @@ impl SqlStore {
         Ok(row.try_get("project_id")?)
     }
 
-    async fn instance_by_id(&self, id: i64) -> Result<AgentInstance> {
+    async fn instance_by_id(&self, id: AgentInstanceId) -> Result<AgentInstance> {
         let table = ("agent_instances", rows::AGENT_INSTANCE_COLUMNS, "id");
         self.fetch_by(
             &self.pool,
             table,
-            id,
+            id.0,
             "agent instance",
             rows::agent_instance,
         )
         .await
     }
 
-    async fn thread_by_id(&self, id: i64) -> Result<AgentThread> {
+    async fn thread_by_id(&self, id: AgentThreadId) -> Result<AgentThread> {
         let table = ("agent_threads", rows::AGENT_THREAD_COLUMNS, "id");
-        self.fetch_by(&self.pool, table, id, "agent thread", rows::agent_thread)
+        self.fetch_by(&self.pool, table, id.0, "agent thread", rows::agent_thread)
             .await
     }
 
-    async fn session_ids(&self, work_session_id: i64) -> Result<(i64, i64)> {
+    async fn session_ids(&self, work_session_id: WorkSessionId) -> Result<(SpecTaskId, ProjectId)> {
         let row = sqlx::query(
             "SELECT s.spec_task_id, t.project_id FROM work_sessions s \
              JOIN spec_tasks t ON t.id = s.spec_task_id WHERE s.id = $1",
@@ -169,7 +178,7 @@ impl SqlStore {
 impl AgentStore for SqlStore {
     async fn start_agent_instance(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         profile: &str,
         actor: Actor<'_>,
     ) -> Result<AgentInstance> {
@@ -210,7 +219,7 @@ impl AgentStore for SqlStore {
             project_id: Some(project_id),
             spec_task_id: Some(spec_task_id),
             entity: "agent_instance",
-            entity_id: Some(instance.id),
+            entity_id: Some(instance.id.0),
             kind: "agent_instance.created",
             data: json!({ "profile": profile }),
         };
@@ -218,7 +227,7 @@ impl AgentStore for SqlStore {
         Ok(instance)
     }
 
-    async fn get_agent_instance(&self, spec_task_id: i64) -> Result<AgentInstance> {
+    async fn get_agent_instance(&self, spec_task_id: SpecTaskId) -> Result<AgentInstance> {
         let table = (
             "agent_instances",
             rows::AGENT_INSTANCE_COLUMNS,
@@ -227,7 +236,7 @@ impl AgentStore for SqlStore {
         self.fetch_by(
             &self.pool,
             table,
-            spec_task_id,
+            spec_task_id.0,
             "agent instance of spec task",
             rows::agent_instance,
         )
@@ -236,7 +245,7 @@ impl AgentStore for SqlStore {
 
     async fn transition_agent_instance(
         &self,
-        id: i64,
+        id: AgentInstanceId,
         event: AgentInstanceEvent,
         report: InstanceReport,
         actor: Actor<'_>,
@@ -267,13 +276,13 @@ impl AgentStore for SqlStore {
             Set("updated_at = {}", Bind::Int(now_ms())),
         ];
         let table = ("agent_instances", rows::AGENT_INSTANCE_COLUMNS);
-        let row = step.write(&mut tx, table, id, sets).await?;
+        let row = step.write(&mut tx, table, id.0, sets).await?;
         let instance = rows::agent_instance(&row)?;
         let event = NewEvent {
             project_id: Some(project_id),
             spec_task_id: Some(current.spec_task_id),
             entity: "agent_instance",
-            entity_id: Some(id),
+            entity_id: Some(id.0),
             kind: "agent_instance.status_changed",
             data: json!({ "from": current.status, "to": next, "reason": report.last_error, "pid": report.pid }),
         };
@@ -283,7 +292,7 @@ impl AgentStore for SqlStore {
 
     async fn record_instance_sample(
         &self,
-        id: i64,
+        id: AgentInstanceId,
         cpu_percent: f64,
         rss_bytes: i64,
     ) -> Result<()> {
@@ -314,13 +323,12 @@ impl AgentStore for SqlStore {
         .bind(KEPT_SAMPLES)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(())
+        tx.commit_without_events(Unrecorded::ResourceSample).await
     }
 
     async fn hold_agent_instance(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         held: bool,
         actor: Actor<'_>,
     ) -> Result<Option<AgentInstance>> {
@@ -350,7 +358,7 @@ impl AgentStore for SqlStore {
             project_id: Some(project_id),
             spec_task_id: Some(spec_task_id),
             entity: "agent_instance",
-            entity_id: Some(instance.id),
+            entity_id: Some(instance.id.0),
             kind: if held {
                 "agent_instance.held"
             } else {
@@ -374,14 +382,18 @@ impl AgentStore for SqlStore {
             .collect()
     }
 
-    async fn list_agent_samples(&self, spec_task_id: i64, limit: i64) -> Result<Vec<AgentSample>> {
+    async fn list_agent_samples(
+        &self,
+        spec_task_id: SpecTaskId,
+        limit: i64,
+    ) -> Result<Vec<AgentSample>> {
         self.task_project(spec_task_id).await?;
         let rows = self
             .fetch_rows(
                 "SELECT s.cpu_percent, s.rss_bytes, s.sampled_at FROM agent_samples s \
                  JOIN agent_instances i ON i.id = s.agent_instance_id WHERE i.spec_task_id = $1 \
                  ORDER BY s.id DESC LIMIT $2",
-                vec![Bind::Int(spec_task_id), Bind::Int(limit)],
+                vec![Bind::Int(spec_task_id.0), Bind::Int(limit)],
             )
             .await?;
         let mut samples = rows
@@ -400,8 +412,8 @@ impl AgentStore for SqlStore {
 
     async fn open_agent_thread(
         &self,
-        instance_id: i64,
-        work_session_id: i64,
+        instance_id: AgentInstanceId,
+        work_session_id: WorkSessionId,
         actor: Actor<'_>,
     ) -> Result<AgentThread> {
         let (spec_task_id, project_id) = self.session_ids(work_session_id).await?;
@@ -439,7 +451,7 @@ impl AgentStore for SqlStore {
             project_id: Some(project_id),
             spec_task_id: Some(spec_task_id),
             entity: "agent_thread",
-            entity_id: Some(thread.id),
+            entity_id: Some(thread.id.0),
             kind: "agent_thread.created",
             data: json!({ "work_session_id": work_session_id, "agent_instance_id": instance_id }),
         };
@@ -449,7 +461,7 @@ impl AgentStore for SqlStore {
 
     async fn transition_agent_thread(
         &self,
-        id: i64,
+        id: AgentThreadId,
         event: AgentThreadEvent,
         acp_session_id: Option<&str>,
         reason: Option<&str>,
@@ -468,13 +480,13 @@ impl AgentStore for SqlStore {
             Set("updated_at = {}", Bind::Int(now_ms())),
         ];
         let table = ("agent_threads", rows::AGENT_THREAD_COLUMNS);
-        let row = step.write(&mut tx, table, id, sets).await?;
+        let row = step.write(&mut tx, table, id.0, sets).await?;
         let thread = rows::agent_thread(&row)?;
         let event = NewEvent {
             project_id: Some(project_id),
             spec_task_id: Some(spec_task_id),
             entity: "agent_thread",
-            entity_id: Some(id),
+            entity_id: Some(id.0),
             kind: "agent_thread.status_changed",
             data: json!({ "from": current.status, "to": next, "work_session_id": current.work_session_id,
                           "reason": reason }),
@@ -483,7 +495,7 @@ impl AgentStore for SqlStore {
         Ok(thread)
     }
 
-    async fn get_agent_thread(&self, work_session_id: i64) -> Result<AgentThread> {
+    async fn get_agent_thread(&self, work_session_id: WorkSessionId) -> Result<AgentThread> {
         let table = (
             "agent_threads",
             rows::AGENT_THREAD_COLUMNS,
@@ -492,21 +504,21 @@ impl AgentStore for SqlStore {
         self.fetch_by(
             &self.pool,
             table,
-            work_session_id,
+            work_session_id.0,
             "agent thread of work session",
             rows::agent_thread,
         )
         .await
     }
 
-    async fn list_agent_threads(&self, spec_task_id: i64) -> Result<Vec<AgentThread>> {
+    async fn list_agent_threads(&self, spec_task_id: SpecTaskId) -> Result<Vec<AgentThread>> {
         super::Store::get_spec_task(self, spec_task_id).await?;
         let sql = format!(
             "SELECT {} FROM agent_threads WHERE work_session_id IN \
              (SELECT id FROM work_sessions WHERE spec_task_id = $1) ORDER BY id",
             rows::AGENT_THREAD_COLUMNS
         );
-        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id)])
+        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id.0)])
             .await?
             .iter()
             .map(rows::agent_thread)
@@ -545,7 +557,7 @@ impl AgentStore for SqlStore {
 
     async fn list_transcript(
         &self,
-        work_session_id: i64,
+        work_session_id: WorkSessionId,
         after_id: i64,
     ) -> Result<Vec<TranscriptEntry>> {
         self.session_ids(work_session_id).await?;
@@ -553,11 +565,14 @@ impl AgentStore for SqlStore {
             "SELECT {} FROM transcript_entries WHERE work_session_id = $1 AND id > $2 ORDER BY id",
             rows::TRANSCRIPT_COLUMNS
         );
-        self.fetch_rows(&sql, vec![Bind::Int(work_session_id), Bind::Int(after_id)])
-            .await?
-            .iter()
-            .map(rows::transcript_entry)
-            .collect()
+        self.fetch_rows(
+            &sql,
+            vec![Bind::Int(work_session_id.0), Bind::Int(after_id)],
+        )
+        .await?
+        .iter()
+        .map(rows::transcript_entry)
+        .collect()
     }
 
     async fn create_permission_request(
@@ -586,7 +601,7 @@ impl AgentStore for SqlStore {
             project_id: Some(project_id),
             spec_task_id: Some(spec_task_id),
             entity: "permission_request",
-            entity_id: Some(request.id),
+            entity_id: Some(request.id.0),
             kind: "permission.requested",
             data: json!({ "work_session_id": new.work_session_id, "title": new.title }),
         };
@@ -596,7 +611,7 @@ impl AgentStore for SqlStore {
 
     async fn resolve_permission_request(
         &self,
-        id: i64,
+        id: PermissionRequestId,
         event: PermissionEvent,
         option_id: Option<&str>,
         actor: Actor<'_>,
@@ -623,7 +638,7 @@ impl AgentStore for SqlStore {
             Set("resolved_at = {}", Bind::Int(now_ms())),
         ];
         let table = ("permission_requests", rows::PERMISSION_COLUMNS);
-        let row = match step.write(&mut tx, table, id, sets).await {
+        let row = match step.write(&mut tx, table, id.0, sets).await {
             Err(StoreError::Conflict(_)) => return Err(already()),
             other => other?,
         };
@@ -632,7 +647,7 @@ impl AgentStore for SqlStore {
             project_id: Some(project_id),
             spec_task_id: Some(current.spec_task_id),
             entity: "permission_request",
-            entity_id: Some(id),
+            entity_id: Some(id.0),
             kind: "permission.resolved",
             data: json!({ "status": step.to(), "option_id": option_id }),
         };
@@ -640,12 +655,12 @@ impl AgentStore for SqlStore {
         Ok(resolved)
     }
 
-    async fn get_permission_request(&self, id: i64) -> Result<PermissionRequest> {
+    async fn get_permission_request(&self, id: PermissionRequestId) -> Result<PermissionRequest> {
         let table = ("permission_requests", rows::PERMISSION_COLUMNS, "id");
         self.fetch_by(
             &self.pool,
             table,
-            id,
+            id.0,
             "permission request",
             rows::permission_request,
         )
@@ -655,7 +670,7 @@ impl AgentStore for SqlStore {
     async fn list_permission_requests(
         &self,
         status: Option<PermissionStatus>,
-        spec_task_id: Option<i64>,
+        spec_task_id: Option<SpecTaskId>,
     ) -> Result<Vec<PermissionRequest>> {
         let mut conditions = Vec::new();
         let mut binds = Vec::new();
@@ -664,7 +679,7 @@ impl AgentStore for SqlStore {
             conditions.push(format!("status = ${}", binds.len()));
         }
         if let Some(t) = spec_task_id {
-            binds.push(Bind::Int(t));
+            binds.push(Bind::Int(t.0));
             conditions.push(format!("spec_task_id = ${}", binds.len()));
         }
         let filter = if conditions.is_empty() {

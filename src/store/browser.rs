@@ -8,7 +8,8 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::rows::{self, now_ms};
-use super::sql::{SqlStore, Tx};
+use super::sql::SqlStore;
+use super::write_tx::{Unrecorded, WriteTx};
 use super::{Actor, Result};
 use crate::auth::ApiToken;
 use crate::domain::NewEvent;
@@ -73,7 +74,7 @@ fn signed_in(token: &ApiToken, how: &str) -> NewEvent {
 
 /// Opens a browser session row inside the caller's transaction.
 async fn insert_session(
-    tx: &mut Tx,
+    tx: &mut WriteTx,
     session_hash: &str,
     token_id: i64,
     expires_at: DateTime<Utc>,
@@ -99,6 +100,7 @@ impl BrowserStore for SqlStore {
         token_id: i64,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
+        let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO browser_credentials (kind, secret_hash, token_id, created_at, expires_at) \
              VALUES ('link', $1, $2, $3, $4)",
@@ -107,9 +109,9 @@ impl BrowserStore for SqlStore {
         .bind(token_id)
         .bind(now_ms())
         .bind(expires_at.timestamp_millis())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit_without_events(Unrecorded::SignInLink).await
     }
 
     async fn redeem_sign_in_link(

@@ -19,9 +19,10 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::rows::{now_ms, time};
-use super::sql::{SqlStore, Tx};
+use super::sql::SqlStore;
+use super::write_tx::{Unrecorded, WriteTx};
 use super::{Actor, Result, StoreError};
-use crate::domain::NewEvent;
+use crate::domain::{NewEvent, SpecTaskId};
 
 /// The actor of lease events: they are the cluster's doing, and not fenced (the
 /// acquisition itself is what moves the fence).
@@ -39,7 +40,7 @@ pub struct Replica {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
-    pub spec_task_id: i64,
+    pub spec_task_id: SpecTaskId,
     pub owner: String,
     pub fence: i64,
     pub acquired_at: DateTime<Utc>,
@@ -60,7 +61,7 @@ pub struct Claim {
 #[derive(Debug, Default)]
 pub struct Fences {
     replica: std::sync::OnceLock<String>,
-    held: Mutex<HashMap<i64, Held>>,
+    held: Mutex<HashMap<SpecTaskId, Held>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,7 +85,7 @@ impl Fences {
 
     /// Whether this process may run the task's work: always when it is no cluster
     /// replica, else while it holds the task's lease.
-    pub fn owns(&self, spec_task_id: i64) -> bool {
+    pub fn owns(&self, spec_task_id: SpecTaskId) -> bool {
         self.replica.get().is_none()
             || self
                 .held
@@ -95,7 +96,7 @@ impl Fences {
     }
 
     /// Since when this process holds the task (its start when it is no replica).
-    pub fn owned_since(&self, spec_task_id: i64) -> Option<DateTime<Utc>> {
+    pub fn owned_since(&self, spec_task_id: SpecTaskId) -> Option<DateTime<Utc>> {
         self.held
             .lock()
             .unwrap()
@@ -105,8 +106,8 @@ impl Fences {
     }
 
     /// The tasks held (not lost), with their fences.
-    pub fn held(&self) -> Vec<(i64, i64)> {
-        let mut held: Vec<(i64, i64)> = self
+    pub fn held(&self) -> Vec<(SpecTaskId, i64)> {
+        let mut held: Vec<(SpecTaskId, i64)> = self
             .held
             .lock()
             .unwrap()
@@ -119,7 +120,7 @@ impl Fences {
     }
 
     /// The fence this process holds the task under (lost or not).
-    fn fence_of(&self, spec_task_id: i64) -> Option<i64> {
+    fn fence_of(&self, spec_task_id: SpecTaskId) -> Option<i64> {
         self.held
             .lock()
             .unwrap()
@@ -127,7 +128,7 @@ impl Fences {
             .map(|h| h.fence)
     }
 
-    pub(super) fn hold(&self, spec_task_id: i64, fence: i64) {
+    pub(super) fn hold(&self, spec_task_id: SpecTaskId, fence: i64) {
         self.held.lock().unwrap().insert(
             spec_task_id,
             Held {
@@ -139,7 +140,7 @@ impl Fences {
     }
 
     /// Marks a task as taken by another replica. Returns whether it was held.
-    pub fn lose(&self, spec_task_id: i64) -> bool {
+    pub fn lose(&self, spec_task_id: SpecTaskId) -> bool {
         match self.held.lock().unwrap().get_mut(&spec_task_id) {
             Some(h) if !h.lost => {
                 h.lost = true;
@@ -150,17 +151,21 @@ impl Fences {
     }
 
     /// Drops a task from the map (handed back, or lost and its local work ended).
-    pub fn forget(&self, spec_task_id: i64) {
+    pub fn forget(&self, spec_task_id: SpecTaskId) {
         self.held.lock().unwrap().remove(&spec_task_id);
     }
 
     /// The `(task, fence)` pairs a write by `actor` touching `tasks` must still hold.
-    fn to_check(&self, tasks: impl Iterator<Item = i64>, actor: Actor<'_>) -> Vec<(i64, i64)> {
+    fn to_check(
+        &self,
+        tasks: impl Iterator<Item = SpecTaskId>,
+        actor: Actor<'_>,
+    ) -> Vec<(SpecTaskId, i64)> {
         if self.replica.get().is_none() || actor == CLUSTER_ACTOR || actor.starts_with("token:") {
             return Vec::new();
         }
         let held = self.held.lock().unwrap();
-        let mut out: Vec<(i64, i64)> = tasks
+        let mut out: Vec<(SpecTaskId, i64)> = tasks
             .filter_map(|t| held.get(&t).map(|h| (t, h.fence)))
             .collect();
         out.sort();
@@ -176,7 +181,7 @@ impl SqlStore {
     /// one sees the takeover.
     pub(super) async fn check_fences<'a>(
         &self,
-        tx: &mut Tx,
+        tx: &mut WriteTx,
         events: impl Iterator<Item = &'a NewEvent>,
         actor: Actor<'_>,
     ) -> Result<()> {
@@ -217,12 +222,12 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// `spec_task.lease_taken` event says so. `None` when another replica holds it.
     async fn claim_lease(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         replica: &str,
         ttl_ms: i64,
     ) -> Result<Option<Claim>>;
     /// Hands leases back at once (they expire now): all of `replica`'s, or one task's.
-    async fn release_leases(&self, replica: &str, task: Option<i64>) -> Result<()>;
+    async fn release_leases(&self, replica: &str, task: Option<SpecTaskId>) -> Result<()>;
     /// A clean stop: the replica's leases go back and it is marked stopped.
     async fn stop_replica(&self, id: &str) -> Result<()>;
     async fn list_replicas(&self) -> Result<Vec<Replica>>;
@@ -231,7 +236,7 @@ pub trait ClusterStore: Send + Sync + 'static {
     /// user's repository): `Fenced` unless this replica still holds the task under
     /// its fence. Always fine when it is no replica. (Git's own compare-and-swap on
     /// refs covers the moment between this check and the write.)
-    async fn check_lease(&self, spec_task_id: i64) -> Result<()>;
+    async fn check_lease(&self, spec_task_id: SpecTaskId) -> Result<()>;
 }
 
 fn lease(row: &sqlx::any::AnyRow) -> Result<Lease> {
@@ -254,7 +259,7 @@ impl ClusterStore for SqlStore {
 
     async fn register_replica(&self, id: &str, address: &str, max_agents: i64) -> Result<()> {
         let now = now_ms();
-        sqlx::query(
+        let register = sqlx::query(
             "INSERT INTO replicas (id, address, max_agents, started_at, heartbeat_at, stopped_at) \
              VALUES ($1, $2, $3, $4, $4, NULL) ON CONFLICT (id) DO UPDATE SET address = $2, \
              max_agents = $3, started_at = $4, heartbeat_at = $4, stopped_at = NULL",
@@ -262,31 +267,33 @@ impl ClusterStore for SqlStore {
         .bind(id)
         .bind(address)
         .bind(max_agents)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        .bind(now);
+        self.execute_unrecorded(register, Unrecorded::ReplicaHeartbeat)
+            .await?;
         Ok(())
     }
 
     async fn heartbeat(&self, id: &str, ttl_ms: i64) -> Result<Vec<Lease>> {
         let now = now_ms();
-        sqlx::query("UPDATE replicas SET heartbeat_at = $1 WHERE id = $2")
+        let beat = sqlx::query("UPDATE replicas SET heartbeat_at = $1 WHERE id = $2")
             .bind(now)
-            .bind(id)
-            .execute(&self.pool)
+            .bind(id);
+        self.execute_unrecorded(beat, Unrecorded::ReplicaHeartbeat)
             .await?;
         // Only the leases it still holds: one whose fence moved is another's now.
         let held = self.fences.held();
+        // One transaction each, so a replica paused between two renewals holds no
+        // lease row's lock.
         for (task, fence) in &held {
-            sqlx::query(
+            let renew = sqlx::query(
                 "UPDATE task_leases SET expires_at = $1 WHERE spec_task_id = $2 AND owner = $3 AND fence = $4",
             )
             .bind(now + ttl_ms)
             .bind(task)
             .bind(id)
-            .bind(fence)
-            .execute(&self.pool)
-            .await?;
+            .bind(fence);
+            self.execute_unrecorded(renew, Unrecorded::ReplicaHeartbeat)
+                .await?;
         }
         let sql = format!("SELECT {LEASE_COLUMNS} FROM task_leases WHERE owner = $1");
         let rows = sqlx::query(&sql).bind(id).fetch_all(&self.pool).await?;
@@ -295,7 +302,7 @@ impl ClusterStore for SqlStore {
 
     async fn claim_lease(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         replica: &str,
         ttl_ms: i64,
     ) -> Result<Option<Claim>> {
@@ -347,7 +354,7 @@ impl ClusterStore for SqlStore {
             project_id: Some(project_id),
             spec_task_id: Some(spec_task_id),
             entity: "spec_task",
-            entity_id: Some(spec_task_id),
+            entity_id: Some(spec_task_id.0),
             kind: "spec_task.lease_taken",
             data: json!({ "replica": replica, "fence": fence, "from": from }),
         };
@@ -356,28 +363,28 @@ impl ClusterStore for SqlStore {
         Ok(Some(Claim { fence, from }))
     }
 
-    async fn release_leases(&self, replica: &str, task: Option<i64>) -> Result<()> {
+    async fn release_leases(&self, replica: &str, task: Option<SpecTaskId>) -> Result<()> {
         let now = now_ms();
         match task {
             Some(task) => {
-                sqlx::query(
+                let release = sqlx::query(
                     "UPDATE task_leases SET expires_at = $1, released_at = $1 WHERE owner = $2 AND spec_task_id = $3",
                 )
                 .bind(now - 1)
                 .bind(replica)
-                .bind(task)
-                .execute(&self.pool)
-                .await?;
+                .bind(task);
+                self.execute_unrecorded(release, Unrecorded::LeaseRelease)
+                    .await?;
                 self.fences.forget(task);
             }
             None => {
-                sqlx::query(
+                let release = sqlx::query(
                     "UPDATE task_leases SET expires_at = $1, released_at = $1 WHERE owner = $2",
                 )
                 .bind(now - 1)
-                .bind(replica)
-                .execute(&self.pool)
-                .await?;
+                .bind(replica);
+                self.execute_unrecorded(release, Unrecorded::LeaseRelease)
+                    .await?;
                 for (task, _) in self.fences.held() {
                     self.fences.forget(task);
                 }
@@ -388,10 +395,10 @@ impl ClusterStore for SqlStore {
 
     async fn stop_replica(&self, id: &str) -> Result<()> {
         self.release_leases(id, None).await?;
-        sqlx::query("UPDATE replicas SET stopped_at = $1 WHERE id = $2")
+        let stopped = sqlx::query("UPDATE replicas SET stopped_at = $1 WHERE id = $2")
             .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
+            .bind(id);
+        self.execute_unrecorded(stopped, Unrecorded::ReplicaHeartbeat)
             .await?;
         Ok(())
     }
@@ -417,7 +424,7 @@ impl ClusterStore for SqlStore {
             .collect()
     }
 
-    async fn check_lease(&self, spec_task_id: i64) -> Result<()> {
+    async fn check_lease(&self, spec_task_id: SpecTaskId) -> Result<()> {
         let Some(replica) = self.fences.replica() else {
             return Ok(());
         };

@@ -26,9 +26,9 @@ pub struct NewImplementationTask {
 #[derive(Debug, Clone)]
 pub struct StartSession {
     /// A pending session to start; `None` creates one from `new`.
-    pub pending: Option<i64>,
+    pub pending: Option<WorkSessionId>,
     pub new: NewWorkSession,
-    pub implementation_task_id: i64,
+    pub implementation_task_id: ImplementationTaskId,
     pub branch: String,
     pub worktree: String,
 }
@@ -38,22 +38,24 @@ pub trait ImplementationStore: Send + Sync + 'static {
     /// Records the plan's tasks once; a second call returns the existing ones.
     async fn create_implementation_tasks(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         tasks: Vec<NewImplementationTask>,
     ) -> Result<Vec<ImplementationTask>>;
     /// Adds one task to a running plan (a spawned session's), after the others.
     async fn add_implementation_task(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         task: NewImplementationTask,
         actor: Actor<'_>,
     ) -> Result<ImplementationTask>;
     /// In plan order.
-    async fn list_implementation_tasks(&self, spec_task_id: i64)
-    -> Result<Vec<ImplementationTask>>;
+    async fn list_implementation_tasks(
+        &self,
+        spec_task_id: SpecTaskId,
+    ) -> Result<Vec<ImplementationTask>>;
     async fn transition_implementation_task(
         &self,
-        id: i64,
+        id: ImplementationTaskId,
         event: ImplementationTaskEvent,
         actor: Actor<'_>,
     ) -> Result<ImplementationTask>;
@@ -64,19 +66,19 @@ pub trait ImplementationStore: Send + Sync + 'static {
     /// Where a session works: its branch and worktree.
     async fn set_session_workspace(
         &self,
-        id: i64,
+        id: WorkSessionId,
         branch: &str,
         worktree: &str,
     ) -> Result<WorkSession>;
     /// Records the merge of a session's branch; refuses a second one.
-    async fn record_merge(&self, id: i64, commit: &str) -> Result<()>;
-    async fn merge_commit(&self, id: i64) -> Result<Option<String>>;
+    async fn record_merge(&self, id: WorkSessionId, commit: &str) -> Result<()>;
+    async fn merge_commit(&self, id: WorkSessionId) -> Result<Option<String>>;
 }
 
 /// Appends one task to a SpecTask's plan, after the ones already there.
 async fn insert_task(
-    tx: &mut super::sql::Tx,
-    spec_task_id: i64,
+    tx: &mut super::write_tx::WriteTx,
+    spec_task_id: SpecTaskId,
     t: &NewImplementationTask,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -103,7 +105,7 @@ async fn insert_task(
 impl ImplementationStore for SqlStore {
     async fn create_implementation_tasks(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         tasks: Vec<NewImplementationTask>,
     ) -> Result<Vec<ImplementationTask>> {
         let task = Store::get_spec_task(self, spec_task_id).await?;
@@ -119,7 +121,7 @@ impl ImplementationStore for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(spec_task_id),
             entity: "spec_task",
-            entity_id: Some(spec_task_id),
+            entity_id: Some(spec_task_id.0),
             kind: "implementation_tasks.created",
             data: json!({ "keys": tasks.iter().map(|t| &t.key).collect::<Vec<_>>() }),
         };
@@ -129,7 +131,7 @@ impl ImplementationStore for SqlStore {
 
     async fn add_implementation_task(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         t: NewImplementationTask,
         actor: Actor<'_>,
     ) -> Result<ImplementationTask> {
@@ -151,7 +153,7 @@ impl ImplementationStore for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(spec_task_id),
             entity: "spec_task",
-            entity_id: Some(spec_task_id),
+            entity_id: Some(spec_task_id.0),
             kind: "implementation_task.added",
             data: json!({ "key": t.key, "depends_on": t.depends_on }),
         };
@@ -165,13 +167,13 @@ impl ImplementationStore for SqlStore {
 
     async fn list_implementation_tasks(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
     ) -> Result<Vec<ImplementationTask>> {
         let sql = format!(
             "SELECT {} FROM implementation_tasks WHERE spec_task_id = $1 ORDER BY position",
             rows::IMPLEMENTATION_TASK_COLUMNS
         );
-        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id)])
+        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id.0)])
             .await?
             .iter()
             .map(rows::implementation_task)
@@ -180,7 +182,7 @@ impl ImplementationStore for SqlStore {
 
     async fn transition_implementation_task(
         &self,
-        id: i64,
+        id: ImplementationTaskId,
         event: ImplementationTaskEvent,
         actor: Actor<'_>,
     ) -> Result<ImplementationTask> {
@@ -193,7 +195,7 @@ impl ImplementationStore for SqlStore {
             .fetch_by(
                 &self.pool,
                 table,
-                id,
+                id.0,
                 "implementation task",
                 rows::implementation_task,
             )
@@ -202,7 +204,7 @@ impl ImplementationStore for SqlStore {
         let task = Store::get_spec_task(self, current.spec_task_id).await?;
         let mut tx = self.begin().await?;
         let table = ("implementation_tasks", rows::IMPLEMENTATION_TASK_COLUMNS);
-        let row = step.write(&mut tx, table, id, Vec::new()).await?;
+        let row = step.write(&mut tx, table, id.0, Vec::new()).await?;
         let updated = rows::implementation_task(&row)?;
         let event = task_status_event(task.project_id, &current, *step.to());
         self.commit_with(tx, event, actor).await?;
@@ -218,7 +220,7 @@ impl ImplementationStore for SqlStore {
                     rows::IMPLEMENTATION_TASK_COLUMNS,
                     "id",
                 ),
-                start.implementation_task_id,
+                start.implementation_task_id.0,
                 "implementation task",
                 rows::implementation_task,
             )
@@ -273,12 +275,14 @@ impl ImplementationStore for SqlStore {
             }
         };
         let table = ("implementation_tasks", rows::IMPLEMENTATION_TASK_COLUMNS);
-        item_step.write(&mut tx, table, item.id, Vec::new()).await?;
+        item_step
+            .write(&mut tx, table, item.id.0, Vec::new())
+            .await?;
         events.push(NewEvent {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
             entity: "work_session",
-            entity_id: Some(session.id),
+            entity_id: Some(session.id.0),
             kind: "work_session.workspace",
             data: json!({ "branch": start.branch, "worktree": start.worktree }),
         });
@@ -295,7 +299,7 @@ impl ImplementationStore for SqlStore {
 
     async fn set_session_workspace(
         &self,
-        id: i64,
+        id: WorkSessionId,
         branch: &str,
         worktree: &str,
     ) -> Result<WorkSession> {
@@ -313,7 +317,7 @@ impl ImplementationStore for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
             entity: "work_session",
-            entity_id: Some(id),
+            entity_id: Some(id.0),
             kind: "work_session.workspace",
             data: json!({ "branch": branch, "worktree": worktree }),
         };
@@ -321,7 +325,7 @@ impl ImplementationStore for SqlStore {
         Store::get_work_session(self, id).await
     }
 
-    async fn record_merge(&self, id: i64, commit: &str) -> Result<()> {
+    async fn record_merge(&self, id: WorkSessionId, commit: &str) -> Result<()> {
         let session = Store::get_work_session(self, id).await?;
         let task = Store::get_spec_task(self, session.spec_task_id).await?;
         let mut tx = self.begin().await?;
@@ -341,14 +345,14 @@ impl ImplementationStore for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
             entity: "work_session",
-            entity_id: Some(id),
+            entity_id: Some(id.0),
             kind: "work_session.merged",
             data: json!({ "commit": commit }),
         };
         self.commit_with(tx, event, "system").await
     }
 
-    async fn merge_commit(&self, id: i64) -> Result<Option<String>> {
+    async fn merge_commit(&self, id: WorkSessionId) -> Result<Option<String>> {
         use sqlx::Row;
         let row = sqlx::query("SELECT merge_commit FROM work_sessions WHERE id = $1")
             .bind(id)

@@ -3,7 +3,9 @@
 //! pragmas, migrations, event ordering) live in `sqlite.rs` and `postgres.rs`.
 //!
 //! Invariants every method keeps:
-//! - a state change and its [`Event`] row are written in one transaction;
+//! - a state change and its [`Event`] row are written in one transaction: every write
+//!   is a `write_tx::WriteTx`, which commits only with its events or with a named
+//!   `Unrecorded` reason for having none;
 //! - a status change is a compare-and-set on the stored status, decided by the
 //!   domain's transition function, so concurrent changes give exactly one winner;
 //! - every write transaction starts with a write, so SQLite takes its write lock at
@@ -12,6 +14,7 @@
 mod agents;
 mod browser;
 pub mod cluster;
+mod ids;
 mod implementation;
 mod ops;
 mod postgres;
@@ -22,6 +25,7 @@ mod sql;
 mod sqlite;
 mod transition;
 pub mod webhooks;
+mod write_tx;
 
 use async_trait::async_trait;
 
@@ -55,7 +59,7 @@ pub enum StoreError {
     #[error(
         "spec task {0} is run by another replica now: this replica's lease on it was taken over"
     )]
-    Fenced(i64),
+    Fenced(SpecTaskId),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -97,7 +101,7 @@ pub struct NewProject {
 
 #[derive(Debug, Clone)]
 pub struct NewSpecTask {
-    pub project_id: i64,
+    pub project_id: ProjectId,
     pub title: String,
     pub description: String,
     pub prompt: String,
@@ -119,7 +123,7 @@ pub struct SpecTaskPatch {
 
 #[derive(Debug, Clone, Default)]
 pub struct SpecTaskFilter {
-    pub project_id: Option<i64>,
+    pub project_id: Option<ProjectId>,
     pub status: Option<SpecTaskStatus>,
     /// Only tasks with an id below this (the previous page's `next_cursor`).
     pub before_id: Option<i64>,
@@ -128,9 +132,9 @@ pub struct SpecTaskFilter {
 
 #[derive(Debug, Clone)]
 pub struct NewWorkSession {
-    pub spec_task_id: i64,
-    pub parent_id: Option<i64>,
-    pub implementation_task_id: Option<i64>,
+    pub spec_task_id: SpecTaskId,
+    pub parent_id: Option<WorkSessionId>,
+    pub implementation_task_id: Option<ImplementationTaskId>,
     pub kind: WorkSessionKind,
     pub name: String,
     pub prompt: String,
@@ -138,10 +142,10 @@ pub struct NewWorkSession {
 
 #[derive(Debug, Clone)]
 pub struct NewCoordinationEvent {
-    pub spec_task_id: i64,
+    pub spec_task_id: SpecTaskId,
     pub kind: CoordinationKind,
-    pub from_session_id: Option<i64>,
-    pub to_session_id: Option<i64>,
+    pub from_session_id: Option<WorkSessionId>,
+    pub to_session_id: Option<WorkSessionId>,
     pub message: String,
     pub payload: serde_json::Value,
 }
@@ -200,11 +204,11 @@ pub trait Store:
 
     async fn create_project(&self, new: NewProject, actor: Actor<'_>) -> Result<Project>;
     async fn list_projects(&self) -> Result<Vec<Project>>;
-    async fn get_project(&self, id: i64) -> Result<Project>;
+    async fn get_project(&self, id: ProjectId) -> Result<Project>;
     /// Applies the patch through [`ProjectSettings::patched`]; invalid settings change nothing.
     async fn update_project(
         &self,
-        id: i64,
+        id: ProjectId,
         patch: &ProjectSettingsPatch,
         actor: Actor<'_>,
     ) -> Result<Project>;
@@ -215,13 +219,13 @@ pub trait Store:
         &self,
         filter: &SpecTaskFilter,
     ) -> Result<(Vec<SpecTask>, Option<i64>)>;
-    async fn get_spec_task(&self, id: i64) -> Result<SpecTask>;
+    async fn get_spec_task(&self, id: SpecTaskId) -> Result<SpecTask>;
     /// Every spec task a person may still be asked about: not done, cancelled or
     /// rejected; oldest first.
     async fn list_open_spec_tasks(&self) -> Result<Vec<SpecTask>>;
     async fn update_spec_task(
         &self,
-        id: i64,
+        id: SpecTaskId,
         patch: &SpecTaskPatch,
         actor: Actor<'_>,
     ) -> Result<SpecTask>;
@@ -231,7 +235,7 @@ pub trait Store:
     /// records the event, and admits the oldest queued task if a slot freed up.
     async fn transition_spec_task(
         &self,
-        id: i64,
+        id: SpecTaskId,
         make_event: MakeEvent<'_>,
         actor: Actor<'_>,
     ) -> Result<SpecTask>;
@@ -241,40 +245,43 @@ pub trait Store:
         new: NewWorkSession,
         actor: Actor<'_>,
     ) -> Result<WorkSession>;
-    async fn list_work_sessions(&self, spec_task_id: i64) -> Result<Vec<WorkSession>>;
-    async fn get_work_session(&self, id: i64) -> Result<WorkSession>;
+    async fn list_work_sessions(&self, spec_task_id: SpecTaskId) -> Result<Vec<WorkSession>>;
+    async fn get_work_session(&self, id: WorkSessionId) -> Result<WorkSession>;
     async fn transition_work_session(
         &self,
-        id: i64,
+        id: WorkSessionId,
         event: WorkSessionEvent,
         reason: Option<String>,
         actor: Actor<'_>,
     ) -> Result<WorkSession>;
-    /// Takes or renews the lease on a session for `owner`. Succeeds when the session is
-    /// unleased, already leased by `owner`, or its holder's heartbeat is older than
-    /// `stale_after_ms`; returns false when another live replica holds it.
-    async fn acquire_lease(&self, id: i64, owner: &str, stale_after_ms: i64) -> Result<bool>;
 
     async fn post_coordination_event(
         &self,
         new: NewCoordinationEvent,
         actor: Actor<'_>,
     ) -> Result<CoordinationEvent>;
-    async fn list_coordination_events(&self, spec_task_id: i64) -> Result<Vec<CoordinationEvent>>;
+    async fn list_coordination_events(
+        &self,
+        spec_task_id: SpecTaskId,
+    ) -> Result<Vec<CoordinationEvent>>;
     async fn acknowledge_coordination_event(
         &self,
-        spec_task_id: i64,
-        id: i64,
-        by_session: Option<i64>,
+        spec_task_id: SpecTaskId,
+        id: CoordinationEventId,
+        by_session: Option<WorkSessionId>,
         actor: Actor<'_>,
     ) -> Result<CoordinationEvent>;
 
-    async fn list_shared_state(&self, spec_task_id: i64) -> Result<Vec<SharedStateEntry>>;
-    async fn get_shared_state(&self, spec_task_id: i64, key: &str) -> Result<SharedStateEntry>;
+    async fn list_shared_state(&self, spec_task_id: SpecTaskId) -> Result<Vec<SharedStateEntry>>;
+    async fn get_shared_state(
+        &self,
+        spec_task_id: SpecTaskId,
+        key: &str,
+    ) -> Result<SharedStateEntry>;
     /// Writes `value` if the entry's version is `expected_version` (0: it must not exist).
     async fn put_shared_state(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         key: &str,
         value: &serde_json::Value,
         expected_version: i64,
@@ -285,11 +292,11 @@ pub trait Store:
     async fn list_events(
         &self,
         after: i64,
-        spec_task_id: Option<i64>,
+        spec_task_id: Option<SpecTaskId>,
         limit: i64,
     ) -> Result<Vec<Event>>;
     /// A spec task's newest `limit` events, oldest first.
-    async fn latest_events(&self, spec_task_id: i64, limit: i64) -> Result<Vec<Event>>;
+    async fn latest_events(&self, spec_task_id: SpecTaskId, limit: i64) -> Result<Vec<Event>>;
     /// The newest event of this kind about one entity, if any.
     async fn latest_event_of(
         &self,

@@ -9,6 +9,7 @@ use sqlx::Row;
 
 use super::Result;
 use super::sql::SqlStore;
+use crate::domain::SpecTaskId;
 
 /// The store's figures at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,7 +28,7 @@ pub struct OpsSnapshot {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgentUsage {
-    pub spec_task_id: i64,
+    pub spec_task_id: SpecTaskId,
     pub cpu_percent: f64,
     pub rss_bytes: i64,
 }

@@ -26,12 +26,12 @@ pub trait ReviewStore: Send + Sync + 'static {
     /// Records the next spec version of a task (1, 2, …) at `commit_sha`.
     async fn create_spec_version(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         commit_sha: &str,
         actor: Actor<'_>,
     ) -> Result<SpecVersion>;
-    async fn list_spec_versions(&self, spec_task_id: i64) -> Result<Vec<SpecVersion>>;
-    async fn get_spec_version(&self, spec_task_id: i64, number: i64) -> Result<SpecVersion>;
+    async fn list_spec_versions(&self, spec_task_id: SpecTaskId) -> Result<Vec<SpecVersion>>;
+    async fn get_spec_version(&self, spec_task_id: SpecTaskId, number: i64) -> Result<SpecVersion>;
     async fn add_review_comment(
         &self,
         new: NewReviewComment,
@@ -46,7 +46,7 @@ pub trait ReviewStore: Send + Sync + 'static {
     /// transaction (see [`SqlStore::transition_spec_task_reviewed`]).
     async fn review_spec_task(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         make_event: super::MakeEvent<'_>,
         spec_version_id: i64,
         verdict: Verdict,
@@ -57,7 +57,7 @@ pub trait ReviewStore: Send + Sync + 'static {
 
 /// Writes a verdict on `task`'s version inside `tx`; returns it with its event.
 pub(super) async fn insert_review(
-    tx: &mut super::sql::Tx,
+    tx: &mut super::write_tx::WriteTx,
     task: &SpecTask,
     spec_version_id: i64,
     verdict: Verdict,
@@ -87,7 +87,7 @@ pub(super) async fn insert_review(
 }
 
 impl SqlStore {
-    async fn version_task(&self, spec_version_id: i64) -> Result<(i64, i64)> {
+    async fn version_task(&self, spec_version_id: i64) -> Result<(SpecTaskId, ProjectId)> {
         let row = sqlx::query(
             "SELECT v.spec_task_id, t.project_id FROM spec_versions v \
              JOIN spec_tasks t ON t.id = v.spec_task_id WHERE v.id = $1",
@@ -104,7 +104,7 @@ impl SqlStore {
 impl ReviewStore for SqlStore {
     async fn create_spec_version(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         commit_sha: &str,
         actor: Actor<'_>,
     ) -> Result<SpecVersion> {
@@ -137,7 +137,7 @@ impl ReviewStore for SqlStore {
         Ok(version)
     }
 
-    async fn list_spec_versions(&self, spec_task_id: i64) -> Result<Vec<SpecVersion>> {
+    async fn list_spec_versions(&self, spec_task_id: SpecTaskId) -> Result<Vec<SpecVersion>> {
         self.list_of_task(
             spec_task_id,
             rows::SPEC_VERSION_COLUMNS,
@@ -148,7 +148,7 @@ impl ReviewStore for SqlStore {
         .await
     }
 
-    async fn get_spec_version(&self, spec_task_id: i64, number: i64) -> Result<SpecVersion> {
+    async fn get_spec_version(&self, spec_task_id: SpecTaskId, number: i64) -> Result<SpecVersion> {
         Store::get_spec_task(self, spec_task_id).await?;
         let sql = format!(
             "SELECT {} FROM spec_versions WHERE spec_task_id = $1 AND number = $2",
@@ -255,7 +255,7 @@ impl ReviewStore for SqlStore {
 
     async fn review_spec_task(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         make_event: super::MakeEvent<'_>,
         spec_version_id: i64,
         verdict: Verdict,

@@ -102,7 +102,7 @@ pub const SPEC_TASK_COLUMNS: &str = "id, project_id, title, description, prompt,
     status, failed_phase, failure_reason, slug, max_parallel_sessions, agent_profile, created_at, updated_at";
 
 pub fn spec_task(row: &AnyRow) -> Result<SpecTask> {
-    let id: i64 = get(row, "id")?;
+    let id: SpecTaskId = get(row, "id")?;
     let slug: String = get(row, "slug")?;
     Ok(SpecTask {
         id,
@@ -126,7 +126,7 @@ pub fn spec_task(row: &AnyRow) -> Result<SpecTask> {
 }
 
 pub const WORK_SESSION_COLUMNS: &str = "id, spec_task_id, parent_id, implementation_task_id, kind, name, \
-    prompt, status, failure_reason, attempt, branch, worktree_path, lease_owner, lease_heartbeat_at, \
+    prompt, status, failure_reason, attempt, branch, worktree_path, \
     input_tokens, output_tokens, cost_usd, created_at, updated_at";
 
 pub fn work_session(row: &AnyRow) -> Result<WorkSession> {
@@ -143,8 +143,6 @@ pub fn work_session(row: &AnyRow) -> Result<WorkSession> {
         attempt: get(row, "attempt")?,
         branch: get(row, "branch")?,
         worktree_path: get(row, "worktree_path")?,
-        lease_owner: get(row, "lease_owner")?,
-        lease_heartbeat_at: opt_time(row, "lease_heartbeat_at")?,
         input_tokens: get(row, "input_tokens")?,
         output_tokens: get(row, "output_tokens")?,
         cost_usd: get(row, "cost_usd")?,

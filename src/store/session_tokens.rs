@@ -10,17 +10,18 @@ use serde_json::json;
 use sqlx::Row;
 
 use super::rows::now_ms;
-use super::sql::{SqlStore, Tx};
+use super::sql::SqlStore;
+use super::write_tx::WriteTx;
 use super::{Actor, Result};
-use crate::domain::{NewEvent, WorkSessionStatus};
+use crate::domain::{NewEvent, ProjectId, SpecTaskId, WorkSessionId, WorkSessionStatus};
 
 /// What a session token lets its bearer act as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionGrant {
     pub token_id: i64,
-    pub work_session_id: i64,
-    pub spec_task_id: i64,
-    pub project_id: i64,
+    pub work_session_id: WorkSessionId,
+    pub spec_task_id: SpecTaskId,
+    pub project_id: ProjectId,
 }
 
 #[async_trait]
@@ -30,7 +31,7 @@ pub trait SessionTokenStore: Send + Sync + 'static {
     /// `transport` (`http`, `stdio`) is recorded in the event, for people and tests.
     async fn issue_session_token(
         &self,
-        work_session_id: i64,
+        work_session_id: WorkSessionId,
         token_hash: &str,
         transport: &str,
         actor: Actor<'_>,
@@ -40,7 +41,7 @@ pub trait SessionTokenStore: Send + Sync + 'static {
 }
 
 /// Revokes a session's tokens inside the caller's transaction (its session ended).
-pub(super) async fn revoke_in(tx: &mut Tx, work_session_id: i64) -> Result<()> {
+pub(super) async fn revoke_in(tx: &mut WriteTx, work_session_id: WorkSessionId) -> Result<()> {
     sqlx::query(
         "UPDATE session_tokens SET revoked_at = $1 WHERE work_session_id = $2 AND revoked_at IS NULL",
     )
@@ -55,7 +56,7 @@ pub(super) async fn revoke_in(tx: &mut Tx, work_session_id: i64) -> Result<()> {
 impl SessionTokenStore for SqlStore {
     async fn issue_session_token(
         &self,
-        work_session_id: i64,
+        work_session_id: WorkSessionId,
         token_hash: &str,
         transport: &str,
         actor: Actor<'_>,
@@ -83,7 +84,7 @@ impl SessionTokenStore for SqlStore {
             project_id: Some(owner.try_get("project_id")?),
             spec_task_id: Some(owner.try_get("spec_task_id")?),
             entity: "work_session",
-            entity_id: Some(work_session_id),
+            entity_id: Some(work_session_id.0),
             kind: "session.token_issued",
             data: json!({ "token_id": id, "transport": transport }),
         };

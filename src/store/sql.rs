@@ -12,6 +12,8 @@ use sqlx::{Any, AnyPool, Executor, Row};
 
 use super::rows::{self, now_ms};
 use super::transition::{Set, Transition};
+pub(super) use super::write_tx::EVENTS_CHANNEL;
+use super::write_tx::WriteTx;
 use super::*;
 
 /// Which database a [`SqlStore`] talks to; decides the few statements that differ.
@@ -20,12 +22,6 @@ pub enum Backend {
     Sqlite,
     Postgres,
 }
-
-/// The advisory-lock key PostgreSQL writers take before inserting an event, so event
-/// ids commit in increasing order (see migrations/postgres/0001_init.sql).
-const EVENTS_LOCK: i64 = 0x5350_4543_5441_534b; // "SPECTASK"
-
-pub(super) type Tx = sqlx::Transaction<'static, Any>;
 
 #[derive(Clone)]
 pub struct SqlStore {
@@ -48,9 +44,6 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
-
-/// The PostgreSQL channel each event commit notifies, with the newest id as payload.
-pub(super) const EVENTS_CHANNEL: &str = "spectask_events";
 
 /// A value to bind in a query whose shape is built at runtime.
 pub(super) enum Bind {
@@ -110,37 +103,6 @@ impl SqlStore {
         self.backend
     }
 
-    pub(super) async fn begin(&self) -> Result<Tx> {
-        Ok(self.pool.begin().await?)
-    }
-
-    /// Writes the event of a change inside the change's transaction. On PostgreSQL
-    /// the advisory lock taken here is held until commit, so this must be the last
-    /// statement that can wait on a lock in its transaction.
-    pub(super) async fn record(&self, tx: &mut Tx, ev: NewEvent, actor: Actor<'_>) -> Result<i64> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT 1 AS locked FROM pg_advisory_xact_lock($1)")
-                .bind(EVENTS_LOCK)
-                .execute(&mut **tx)
-                .await?;
-        }
-        let row = sqlx::query(
-            "INSERT INTO events (project_id, spec_task_id, entity, entity_id, kind, data, actor, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        )
-        .bind(ev.project_id)
-        .bind(ev.spec_task_id)
-        .bind(ev.entity)
-        .bind(ev.entity_id)
-        .bind(ev.kind)
-        .bind(ev.data.to_string())
-        .bind(actor)
-        .bind(now_ms())
-        .fetch_one(&mut **tx)
-        .await?;
-        Ok(row.try_get("id")?)
-    }
-
     /// The one row of `table` whose `key` column is `id`, mapped; `NotFound` names
     /// `entity` when there is none.
     pub(super) async fn fetch_by<'e, T>(
@@ -163,25 +125,26 @@ impl SqlStore {
     async fn fetch_spec_task<'e>(
         &self,
         db: impl Executor<'e, Database = Any>,
-        id: i64,
+        id: SpecTaskId,
     ) -> Result<SpecTask> {
         let table = ("spec_tasks", rows::SPEC_TASK_COLUMNS, "id");
-        self.fetch_by(db, table, id, "spec task", rows::spec_task)
+        self.fetch_by(db, table, id.0, "spec task", rows::spec_task)
             .await
     }
 
     async fn fetch_project<'e>(
         &self,
         db: impl Executor<'e, Database = Any>,
-        id: i64,
+        id: ProjectId,
     ) -> Result<Project> {
         let table = ("projects", rows::PROJECT_COLUMNS, "id");
-        self.fetch_by(db, table, id, "project", rows::project).await
+        self.fetch_by(db, table, id.0, "project", rows::project)
+            .await
     }
 
     /// Takes the project's row lock: every status change in a project goes through
     /// it, so WIP counts and compare-and-sets are decided one at a time.
-    async fn lock_project(&self, tx: &mut Tx, project_id: i64) -> Result<()> {
+    async fn lock_project(&self, tx: &mut WriteTx, project_id: ProjectId) -> Result<()> {
         let done = sqlx::query("UPDATE projects SET updated_at = updated_at WHERE id = $1")
             .bind(project_id)
             .execute(&mut **tx)
@@ -192,7 +155,7 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn capacity(&self, tx: &mut Tx, project: &Project) -> Result<Capacity> {
+    async fn capacity(&self, tx: &mut WriteTx, project: &Project) -> Result<Capacity> {
         let rows = sqlx::query(
             "SELECT status, COUNT(*) AS n FROM spec_tasks \
              WHERE project_id = $1 AND status IN ('planning', 'implementing') GROUP BY status",
@@ -221,7 +184,7 @@ impl SqlStore {
     /// the transaction needs (see [`SqlStore::record`]).
     async fn transition_locked(
         &self,
-        tx: &mut Tx,
+        tx: &mut WriteTx,
         task: &SpecTask,
         event: SpecTaskEvent,
     ) -> Result<(SpecTask, NewEvent)> {
@@ -241,13 +204,13 @@ impl SqlStore {
             Set("updated_at = {}", Bind::Int(now_ms())),
         ];
         let table = ("spec_tasks", rows::SPEC_TASK_COLUMNS);
-        let row = step.write(tx, table, task.id, sets).await?;
+        let row = step.write(tx, table, task.id.0, sets).await?;
         let updated = rows::spec_task(&row)?;
         let event = NewEvent {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
             entity: "spec_task",
-            entity_id: Some(task.id),
+            entity_id: Some(task.id.0),
             kind: "spec_task.status_changed",
             data: json!({
                 "from": task.status,
@@ -263,7 +226,7 @@ impl SqlStore {
     /// Moves queued tasks into their phase while the project's WIP limits allow,
     /// oldest first. Runs inside the transaction that may have freed a slot and
     /// returns the events to record.
-    async fn admit_queued(&self, tx: &mut Tx, project: &Project) -> Result<Vec<NewEvent>> {
+    async fn admit_queued(&self, tx: &mut WriteTx, project: &Project) -> Result<Vec<NewEvent>> {
         let mut events = Vec::new();
         loop {
             let capacity = self.capacity(tx, project).await?;
@@ -298,7 +261,7 @@ impl SqlStore {
         }
     }
 
-    async fn session_task(&self, session_id: i64) -> Result<i64> {
+    async fn session_task(&self, session_id: WorkSessionId) -> Result<SpecTaskId> {
         let row = sqlx::query("SELECT spec_task_id FROM work_sessions WHERE id = $1")
             .bind(session_id)
             .fetch_optional(&self.pool)
@@ -310,8 +273,8 @@ impl SqlStore {
     /// Checks that an optional session belongs to the SpecTask a request is about.
     pub(super) async fn check_session_in_task(
         &self,
-        session_id: Option<i64>,
-        spec_task_id: i64,
+        session_id: Option<WorkSessionId>,
+        spec_task_id: SpecTaskId,
         role: &str,
     ) -> Result<()> {
         let Some(id) = session_id else { return Ok(()) };
@@ -336,7 +299,7 @@ impl SqlStore {
     /// reject), so the status and the verdict that caused it never part.
     pub(super) async fn transition_spec_task_reviewed(
         &self,
-        id: i64,
+        id: SpecTaskId,
         make_event: MakeEvent<'_>,
         review: Option<(i64, Verdict)>,
         actor: Actor<'_>,
@@ -368,93 +331,11 @@ impl SqlStore {
         Ok((updated, review))
     }
 
-    /// Records the change's event as the last statement and commits.
-    pub(super) async fn commit_with(
-        &self,
-        tx: Tx,
-        event: NewEvent,
-        actor: Actor<'_>,
-    ) -> Result<()> {
-        self.commit_with_admissions(tx, event, actor, Vec::new())
-            .await
-    }
-
-    /// Commits a transaction that made several changes, with their events in order.
-    pub(super) async fn commit_events(
-        &self,
-        tx: Tx,
-        events: Vec<NewEvent>,
-        actor: Actor<'_>,
-    ) -> Result<()> {
-        self.record_and_commit(tx, None, events, actor).await
-    }
-
-    /// Records `events` after those already recorded in `tx` (the newest being
-    /// `last`), commits, and announces the newest id.
-    async fn record_and_commit(
-        &self,
-        mut tx: Tx,
-        mut last: Option<i64>,
-        events: Vec<NewEvent>,
-        actor: Actor<'_>,
-    ) -> Result<()> {
-        // Before the events (whose lock must come last): a replica's own writes for
-        // a task it no longer leases are refused here.
-        self.check_fences(&mut tx, events.iter(), actor).await?;
-        for event in events {
-            last = Some(self.record(&mut tx, event, actor).await?);
-        }
-        // Other replicas on the database learn of it at commit (a notification is
-        // delivered only if the transaction commits). The event table stays the
-        // truth: a missed notification costs latency, never an event.
-        if let (Some(last), Backend::Postgres) = (last, self.backend) {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(EVENTS_CHANNEL)
-                .bind(last.to_string())
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        if let Some(last) = last {
-            announce(&self.last_event, last);
-        }
-        Ok(())
-    }
-
-    /// Like [`SqlStore::commit_with`], followed by the events of the queued tasks the
-    /// change let into their phase (the system's doing, not the caller's).
-    async fn commit_with_admissions(
-        &self,
-        tx: Tx,
-        event: NewEvent,
-        actor: Actor<'_>,
-        admitted: Vec<NewEvent>,
-    ) -> Result<()> {
-        self.commit_all_with_admissions(tx, vec![event], actor, admitted)
-            .await
-    }
-
-    /// [`SqlStore::commit_with_admissions`] for a change of several events.
-    async fn commit_all_with_admissions(
-        &self,
-        mut tx: Tx,
-        events: Vec<NewEvent>,
-        actor: Actor<'_>,
-        admitted: Vec<NewEvent>,
-    ) -> Result<()> {
-        self.check_fences(&mut tx, events.iter(), actor).await?;
-        let mut last = None;
-        for event in events {
-            last = Some(self.record(&mut tx, event, actor).await?);
-        }
-        self.record_and_commit(tx, last, admitted, "system").await
-    }
-
     /// The rows of `table` that belong to a spec task, oldest first; 404 for an
     /// unknown task rather than an empty list.
     pub(super) async fn list_of_task<T>(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         columns: &str,
         table: &str,
         order_by: &str,
@@ -463,7 +344,7 @@ impl SqlStore {
         self.get_spec_task(spec_task_id).await?;
         let sql =
             format!("SELECT {columns} FROM {table} WHERE spec_task_id = $1 ORDER BY {order_by}");
-        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id)])
+        self.fetch_rows(&sql, vec![Bind::Int(spec_task_id.0)])
             .await?
             .iter()
             .map(map)
@@ -627,7 +508,7 @@ impl Store for SqlStore {
             project_id: Some(project.id),
             spec_task_id: None,
             entity: "project",
-            entity_id: Some(project.id),
+            entity_id: Some(project.id.0),
             kind: "project.created",
             data: json!({ "name": project.name, "path": project.path }),
         };
@@ -644,13 +525,13 @@ impl Store for SqlStore {
             .collect()
     }
 
-    async fn get_project(&self, id: i64) -> Result<Project> {
+    async fn get_project(&self, id: ProjectId) -> Result<Project> {
         self.fetch_project(&self.pool, id).await
     }
 
     async fn update_project(
         &self,
-        id: i64,
+        id: ProjectId,
         patch: &ProjectSettingsPatch,
         actor: Actor<'_>,
     ) -> Result<Project> {
@@ -701,7 +582,7 @@ impl Store for SqlStore {
             project_id: Some(id),
             spec_task_id: None,
             entity: "project",
-            entity_id: Some(id),
+            entity_id: Some(id.0),
             kind: "project.updated",
             data: json!({ "name": project.name, "settings": project.settings }),
         };
@@ -745,7 +626,7 @@ impl Store for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
             entity: "spec_task",
-            entity_id: Some(task.id),
+            entity_id: Some(task.id.0),
             kind: "spec_task.created",
             data: json!({ "title": task.title, "status": task.status, "branch": task.branch }),
         };
@@ -772,7 +653,7 @@ impl Store for SqlStore {
         let mut conditions = Vec::new();
         let mut binds = Vec::new();
         if let Some(p) = filter.project_id {
-            binds.push(Bind::Int(p));
+            binds.push(Bind::Int(p.0));
             conditions.push(format!("project_id = ${}", binds.len()));
         }
         if let Some(status) = filter.status {
@@ -804,20 +685,20 @@ impl Store for SqlStore {
             .collect::<Result<Vec<_>>>()?;
         let next = if tasks.len() as i64 > limit {
             tasks.truncate(limit as usize);
-            tasks.last().map(|t| t.id)
+            tasks.last().map(|t| t.id.0)
         } else {
             None
         };
         Ok((tasks, next))
     }
 
-    async fn get_spec_task(&self, id: i64) -> Result<SpecTask> {
+    async fn get_spec_task(&self, id: SpecTaskId) -> Result<SpecTask> {
         self.fetch_spec_task(&self.pool, id).await
     }
 
     async fn update_spec_task(
         &self,
-        id: i64,
+        id: SpecTaskId,
         patch: &SpecTaskPatch,
         actor: Actor<'_>,
     ) -> Result<SpecTask> {
@@ -844,7 +725,7 @@ impl Store for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(id),
             entity: "spec_task",
-            entity_id: Some(id),
+            entity_id: Some(id.0),
             kind: "spec_task.updated",
             data: json!({
                 "title": patch.title,
@@ -858,7 +739,7 @@ impl Store for SqlStore {
 
     async fn transition_spec_task(
         &self,
-        id: i64,
+        id: SpecTaskId,
         make_event: MakeEvent<'_>,
         actor: Actor<'_>,
     ) -> Result<SpecTask> {
@@ -890,7 +771,7 @@ impl Store for SqlStore {
         Ok(session)
     }
 
-    async fn list_work_sessions(&self, spec_task_id: i64) -> Result<Vec<WorkSession>> {
+    async fn list_work_sessions(&self, spec_task_id: SpecTaskId) -> Result<Vec<WorkSession>> {
         self.list_of_task(
             spec_task_id,
             rows::WORK_SESSION_COLUMNS,
@@ -901,15 +782,15 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn get_work_session(&self, id: i64) -> Result<WorkSession> {
+    async fn get_work_session(&self, id: WorkSessionId) -> Result<WorkSession> {
         let table = ("work_sessions", rows::WORK_SESSION_COLUMNS, "id");
-        self.fetch_by(&self.pool, table, id, "work session", rows::work_session)
+        self.fetch_by(&self.pool, table, id.0, "work session", rows::work_session)
             .await
     }
 
     async fn transition_work_session(
         &self,
-        id: i64,
+        id: WorkSessionId,
         event: WorkSessionEvent,
         reason: Option<String>,
         actor: Actor<'_>,
@@ -929,7 +810,7 @@ impl Store for SqlStore {
             Set("updated_at = {}", Bind::Int(now_ms())),
         ];
         let table = ("work_sessions", rows::WORK_SESSION_COLUMNS);
-        let row = step.write(&mut tx, table, id, sets).await?;
+        let row = step.write(&mut tx, table, id.0, sets).await?;
         let session = rows::work_session(&row)?;
         // A session that will not run again loses its agent-tool credentials with
         // the change that ends it (a failed one may be retried: its token is refused
@@ -942,7 +823,7 @@ impl Store for SqlStore {
         ) {
             super::session_tokens::revoke_in(&mut tx, id).await?;
         }
-        let project_id: i64 = sqlx::query("SELECT project_id FROM spec_tasks WHERE id = $1")
+        let project_id: ProjectId = sqlx::query("SELECT project_id FROM spec_tasks WHERE id = $1")
             .bind(session.spec_task_id)
             .fetch_one(&mut *tx)
             .await?
@@ -950,24 +831,6 @@ impl Store for SqlStore {
         let event = session_status_event(project_id, &session, current.status, reason);
         self.commit_with(tx, event, actor).await?;
         Ok(session)
-    }
-
-    async fn acquire_lease(&self, id: i64, owner: &str, stale_after_ms: i64) -> Result<bool> {
-        let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE work_sessions SET lease_owner = $1, lease_heartbeat_at = $2 WHERE id = $3 \
-             AND (lease_owner IS NULL OR lease_owner = $1 OR lease_heartbeat_at < $4)",
-        )
-        .bind(owner)
-        .bind(now)
-        .bind(id)
-        .bind(now - stale_after_ms)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
-            return Ok(true);
-        }
-        self.get_work_session(id).await.map(|_| false)
     }
 
     async fn post_coordination_event(
@@ -1006,7 +869,7 @@ impl Store for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
             entity: "coordination_event",
-            entity_id: Some(posted.id),
+            entity_id: Some(posted.id.0),
             kind: "coordination_event.posted",
             data: json!({
                 "kind": posted.kind,
@@ -1018,7 +881,10 @@ impl Store for SqlStore {
         Ok(posted)
     }
 
-    async fn list_coordination_events(&self, spec_task_id: i64) -> Result<Vec<CoordinationEvent>> {
+    async fn list_coordination_events(
+        &self,
+        spec_task_id: SpecTaskId,
+    ) -> Result<Vec<CoordinationEvent>> {
         self.list_of_task(
             spec_task_id,
             rows::COORDINATION_COLUMNS,
@@ -1031,9 +897,9 @@ impl Store for SqlStore {
 
     async fn acknowledge_coordination_event(
         &self,
-        spec_task_id: i64,
-        id: i64,
-        by_session: Option<i64>,
+        spec_task_id: SpecTaskId,
+        id: CoordinationEventId,
+        by_session: Option<WorkSessionId>,
         actor: Actor<'_>,
     ) -> Result<CoordinationEvent> {
         let task = self.get_spec_task(spec_task_id).await?;
@@ -1080,7 +946,7 @@ impl Store for SqlStore {
             project_id: Some(task.project_id),
             spec_task_id: Some(spec_task_id),
             entity: "coordination_event",
-            entity_id: Some(id),
+            entity_id: Some(id.0),
             kind: "coordination_event.acknowledged",
             data: json!({ "by_session_id": by_session }),
         };
@@ -1088,7 +954,7 @@ impl Store for SqlStore {
         Ok(acked)
     }
 
-    async fn list_shared_state(&self, spec_task_id: i64) -> Result<Vec<SharedStateEntry>> {
+    async fn list_shared_state(&self, spec_task_id: SpecTaskId) -> Result<Vec<SharedStateEntry>> {
         self.list_of_task(
             spec_task_id,
             rows::SHARED_STATE_COLUMNS,
@@ -1099,7 +965,11 @@ impl Store for SqlStore {
         .await
     }
 
-    async fn get_shared_state(&self, spec_task_id: i64, key: &str) -> Result<SharedStateEntry> {
+    async fn get_shared_state(
+        &self,
+        spec_task_id: SpecTaskId,
+        key: &str,
+    ) -> Result<SharedStateEntry> {
         self.get_spec_task(spec_task_id).await?;
         let sql = format!(
             "SELECT {} FROM shared_state WHERE spec_task_id = $1 AND state_key = $2",
@@ -1116,7 +986,7 @@ impl Store for SqlStore {
 
     async fn put_shared_state(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         key: &str,
         value: &serde_json::Value,
         expected_version: i64,
@@ -1187,13 +1057,13 @@ impl Store for SqlStore {
     async fn list_events(
         &self,
         after: i64,
-        spec_task_id: Option<i64>,
+        spec_task_id: Option<SpecTaskId>,
         limit: i64,
     ) -> Result<Vec<Event>> {
         let (filter, mut binds) = match spec_task_id {
             Some(t) => (
                 "AND spec_task_id = $2",
-                vec![Bind::Int(after), Bind::Int(t)],
+                vec![Bind::Int(after), Bind::Int(t.0)],
             ),
             None => ("", vec![Bind::Int(after)]),
         };
@@ -1234,13 +1104,16 @@ impl Store for SqlStore {
         .transpose()
     }
 
-    async fn latest_events(&self, spec_task_id: i64, limit: i64) -> Result<Vec<Event>> {
+    async fn latest_events(&self, spec_task_id: SpecTaskId, limit: i64) -> Result<Vec<Event>> {
         let sql = format!(
             "SELECT {} FROM events WHERE spec_task_id = $1 ORDER BY id DESC LIMIT $2",
             rows::EVENT_COLUMNS
         );
         let mut events = self
-            .fetch_rows(&sql, vec![Bind::Int(spec_task_id), Bind::Int(limit.max(1))])
+            .fetch_rows(
+                &sql,
+                vec![Bind::Int(spec_task_id.0), Bind::Int(limit.max(1))],
+            )
             .await?
             .iter()
             .map(rows::event)
@@ -1253,8 +1126,8 @@ impl Store for SqlStore {
 /// Inserts a work session (with its branch and worktree when they are known) and
 /// returns it with its `work_session.created` event, for the caller's transaction.
 pub(super) async fn insert_work_session(
-    tx: &mut Tx,
-    project_id: i64,
+    tx: &mut WriteTx,
+    project_id: ProjectId,
     new: &NewWorkSession,
     status: WorkSessionStatus,
     attempt: i64,
@@ -1285,7 +1158,7 @@ pub(super) async fn insert_work_session(
         project_id: Some(project_id),
         spec_task_id: Some(session.spec_task_id),
         entity: "work_session",
-        entity_id: Some(session.id),
+        entity_id: Some(session.id.0),
         kind: "work_session.created",
         data: json!({ "name": session.name, "kind": session.kind, "parent_id": session.parent_id }),
     };
@@ -1294,7 +1167,7 @@ pub(super) async fn insert_work_session(
 
 /// The event of a work session's status change.
 pub(super) fn session_status_event(
-    project_id: i64,
+    project_id: ProjectId,
     session: &WorkSession,
     from: WorkSessionStatus,
     reason: Option<String>,
@@ -1303,7 +1176,7 @@ pub(super) fn session_status_event(
         project_id: Some(project_id),
         spec_task_id: Some(session.spec_task_id),
         entity: "work_session",
-        entity_id: Some(session.id),
+        entity_id: Some(session.id.0),
         kind: "work_session.status_changed",
         data: json!({ "from": from, "to": session.status, "attempt": session.attempt, "reason": reason }),
     }
@@ -1311,7 +1184,7 @@ pub(super) fn session_status_event(
 
 /// The event of an implementation task's status change.
 pub(super) fn task_status_event(
-    project_id: i64,
+    project_id: ProjectId,
     item: &ImplementationTask,
     to: ImplementationTaskStatus,
 ) -> NewEvent {
@@ -1319,7 +1192,7 @@ pub(super) fn task_status_event(
         project_id: Some(project_id),
         spec_task_id: Some(item.spec_task_id),
         entity: "implementation_task",
-        entity_id: Some(item.id),
+        entity_id: Some(item.id.0),
         kind: "implementation_task.status_changed",
         data: json!({ "key": item.key, "from": item.status, "to": to }),
     }

@@ -8,7 +8,8 @@
 
 use sqlx::any::AnyRow;
 
-use super::sql::{Bind, Tx, bind_all};
+use super::sql::{Bind, bind_all};
+use super::write_tx::WriteTx;
 use super::{Result, StoreError};
 use crate::domain::Lifecycle;
 
@@ -42,7 +43,7 @@ impl<L: Lifecycle> Transition<L> {
     /// transaction should be dropped.
     pub(super) async fn write(
         &self,
-        tx: &mut Tx,
+        tx: &mut WriteTx,
         (table, columns): (&str, &str),
         id: i64,
         sets: Vec<Set>,

@@ -11,12 +11,13 @@ use sqlx::Row;
 
 use super::rows::{self, now_ms};
 use super::sql::{Bind, SqlStore};
+use super::write_tx::Unrecorded;
 use super::{Actor, Result, StoreError};
 use crate::domain::*;
 
 #[derive(Debug, Clone)]
 pub struct NewWebhook {
-    pub project_id: Option<i64>,
+    pub project_id: Option<ProjectId>,
     pub url: String,
     pub kinds: Vec<NotificationKind>,
     pub format: WebhookFormat,
@@ -263,15 +264,17 @@ impl WebhookStore for SqlStore {
                 "UPDATE webhook_deliveries SET next_attempt_at = $1, attempts = attempts + 1 \
                  WHERE id = $2 AND status = 'pending' AND next_attempt_at <= $3 RETURNING {DELIVERY_COLUMNS}, payload"
             );
+            let mut tx = self.begin().await?;
             let Some(row) = sqlx::query(&sql)
                 .bind(lease_until.timestamp_millis())
                 .bind(id)
                 .bind(now)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?
             else {
                 continue;
             };
+            tx.commit_without_events(Unrecorded::DeliveryClaim).await?;
             let d = delivery(&row)?;
             let payload: String = row.try_get("payload")?;
             let hook = sqlx::query("SELECT url, secret FROM webhooks WHERE id = $1")

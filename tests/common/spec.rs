@@ -2,6 +2,7 @@
 //! does (on the task branch, in spectask's worktree), without an agent.
 
 use spectask::domain::SpecTaskEvent;
+use spectask::domain::ids::*;
 use spectask::orchestrator::spec_files;
 
 use super::app::TestApp;
@@ -54,7 +55,7 @@ pub async fn record_version(app: &TestApp, task_id: i64, design: &str) -> i64 {
 
 /// Like [`record_version`], with a plan of one's own.
 pub async fn record_spec(app: &TestApp, task_id: i64, design: &str, tasks: &str) -> i64 {
-    let task = app.store.get_spec_task(task_id).await.unwrap();
+    let task = app.store.get_spec_task(SpecTaskId(task_id)).await.unwrap();
     let project = app.store.get_project(task.project_id).await.unwrap();
     let repo = std::path::PathBuf::from(&project.path);
     let worktree = spec_files::task_worktree(&app.data_dir.join("tasks"), &task);
@@ -80,11 +81,15 @@ pub async fn record_spec(app: &TestApp, task_id: i64, design: &str, tasks: &str)
         .unwrap();
     let version = app
         .store
-        .create_spec_version(task_id, &sha, "system")
+        .create_spec_version(SpecTaskId(task_id), &sha, "system")
         .await
         .unwrap();
     app.store
-        .transition_spec_task(task_id, &|_| SpecTaskEvent::SpecWritten, "system")
+        .transition_spec_task(
+            SpecTaskId(task_id),
+            &|_| SpecTaskEvent::SpecWritten,
+            "system",
+        )
         .await
         .unwrap();
     version.number

@@ -9,6 +9,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::{Value, json};
+use spectask::domain::ids::*;
 use spectask::domain::tasks_md::{self, Mark};
 use spectask::domain::{
     Capacity, ImplementationTaskEvent, ImplementationTaskStatus, Lifecycle, Phase, SpecTask,
@@ -73,7 +74,7 @@ pub async fn run_seed(seed: u64) -> Result<String, String> {
     let marks = "$TMPDIR".to_string();
     let spec = format!(
         "specs/{}",
-        SpecTask::spec_dir_name(1, &slugify(&title(seed)))
+        SpecTask::spec_dir_name(SpecTaskId(1), &slugify(&title(seed)))
     );
     let repo = dir.path().join("repo");
     std::fs::create_dir(&repo).unwrap();

@@ -12,7 +12,8 @@ pub struct SpawnRequest {
     /// What the session should do.
     pub prompt: String,
     /// The session it belongs under in the hierarchy.
-    pub parent_id: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub parent_id: Option<WorkSessionId>,
     /// Task keys (`2`, `S1`) or sessions (`session:12`) it waits for.
     #[serde(default)]
     pub depends_on: Vec<String>,
@@ -24,7 +25,7 @@ impl Implementer {
     /// under its parent in the hierarchy.
     pub async fn spawn(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         req: SpawnRequest,
         actor: &str,
     ) -> Result<WorkSession, ImplError> {
@@ -37,7 +38,7 @@ impl Implementer {
     /// queue like any other (skipping it discards the work).
     pub async fn open_thread(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         name: Option<String>,
         prompt: String,
         actor: &str,
@@ -63,7 +64,7 @@ impl Implementer {
 
     async fn add_session(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         req: SpawnRequest,
         kind: WorkSessionKind,
         actor: &str,
@@ -83,7 +84,7 @@ impl Implementer {
             let key = match dep.strip_prefix("session:").map(str::parse::<i64>) {
                 Some(Ok(sid)) => sessions
                     .iter()
-                    .find(|s| s.id == sid)
+                    .find(|s| s.id == WorkSessionId(sid))
                     .and_then(|s| s.implementation_task_id)
                     .and_then(|tid| plan.iter().find(|t| t.id == tid))
                     .map(|t| t.key.clone()),
@@ -163,7 +164,7 @@ impl Implementer {
     /// After a SpecTask is cancelled: every session and open task is cancelled (so no
     /// session merges afterwards), every thread gets `session/cancel`, and the agent
     /// instance stops. Branches and worktrees stay.
-    pub async fn cancel_task(&self, spec_task_id: i64) -> Result<(), ImplError> {
+    pub async fn cancel_task(&self, spec_task_id: SpecTaskId) -> Result<(), ImplError> {
         // A merge in flight finishes first; none starts after (the sessions are
         // cancelled, and the merge queue merges only a `merging` session).
         let lock = self.merge_lock(spec_task_id).await;
@@ -197,7 +198,7 @@ impl Implementer {
     /// any live one.
     pub async fn decide_session(
         self: &Arc<Self>,
-        session_id: i64,
+        session_id: WorkSessionId,
         event: ImplementationTaskEvent,
         actor: &str,
     ) -> Result<WorkSession, ImplError> {
@@ -214,7 +215,7 @@ impl Implementer {
         if session.kind == WorkSessionKind::MergeConflict {
             return Err(ImplError::Refused(format!(
                 "session {session_id} fixes a conflict of session {}: decide about that one",
-                session.parent_id.unwrap_or(0)
+                session.parent_id.map_or(0, i64::from)
             )));
         }
         match event {
@@ -259,7 +260,7 @@ impl Implementer {
                         )
                         .await
                     {
-                        tracing::error!(session = session_id, error = %e, "retrying a conflicted merge");
+                        tracing::error!(session = session_id.0, error = %e, "retrying a conflicted merge");
                     }
                 });
                 Ok(started)
@@ -297,8 +298,8 @@ impl Implementer {
     /// its lifecycle; a cancelled session's turn gets `session/cancel`.
     async fn stop_session(
         &self,
-        spec_task_id: i64,
-        session_id: i64,
+        spec_task_id: SpecTaskId,
+        session_id: WorkSessionId,
         event: ImplementationTaskEvent,
         actor: &str,
     ) -> Result<WorkSession, ImplError> {
@@ -326,7 +327,7 @@ impl Implementer {
     /// are now resolved become ready again.
     pub async fn decide(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         key: &str,
         event: ImplementationTaskEvent,
         actor: &str,

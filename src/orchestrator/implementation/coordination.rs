@@ -9,8 +9,8 @@ impl Implementer {
     /// addressed to it (acknowledged now, by it) and the task's broadcasts.
     pub(super) async fn deliver(
         &self,
-        spec_task_id: i64,
-        session_id: i64,
+        spec_task_id: SpecTaskId,
+        session_id: WorkSessionId,
     ) -> Result<String, ImplError> {
         let mut text = String::new();
         let session = self.store.get_work_session(session_id).await?;
@@ -63,8 +63,8 @@ impl Implementer {
     /// `blocking` one.
     pub(super) async fn is_blocked(
         &self,
-        spec_task_id: i64,
-        session_id: i64,
+        spec_task_id: SpecTaskId,
+        session_id: WorkSessionId,
     ) -> Result<bool, ImplError> {
         let latest = self
             .store
@@ -86,7 +86,7 @@ impl Implementer {
     /// meanwhile starts a turn, since the session is idle.
     pub(super) async fn hold_while_blocked(
         &self,
-        session_id: i64,
+        session_id: WorkSessionId,
         runtime: &Arc<AgentRuntime>,
     ) -> Result<(), ImplError> {
         let session = self.store.get_work_session(session_id).await?;
@@ -105,7 +105,7 @@ impl Implementer {
                      Answer or act on them if you can without leaving your task's scope."
                 );
                 if let Err(e) = runtime.prompt(session_id, &text).await {
-                    tracing::warn!(session = session_id, error = %e, "a turn while blocked");
+                    tracing::warn!(session = session_id.0, error = %e, "a turn while blocked");
                 }
                 continue;
             }

@@ -15,7 +15,7 @@ impl Implementer {
         task: &SpecTask,
         project: &Project,
         item: &ImplementationTask,
-        session_id: i64,
+        session_id: WorkSessionId,
         worktree: &Path,
         branch: &str,
     ) -> Result<Option<Vec<String>>, ImplError> {
@@ -186,7 +186,7 @@ impl Implementer {
         &self,
         task: &SpecTask,
         item: &ImplementationTask,
-        session_id: i64,
+        session_id: WorkSessionId,
         repo: &Path,
         worktree: &Path,
         merged: &str,
@@ -255,8 +255,8 @@ impl Implementer {
     /// reconciliation, may reach it twice).
     pub(super) async fn complete_if_in_progress(
         &self,
-        spec_task_id: i64,
-        item_id: i64,
+        spec_task_id: SpecTaskId,
+        item_id: ImplementationTaskId,
     ) -> Result<(), ImplError> {
         let current = self.store.list_implementation_tasks(spec_task_id).await?;
         if current
@@ -284,13 +284,13 @@ impl Implementer {
         task: &SpecTask,
         project: &Project,
         item: &ImplementationTask,
-        session_id: i64,
+        session_id: WorkSessionId,
         worktree: &Path,
         branch: &str,
         files: Vec<String>,
     ) -> Result<(), ImplError> {
         tracing::info!(
-            session = session_id,
+            session = session_id.0,
             ?files,
             "starting a conflict-fixing session"
         );
@@ -341,8 +341,8 @@ impl Implementer {
         task: &SpecTask,
         project: &Project,
         item: &ImplementationTask,
-        session_id: i64,
-        fixer_id: i64,
+        session_id: WorkSessionId,
+        fixer_id: WorkSessionId,
         worktree: &Path,
         branch: &str,
     ) -> Result<(), ImplError> {
@@ -426,7 +426,7 @@ impl Implementer {
             .await?
         {
             tracing::warn!(
-                session = session_id,
+                session = session_id.0,
                 ?files,
                 "still conflicting after resolution"
             );
@@ -436,7 +436,7 @@ impl Implementer {
 
     pub(super) async fn history(
         &self,
-        session_id: i64,
+        session_id: WorkSessionId,
         item: &ImplementationTask,
         branch: &str,
         merged: Option<&str>,

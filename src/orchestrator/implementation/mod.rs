@@ -68,11 +68,11 @@ pub struct Implementer {
     agents: Arc<AgentManager>,
     tasks_dir: PathBuf,
     /// Sessions this process is driving.
-    running: Mutex<HashSet<i64>>,
+    running: Mutex<HashSet<WorkSessionId>>,
     /// One merge at a time per SpecTask.
-    merge_locks: Mutex<HashMap<i64, Arc<Mutex<()>>>>,
+    merge_locks: Mutex<HashMap<SpecTaskId, Arc<Mutex<()>>>>,
     /// Task worktrees brought up to date under a lease (task, since when held).
-    refreshed: Mutex<HashSet<(i64, chrono::DateTime<chrono::Utc>)>>,
+    refreshed: Mutex<HashSet<(SpecTaskId, chrono::DateTime<chrono::Utc>)>>,
     /// One step at a time: a step decides from statuses it read, so two at once
     /// could start the same task twice.
     stepping: Mutex<()>,
@@ -147,7 +147,7 @@ impl Implementer {
     }
 
     /// One step over every SpecTask in `implementing`.
-    pub async fn run_once(self: &Arc<Self>) -> Result<HashMap<i64, StepOutcome>, ImplError> {
+    pub async fn run_once(self: &Arc<Self>) -> Result<HashMap<SpecTaskId, StepOutcome>, ImplError> {
         let _one_at_a_time = self.stepping.lock().await;
         let filter = crate::store::SpecTaskFilter {
             status: Some(SpecTaskStatus::Implementing),
@@ -167,12 +167,12 @@ impl Implementer {
                     outcomes.insert(task.id, o);
                 }
                 Err(e) => {
-                    tracing::error!(task = task.id, error = %e, "implementation step");
+                    tracing::error!(task = task.id.0, error = %e, "implementation step");
                     let error = e.to_string();
                     if let Some(count) = self.repeats.failed(task.id, &error) {
                         let reason = super::repeats::stuck_reason("implementation", count, &error);
                         if let Err(e) = self.give_up_task(task.id, reason).await {
-                            tracing::error!(task = task.id, error = %e, "failing a stuck task");
+                            tracing::error!(task = task.id.0, error = %e, "failing a stuck task");
                         }
                     }
                 }
@@ -182,7 +182,7 @@ impl Implementer {
     }
 
     /// Whether a person stopped the task's agent (see `AgentManager::hold`).
-    pub(super) async fn agent_held(&self, spec_task_id: i64) -> Result<bool, ImplError> {
+    pub(super) async fn agent_held(&self, spec_task_id: SpecTaskId) -> Result<bool, ImplError> {
         match self.store.get_agent_instance(spec_task_id).await {
             Ok(i) => Ok(i.held_at.is_some()),
             Err(crate::store::StoreError::NotFound { .. }) => Ok(false),
@@ -192,7 +192,7 @@ impl Implementer {
 
     /// The task's merge queue. Cancelling or skipping a session takes it too, so a
     /// session is never cancelled halfway through its merge.
-    async fn merge_lock(&self, spec_task_id: i64) -> Arc<Mutex<()>> {
+    async fn merge_lock(&self, spec_task_id: SpecTaskId) -> Arc<Mutex<()>> {
         self.merge_locks
             .lock()
             .await
@@ -224,7 +224,7 @@ impl Implementer {
         let task_repo = spec_files::task_repo(&self.tasks_dir, task.id);
         if let Err(e) = git::copy_branch_forward(&task_repo, Path::new(&project.path), branch).await
         {
-            tracing::warn!(spec_task = task.id, branch, error = %e, "copying a session branch to the project's repository");
+            tracing::warn!(spec_task = task.id.0, branch, error = %e, "copying a session branch to the project's repository");
         }
     }
 
@@ -394,7 +394,7 @@ impl Implementer {
             match result {
                 Ok(()) => outcome.started.push(t.key.clone()),
                 Err(e) => {
-                    tracing::error!(task = task.id, key = %t.key, error = %e, "starting a session");
+                    tracing::error!(task = task.id.0, key = %t.key, error = %e, "starting a session");
                     first_error.get_or_insert(e);
                 }
             }
@@ -496,7 +496,7 @@ impl Implementer {
     /// that was to run it.
     pub(super) async fn cancel_unstarted(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         t: &ImplementationTask,
     ) -> Result<(), ImplError> {
         for s in self.store.list_work_sessions(spec_task_id).await? {
@@ -518,7 +518,11 @@ impl Implementer {
     /// A task whose step keeps failing the same way fails (phase implementation, the
     /// error as the reason): its working sessions are interrupted and its agent
     /// stopped; `retry` of the task resumes them.
-    async fn give_up_task(&self, spec_task_id: i64, reason: String) -> Result<(), ImplError> {
+    async fn give_up_task(
+        &self,
+        spec_task_id: SpecTaskId,
+        reason: String,
+    ) -> Result<(), ImplError> {
         self.store
             .transition_spec_task(
                 spec_task_id,

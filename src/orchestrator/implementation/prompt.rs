@@ -20,7 +20,7 @@ impl Implementer {
         task: &SpecTask,
         project: &Project,
         item: &ImplementationTask,
-        session_id: i64,
+        session_id: WorkSessionId,
         worktree: &Path,
     ) -> Result<String, ImplError> {
         let task_worktree = self.task_worktree(task);
@@ -61,12 +61,12 @@ impl Implementer {
     /// `completion` summaries and any `handoff` they posted.
     async fn handoffs(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         item: &ImplementationTask,
     ) -> Result<String, ImplError> {
         let plan = self.store.list_implementation_tasks(spec_task_id).await?;
         let sessions = self.store.list_work_sessions(spec_task_id).await?;
-        let key_of_session = |sid: i64| {
+        let key_of_session = |sid: WorkSessionId| {
             sessions
                 .iter()
                 .find(|s| s.id == sid)
@@ -91,7 +91,7 @@ impl Implementer {
                 out.push(format!(
                     "[{} from session {}] {}",
                     e.kind,
-                    e.from_session_id.unwrap_or(0),
+                    e.from_session_id.map_or(0, i64::from),
                     e.message
                 ));
             }
@@ -203,8 +203,8 @@ mod tests {
 
     fn item(title: &str, requirements: &[&str]) -> ImplementationTask {
         ImplementationTask {
-            id: 1,
-            spec_task_id: 1,
+            id: ImplementationTaskId(1),
+            spec_task_id: SpecTaskId(1),
             key: "1".into(),
             title: title.into(),
             details: String::new(),

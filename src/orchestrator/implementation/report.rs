@@ -16,7 +16,8 @@ const REPORT_COMMIT: &str = "implementation report";
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SessionReport {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: WorkSessionId,
     pub name: String,
     pub kind: WorkSessionKind,
     pub status: WorkSessionStatus,
@@ -33,7 +34,8 @@ pub struct SessionReport {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FinalReport {
-    pub spec_task_id: i64,
+    #[schema(value_type = i64)]
+    pub spec_task_id: SpecTaskId,
     pub title: String,
     pub status: SpecTaskStatus,
     pub base_branch: String,
@@ -51,7 +53,7 @@ pub struct FinalReport {
 }
 
 impl Implementer {
-    pub async fn report(&self, spec_task_id: i64) -> Result<FinalReport, ImplError> {
+    pub async fn report(&self, spec_task_id: SpecTaskId) -> Result<FinalReport, ImplError> {
         let task = self.store.get_spec_task(spec_task_id).await?;
         let project = self.store.get_project(task.project_id).await?;
         let plan = self.store.list_implementation_tasks(task.id).await?;

@@ -93,7 +93,7 @@ impl Implementer {
                     .try_transition()?;
                 continue;
             }
-            tracing::info!(session = session.id, status = %session.status, "resuming a session left by an earlier server");
+            tracing::info!(session = session.id.0, status = %session.status, "resuming a session left by an earlier server");
             self.running.lock().await.insert(session.id);
             // The server may have died before the workspace was even recorded.
             let branch = session
@@ -162,7 +162,7 @@ impl Implementer {
 
     /// When this process took the task: a session last touched before then was
     /// left by a server (or replica) that is gone.
-    fn owned_since(&self, spec_task_id: i64) -> chrono::DateTime<chrono::Utc> {
+    fn owned_since(&self, spec_task_id: SpecTaskId) -> chrono::DateTime<chrono::Utc> {
         self.store
             .fences()
             .owned_since(spec_task_id)
@@ -176,7 +176,7 @@ impl Implementer {
         &self,
         task: &SpecTask,
         project: &Project,
-        session_id: i64,
+        session_id: WorkSessionId,
         worktree: &Path,
     ) -> Result<(), ImplError> {
         if self.store.fences().replica().is_none() {
@@ -275,7 +275,7 @@ impl Implementer {
         task: &SpecTask,
         project: &Project,
         item: &ImplementationTask,
-        session_id: i64,
+        session_id: WorkSessionId,
         worktree: &Path,
         prompt: &str,
     ) -> Result<bool, ImplError> {
@@ -365,7 +365,7 @@ impl Implementer {
         task: &SpecTask,
         project: &Project,
         item: &ImplementationTask,
-        session_id: i64,
+        session_id: WorkSessionId,
         worktree: &Path,
         branch: &str,
         prompt: &str,
@@ -446,7 +446,7 @@ impl Implementer {
                 // skips or cancels it.
                 ConflictPolicy::Wait => {
                     tracing::info!(
-                        session = session_id,
+                        session = session_id.0,
                         ?files,
                         "a merge conflict waits for a person"
                     )
@@ -483,7 +483,7 @@ impl Implementer {
     async fn verify_recorded(
         &self,
         task: &SpecTask,
-        session_id: i64,
+        session_id: WorkSessionId,
         worktree: &Path,
         command: &str,
         limit: Duration,
@@ -497,19 +497,23 @@ impl Implementer {
             project_id: Some(task.project_id),
             spec_task_id: Some(task.id),
             entity: "work_session",
-            entity_id: Some(session_id),
+            entity_id: Some(session_id.0),
             kind: "work_session.verified",
             data: serde_json::json!({ "command": command, "passed": passed, "output": output }),
         };
         if let Err(e) = self.store.record_event(event, "system").await {
-            tracing::error!(error = %e, session = session_id, "recording a verification");
+            tracing::error!(error = %e, session = session_id.0, "recording a verification");
         }
         result.map(|_| ())
     }
 
     /// Whether a session is to go no further: a person ended it, or its spec task is
     /// no longer implementing.
-    async fn stopped(&self, spec_task_id: i64, session_id: i64) -> Result<bool, ImplError> {
+    async fn stopped(
+        &self,
+        spec_task_id: SpecTaskId,
+        session_id: WorkSessionId,
+    ) -> Result<bool, ImplError> {
         if self.is_closing() {
             return Ok(true);
         }
@@ -525,7 +529,7 @@ impl Implementer {
     /// with a failed one (a retry resumes it). `true` when the task has ended.
     pub(super) async fn settle_if_task_ended(
         &self,
-        spec_task_id: i64,
+        spec_task_id: SpecTaskId,
         session: &WorkSession,
     ) -> Result<bool, ImplError> {
         let status = self.store.get_spec_task(spec_task_id).await?.status;
@@ -558,10 +562,10 @@ impl Implementer {
         &self,
         task: &SpecTask,
         item: &ImplementationTask,
-        session_id: i64,
+        session_id: WorkSessionId,
         error: &ImplError,
     ) {
-        tracing::error!(session = session_id, error = %error, "work session");
+        tracing::error!(session = session_id.0, error = %error, "work session");
         if self.is_closing() {
             return;
         }
@@ -580,7 +584,7 @@ impl Implementer {
         }
         let reason = format!("failed while {}: {error}", session.status);
         if let Err(e) = self.fail(task, item, session_id, reason).await {
-            tracing::error!(session = session_id, error = %e, "failing a work session");
+            tracing::error!(session = session_id.0, error = %e, "failing a work session");
         }
     }
 
@@ -588,7 +592,7 @@ impl Implementer {
         &self,
         task: &SpecTask,
         item: &ImplementationTask,
-        session_id: i64,
+        session_id: WorkSessionId,
         reason: String,
     ) -> Result<(), ImplError> {
         self.store
@@ -712,7 +716,7 @@ async fn tail(stream: Option<impl tokio::io::AsyncRead + Unpin>) -> String {
 pub(super) async fn turn(
     runtime: &Arc<AgentRuntime>,
     project: &Project,
-    session_id: i64,
+    session_id: WorkSessionId,
     worktree: &Path,
     text: &str,
 ) -> Result<StopReason, AgentError> {

@@ -2072,10 +2072,6 @@ export interface components {
             /** Format: int64 */
             input_tokens: number;
             kind: components["schemas"]["WorkSessionKind"];
-            /** Format: date-time */
-            lease_heartbeat_at?: string | null;
-            /** @description The server replica that currently drives this session, if any. */
-            lease_owner?: string | null;
             name: string;
             /** Format: int64 */
             output_tokens: number;

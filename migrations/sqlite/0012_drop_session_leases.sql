@@ -1,0 +1,4 @@
+-- The per-session lease columns are dead: task leases (`task_leases`, 0011) replaced
+-- them. No index names them. (ALTER TABLE … DROP COLUMN: SQLite 3.35 and later.)
+ALTER TABLE work_sessions DROP COLUMN lease_owner;
+ALTER TABLE work_sessions DROP COLUMN lease_heartbeat_at;
