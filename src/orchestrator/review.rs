@@ -339,11 +339,30 @@ impl Reviewer {
             SpecTaskStatus::SpecReview => Some(self.latest(&at.task).await?),
             _ => None,
         };
-        let event = &SpecTaskEvent::RequestChanges;
+        self.decide(
+            spec_task_id,
+            &SpecTaskEvent::RequestChanges,
+            version,
+            Verdict::ChangesRequested,
+            actor,
+        )
+        .await
+    }
+
+    /// The transition a verdict causes, with the verdict on `version` in the same
+    /// store transaction (or alone, when there is no version to judge).
+    async fn decide(
+        &self,
+        spec_task_id: SpecTaskId,
+        event: crate::store::MakeEvent<'_>,
+        version: Option<SpecVersion>,
+        verdict: Verdict,
+        actor: &str,
+    ) -> Result<SpecTask, ReviewError> {
         Ok(match version {
             Some(v) => {
                 self.store
-                    .review_spec_task(spec_task_id, event, v.id, Verdict::ChangesRequested, actor)
+                    .review_spec_task(spec_task_id, event, v.id, verdict, actor)
                     .await?
                     .0
             }
@@ -368,21 +387,14 @@ impl Reviewer {
     ) -> Result<SpecTask, ReviewError> {
         let task = self.store.get_spec_task(spec_task_id).await?;
         let version = self.store.list_spec_versions(task.id).await?.pop();
-        let event = &|_| SpecTaskEvent::Reject;
-        let task = match version {
-            Some(v) => {
-                self.store
-                    .review_spec_task(spec_task_id, event, v.id, Verdict::Rejected, actor)
-                    .await?
-                    .0
-            }
-            None => {
-                self.store
-                    .transition_spec_task(spec_task_id, event, actor)
-                    .await?
-            }
-        };
-        Ok(task)
+        self.decide(
+            spec_task_id,
+            &|_| SpecTaskEvent::Reject,
+            version,
+            Verdict::Rejected,
+            actor,
+        )
+        .await
     }
 }
 

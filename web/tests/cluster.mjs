@@ -16,7 +16,7 @@
 // Env: SPECTASK_URL, SPECTASK_SIGN_IN, SPECTASK_TOKEN (replica a), SPECTASK_REPO,
 // SPECTASK_ALONE_URL, SPECTASK_ALONE_SIGN_IN, SPECTASK_SCREENSHOTS.
 // Every wait is on a DOM state or an API state, with a timeout.
-import { BASE, SHOTS, api, assert, launch, required, step, until } from './lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario } from './lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
 const REPO = required('SPECTASK_REPO')
@@ -50,16 +50,7 @@ const PLAN = `# Implementation Plan
 `
 
 const browser = await launch()
-let failed = false
-try {
-  await run()
-} catch (err) {
-  failed = true
-  console.error(err?.stack ?? String(err))
-} finally {
-  await browser.close()
-}
-process.exit(failed ? 1 : 0)
+await runScenario(browser, run)
 
 async function run() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })

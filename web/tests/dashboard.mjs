@@ -13,7 +13,7 @@
 // Projects page; or SPECTASK_PROJECT, the id of one already registered),
 // SPECTASK_SCREENSHOTS (where the screenshots go).
 // Every wait is on a DOM state or an event, with a timeout; nothing sleeps.
-import { BASE, SHOTS, api, assert, launch, required, step } from './lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, runScenario } from './lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
 let PROJECT = Number(process.env.SPECTASK_PROJECT ?? 0)
@@ -22,16 +22,7 @@ if (!PROJECT && !REPO) required('SPECTASK_REPO')
 const WAIT = { timeout: 45_000 }
 
 const browser = await launch()
-let failed = false
-try {
-  await run()
-} catch (err) {
-  failed = true
-  console.error(err?.stack ?? String(err))
-} finally {
-  await browser.close()
-}
-process.exit(failed ? 1 : 0)
+await runScenario(browser, run)
 
 async function run() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })

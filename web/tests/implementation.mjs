@@ -13,7 +13,7 @@
 //
 // Env: SPECTASK_URL, SPECTASK_SIGN_IN, SPECTASK_TOKEN, SPECTASK_REPO, SPECTASK_SCREENSHOTS.
 // Every wait is on a DOM state or an API state, with a timeout; nothing sleeps.
-import { BASE, SHOTS, api, assert, launch, required, step, until } from './lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario } from './lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
 const REPO = required('SPECTASK_REPO')
@@ -93,16 +93,7 @@ const PHASED = `# Tasks: Phased
 `
 
 const browser = await launch()
-let failed = false
-try {
-  await run()
-} catch (err) {
-  failed = true
-  console.error(err?.stack ?? String(err))
-} finally {
-  await browser.close()
-}
-process.exit(failed ? 1 : 0)
+await runScenario(browser, run)
 
 
 async function run() {

@@ -15,7 +15,7 @@
 // Every wait is on a DOM state or an API answer, with a timeout; nothing sleeps.
 import { createHmac } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { BASE, SHOTS, api, assert, launch, required, step, until } from './lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario } from './lib.mjs'
 import { closedPort, receiver } from './inbox-lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
@@ -24,17 +24,7 @@ const WAIT = { timeout: 60_000 }
 
 const hook = await receiver()
 const browser = await launch()
-let failed = false
-try {
-  await run()
-} catch (err) {
-  failed = true
-  console.error(err?.stack ?? String(err))
-} finally {
-  await browser.close()
-  hook.close()
-}
-process.exit(failed ? 1 : 0)
+await runScenario(browser, run, () => hook.close())
 
 async function run() {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })

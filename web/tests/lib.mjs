@@ -193,6 +193,24 @@ export async function signIn({ base, api }) {
 }
 
 /**
+ * Runs a browser scenario's `run` and exits: 0 when it passed, 1 on an error (printed).
+ * The browser is closed either way, then `cleanup` runs, if given.
+ */
+export async function runScenario(browser, run, cleanup) {
+  let failed = false
+  try {
+    await run()
+  } catch (err) {
+    failed = true
+    console.error(err?.stack ?? String(err))
+  } finally {
+    await browser.close()
+    if (cleanup) await cleanup()
+  }
+  process.exit(failed ? 1 : 0)
+}
+
+/**
  * Runs a bench's `main` (true: within its goals), stops the servers startServer
  * started, and exits: 0 within the goals, 1 outside them or on an error.
  */

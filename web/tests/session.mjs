@@ -16,7 +16,7 @@
 //
 // Env: SPECTASK_URL, SPECTASK_SIGN_IN, SPECTASK_TOKEN, SPECTASK_REPO, SPECTASK_SCREENSHOTS.
 // Every wait is on a DOM state or an API state, with a timeout; nothing sleeps.
-import { BASE, SHOTS, api, assert, launch, required, step, until } from './lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario } from './lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
 const REPO = required('SPECTASK_REPO')
@@ -58,16 +58,7 @@ const PLAN = `# Implementation Plan
 `
 
 const browser = await launch()
-let failed = false
-try {
-  await run()
-} catch (err) {
-  failed = true
-  console.error(err?.stack ?? String(err))
-} finally {
-  await browser.close()
-}
-process.exit(failed ? 1 : 0)
+await runScenario(browser, run)
 
 
 async function run() {
