@@ -291,16 +291,13 @@ impl Reviewer {
         else {
             return Ok(());
         };
-        let worktree = spec_files::task_worktree(&self.tasks_dir, &at.task);
         // The approving replica and the task's owner may both get here at once.
         let _one_writer = git::branch_lock(&at.repo, &at.task.branch).await;
-        git::ensure_worktree(&at.repo, &worktree, &at.task.branch).await?;
-        // Nothing is uncommitted in review; another replica may have planned the
-        // version being approved, so this copy is brought to the branch first.
-        git::refresh_worktree(&worktree).await?;
-        let path = worktree.join(&at.spec_rel).join(SPEC_JSON);
-        let recorded = std::fs::read_to_string(&path)
-            .ok()
+        // Read from the branch tip, so the usual case (already recorded) touches
+        // no worktree.
+        let json_rel = format!("{}/{SPEC_JSON}", at.spec_rel);
+        let recorded = git::show(&at.repo, &at.task.branch, &json_rel)
+            .await?
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .is_some_and(|doc| {
                 doc["status"] == "approved" && doc["approved_version"] == version.number
@@ -308,6 +305,12 @@ impl Reviewer {
         if recorded {
             return Ok(());
         }
+        let worktree = spec_files::task_worktree(&self.tasks_dir, &at.task);
+        git::ensure_worktree(&at.repo, &worktree, &at.task.branch).await?;
+        // Nothing is uncommitted in review; another replica may have planned the
+        // version being approved, so this copy is brought to the branch first.
+        git::refresh_worktree(&worktree).await?;
+        let path = worktree.join(&at.spec_rel).join(SPEC_JSON);
         let extra = serde_json::json!({
             "approved_by": review.reviewer,
             "approved_version": version.number,
