@@ -188,11 +188,14 @@ async fn samples_over_time_and_a_sessions_commits_files_and_verification() {
     let samples = samples.as_array().unwrap();
     assert!(samples.len() >= 2, "{samples:?}");
     assert!(samples.iter().all(|s| s["rss_bytes"].as_i64().unwrap() > 0));
+    // Compared as times: RFC 3339 text leaves out a zero fraction ("…:18Z" is
+    // before "…:18.100Z" but sorts after it).
+    let at = |s: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(s["at"].as_str().unwrap()).unwrap()
+    };
     assert!(
-        samples
-            .windows(2)
-            .all(|w| w[0]["at"].as_str() <= w[1]["at"].as_str()),
-        "oldest first"
+        samples.windows(2).all(|w| at(&w[0]) <= at(&w[1])),
+        "oldest first: {samples:?}"
     );
 
     let s = sessions(&app, task).await;
