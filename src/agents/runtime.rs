@@ -503,6 +503,10 @@ impl AgentRuntime {
                 let Some((cpu, rss)) = sampler.sample() else {
                     return;
                 };
+                // No page resident yet (an image just exec'd): not a figure to chart.
+                if rss == 0 {
+                    continue;
+                }
                 ensure_ok(
                     rt.store
                         .record_instance_sample(rt.instance_id(), cpu, rss)

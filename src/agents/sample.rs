@@ -30,7 +30,10 @@ fn read_group(pgid: i32) -> Option<Reading> {
         let fields: Vec<&str> = rest.split_whitespace().collect();
         // fields[0] is the state (field 3); pgrp is field 5, utime 14, stime 15, rss 24.
         let num = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok());
-        if num(5) == Some(pgid as u64) {
+        // A process that has exited but is not reaped yet (zombie, dead) holds no
+        // memory: counting it would chart a stopping agent as 0 bytes.
+        let gone = matches!(fields.first(), Some(&"Z") | Some(&"X") | Some(&"x"));
+        if num(5) == Some(pgid as u64) && !gone {
             found = true;
             ticks += num(14).unwrap_or(0) + num(15).unwrap_or(0);
             rss_pages += num(24).unwrap_or(0);
@@ -100,6 +103,15 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
         child.kill().unwrap();
+        // Killed but not reaped: a zombie, which holds nothing and is not counted.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while sampler.sample().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a zombie counted as the group's process"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         child.wait().unwrap();
         assert!(sampler.sample().is_none(), "an empty group gives no sample");
     }
