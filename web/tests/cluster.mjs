@@ -16,7 +16,7 @@
 // Env: SPECTASK_URL, SPECTASK_SIGN_IN, SPECTASK_TOKEN (replica a), SPECTASK_REPO,
 // SPECTASK_ALONE_URL, SPECTASK_ALONE_SIGN_IN, SPECTASK_SCREENSHOTS.
 // Every wait is on a DOM state or an API state, with a timeout.
-import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario } from './lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario, eachLook } from './lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
 const REPO = required('SPECTASK_REPO')
@@ -162,30 +162,21 @@ async function run() {
   })
 
   await step('screenshots: light and dark, 1280×800 and 375 px; no horizontal scroll at 375 px', async () => {
-    for (const scheme of ['light', 'dark']) {
-      for (const [size, viewport] of [
-        ['desktop', { width: 1280, height: 800 }],
-        ['mobile', { width: 375, height: 812 }],
-      ]) {
-        await page.setViewportSize(viewport)
-        await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' })
-        await taskLink.waitFor(WAIT)
-        await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))))
-        const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor)
-        const [r, g, b] = bg.match(/\d+/g).map(Number)
-        const dark = (r + g + b) / 3 < 80
-        assert(dark === (scheme === 'dark'), `${scheme}: the page's background is ${bg}`)
-        if (size === 'mobile') {
-          const widths = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, view: document.documentElement.clientWidth }))
-          assert(widths.doc <= widths.view, `at 375 px the page scrolls sideways: ${JSON.stringify(widths)}`)
-          const box = await taskLink.boundingBox()
-          assert(box && box.x >= 0 && box.x + box.width <= 375, `the task link is off screen: ${JSON.stringify(box)}`)
-        }
-        await page.screenshot({ path: `${SHOTS}/cluster-${scheme}-${size}.png`, fullPage: true })
+    await eachLook(page, async (scheme, size) => {
+      await taskLink.waitFor(WAIT)
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))))
+      const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor)
+      const [r, g, b] = bg.match(/\d+/g).map(Number)
+      const dark = (r + g + b) / 3 < 80
+      assert(dark === (scheme === 'dark'), `${scheme}: the page's background is ${bg}`)
+      if (size === 'mobile') {
+        const widths = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, view: document.documentElement.clientWidth }))
+        assert(widths.doc <= widths.view, `at 375 px the page scrolls sideways: ${JSON.stringify(widths)}`)
+        const box = await taskLink.boundingBox()
+        assert(box && box.x >= 0 && box.x + box.width <= 375, `the task link is off screen: ${JSON.stringify(box)}`)
       }
-    }
-    await page.setViewportSize({ width: 1280, height: 800 })
-    await page.emulateMedia({ colorScheme: 'light' })
+      await page.screenshot({ path: `${SHOTS}/cluster-${scheme}-${size}.png`, fullPage: true })
+    })
   })
 
   await step('the task link opens the task page, from the keyboard', async () => {

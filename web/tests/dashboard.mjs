@@ -13,7 +13,7 @@
 // Projects page; or SPECTASK_PROJECT, the id of one already registered),
 // SPECTASK_SCREENSHOTS (where the screenshots go).
 // Every wait is on a DOM state or an event, with a timeout; nothing sleeps.
-import { BASE, SHOTS, api, assert, launch, required, step, runScenario } from './lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, runScenario, eachLook } from './lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
 let PROJECT = Number(process.env.SPECTASK_PROJECT ?? 0)
@@ -269,26 +269,17 @@ async function run() {
 
   await step('screenshots: board and spec review, light and dark, 1280×800 and 375 px', async () => {
     const shoot = async (name, path, ready) => {
-      for (const scheme of ['light', 'dark']) {
-        for (const [size, viewport] of [
-          ['desktop', { width: 1280, height: 800 }],
-          ['mobile', { width: 375, height: 812 }],
-        ]) {
-          await page.setViewportSize(viewport)
-          await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' })
-          await page.goto(`${BASE}${path}`)
-          await page.locator(ready).first().waitFor(WAIT)
-          await page.locator('[data-live="live"]').waitFor(WAIT)
-          await page.screenshot({ path: `${SHOTS}/${name}-${scheme}-${size}.png` })
-        }
-      }
+      await eachLook(page, async (scheme, size) => {
+        await page.goto(`${BASE}${path}`)
+        await page.locator(ready).first().waitFor(WAIT)
+        await page.locator('[data-live="live"]').waitFor(WAIT)
+        await page.screenshot({ path: `${SHOTS}/${name}-${scheme}-${size}.png` })
+      })
     }
     await shoot('board', '/', '[data-task-id]')
     await shoot('spec-review', `/tasks/${broken.id}/spec`, '[data-testid="approve-blocked"]')
     await shoot('spec-comments', `/tasks/${task.id}/spec?v=1`, '.comment')
     await shoot('spec-diff', `/tasks/${task.id}/spec?doc=diff`, '.diff-file')
-    await page.setViewportSize({ width: 1280, height: 800 })
-    await page.emulateMedia({ colorScheme: 'light' })
   })
 
   await step('the theme toggle overrides the system and is kept', async () => {

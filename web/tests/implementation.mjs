@@ -13,7 +13,7 @@
 //
 // Env: SPECTASK_URL, SPECTASK_SIGN_IN, SPECTASK_TOKEN, SPECTASK_REPO, SPECTASK_SCREENSHOTS.
 // Every wait is on a DOM state or an API state, with a timeout; nothing sleeps.
-import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario } from './lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario, eachLook } from './lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
 const REPO = required('SPECTASK_REPO')
@@ -239,31 +239,22 @@ async function run() {
   await step('screenshots: implementation tab, light and dark, 1280×800 and 375 px', async () => {
     // A full-page shot repeats a sticky top bar mid-page: keep it at the top for these.
     const unstick = await page.addStyleTag({ content: '.topbar { position: static !important; }' })
-    for (const scheme of ['light', 'dark']) {
-      for (const [size, viewport] of [
-        ['desktop', { width: 1280, height: 800 }],
-        ['mobile', { width: 375, height: 812 }],
-      ]) {
-        await page.setViewportSize(viewport)
-        await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' })
-        await page.locator('[data-testid="task-graph"]').waitFor(WAIT)
-        if (size === 'mobile') {
-          // Nothing wider than the screen: the graph scrolls inside its own box.
-          const wide = await page.evaluate(() => {
-            const w = document.documentElement.clientWidth
-            return [...document.querySelectorAll('body *')]
-              .filter((e) => e.getBoundingClientRect().right > w + 1 && !e.closest('.tgraph-scroll'))
-              .slice(0, 5)
-              .map((e) => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')} → ${Math.round(e.getBoundingClientRect().right)}`)
-          })
-          assert(wide.length === 0, `wider than 375 px: ${wide.join('; ')}`)
-        }
-        await page.screenshot({ path: `${SHOTS}/implementation-${scheme}-${size}.png`, fullPage: true })
+    await eachLook(page, async (scheme, size) => {
+      await page.locator('[data-testid="task-graph"]').waitFor(WAIT)
+      if (size === 'mobile') {
+        // Nothing wider than the screen: the graph scrolls inside its own box.
+        const wide = await page.evaluate(() => {
+          const w = document.documentElement.clientWidth
+          return [...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > w + 1 && !e.closest('.tgraph-scroll'))
+            .slice(0, 5)
+            .map((e) => `${e.tagName.toLowerCase()}.${[...e.classList].join('.')} → ${Math.round(e.getBoundingClientRect().right)}`)
+        })
+        assert(wide.length === 0, `wider than 375 px: ${wide.join('; ')}`)
       }
-    }
+      await page.screenshot({ path: `${SHOTS}/implementation-${scheme}-${size}.png`, fullPage: true })
+    })
     await unstick.evaluate((el) => el.remove())
-    await page.setViewportSize({ width: 1280, height: 800 })
-    await page.emulateMedia({ colorScheme: 'light' })
   })
 
   const join = await step('a request to people is answered from the timeline; a held session is unblocked', async () => {

@@ -15,7 +15,7 @@
 // Every wait is on a DOM state or an API answer, with a timeout; nothing sleeps.
 import { createHmac } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario } from './lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario, eachLook } from './lib.mjs'
 import { closedPort, receiver } from './inbox-lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
@@ -184,20 +184,11 @@ async function run() {
   })
 
   await step('screenshots of the center: light and dark, 1280×800 and 375 px', async () => {
-    for (const scheme of ['light', 'dark']) {
-      for (const [size, viewport] of [
-        ['desktop', { width: 1280, height: 800 }],
-        ['mobile', { width: 375, height: 812 }],
-      ]) {
-        await page.setViewportSize(viewport)
-        await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' })
-        await openPanel()
-        await entry('conflict', task.id).waitFor(WAIT)
-        await page.screenshot({ path: `${SHOTS}/inbox-${scheme}-${size}.png` })
-      }
-    }
-    await page.setViewportSize({ width: 1280, height: 800 })
-    await page.emulateMedia({ colorScheme: 'light' })
+    await eachLook(page, async (scheme, size) => {
+      await openPanel()
+      await entry('conflict', task.id).waitFor(WAIT)
+      await page.screenshot({ path: `${SHOTS}/inbox-${scheme}-${size}.png` })
+    })
   })
 
   await step('retried from the center: a conflict-fixing session resolves it, the entry goes', async () => {
@@ -246,19 +237,10 @@ async function run() {
   })
 
   await step('screenshots of the webhooks page: light and dark, 1280×800 and 375 px', async () => {
-    for (const scheme of ['light', 'dark']) {
-      for (const [size, viewport] of [
-        ['desktop', { width: 1280, height: 800 }],
-        ['mobile', { width: 375, height: 812 }],
-      ]) {
-        await page.setViewportSize(viewport)
-        await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' })
-        await page.locator('[data-status="delivered"]').first().waitFor(WAIT)
-        await page.screenshot({ path: `${SHOTS}/webhooks-${scheme}-${size}.png`, fullPage: true })
-      }
-    }
-    await page.setViewportSize({ width: 1280, height: 800 })
-    await page.emulateMedia({ colorScheme: 'light' })
+    await eachLook(page, async (scheme, size) => {
+      await page.locator('[data-status="delivered"]').first().waitFor(WAIT)
+      await page.screenshot({ path: `${SHOTS}/webhooks-${scheme}-${size}.png`, fullPage: true })
+    })
   })
 
   await step('removing a webhook asks first', async () => {

@@ -193,6 +193,26 @@ export async function signIn({ base, api }) {
 }
 
 /**
+ * The looks a screenshot step goes through: light and dark, each at 1280×800 and at
+ * 375 px. Sets each on `page` (reduced motion), runs `body(scheme, size)` with
+ * `size` 'desktop' or 'mobile', then puts the page back to light at 1280×800.
+ */
+export async function eachLook(page, body) {
+  for (const scheme of ['light', 'dark']) {
+    for (const [size, viewport] of [
+      ['desktop', { width: 1280, height: 800 }],
+      ['mobile', { width: 375, height: 812 }],
+    ]) {
+      await page.setViewportSize(viewport)
+      await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' })
+      await body(scheme, size)
+    }
+  }
+  await page.setViewportSize({ width: 1280, height: 800 })
+  await page.emulateMedia({ colorScheme: 'light' })
+}
+
+/**
  * Runs a browser scenario's `run` and exits: 0 when it passed, 1 on an error (printed).
  * The browser is closed either way, then `cleanup` runs, if given.
  */

@@ -16,7 +16,7 @@
 //
 // Env: SPECTASK_URL, SPECTASK_SIGN_IN, SPECTASK_TOKEN, SPECTASK_REPO, SPECTASK_SCREENSHOTS.
 // Every wait is on a DOM state or an API state, with a timeout; nothing sleeps.
-import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario } from './lib.mjs'
+import { BASE, SHOTS, api, assert, launch, required, step, until, runScenario, eachLook } from './lib.mjs'
 
 const LINK = required('SPECTASK_SIGN_IN')
 const REPO = required('SPECTASK_REPO')
@@ -176,19 +176,10 @@ async function run() {
     // Opening the thought scrolled the list (so it stopped following): back to the tail.
     const jump = page.getByRole('button', { name: 'Jump to latest' })
     if (await jump.count()) await jump.click()
-    for (const scheme of ['light', 'dark']) {
-      for (const [size, viewport] of [
-        ['desktop', { width: 1280, height: 800 }],
-        ['mobile', { width: 375, height: 812 }],
-      ]) {
-        await page.setViewportSize(viewport)
-        await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' })
-        await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))))
-        await page.screenshot({ path: `${SHOTS}/session-${scheme}-${size}.png` })
-      }
-    }
-    await page.setViewportSize({ width: 1280, height: 800 })
-    await page.emulateMedia({ colorScheme: 'light' })
+    await eachLook(page, async (scheme, size) => {
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))))
+      await page.screenshot({ path: `${SHOTS}/session-${scheme}-${size}.png` })
+    })
   })
 
   await step('cancel asks first; "Keep it running" changes nothing', async () => {
